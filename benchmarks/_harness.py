@@ -1,0 +1,80 @@
+"""Shared benchmark harness: interleaved repetitions, medians, a table and ``--json``.
+
+Every benchmark script measures ours and a standard baseline in the same run. Each
+*case* is a callable returning a figure (a rate or a time); :func:`run_cases` calls all
+cases once per repetition, in turn (interleaved), so a noisy neighbour hits both sides
+alike, and reports the median of the repetitions. Ratios, not absolute numbers, are the
+figures to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+Case = Tuple[str, Callable[[], float]]
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--repeat", type=int, default=9, help="repetitions (median reported)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+    return p
+
+
+def run_cases(cases: Sequence[Case], repeat: int) -> Dict[str, float]:
+    """Run every case ``repeat`` times, interleaved; return the median figure of each."""
+    samples: Dict[str, List[float]] = {name: [] for name, _ in cases}
+    for _ in range(repeat):
+        for name, fn in cases:
+            samples[name].append(fn())
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def environment() -> Dict[str, Any]:
+    """The facts printed with every table."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+
+
+def report(
+    title: str,
+    rows: Sequence[Dict[str, Any]],
+    as_json: bool,
+    notes: Optional[Sequence[str]] = None,
+) -> None:
+    """Print ``rows`` (dicts with the same keys) as a table, or as JSON with the environment."""
+    env = environment()
+    if as_json:
+        json.dump({"title": title, "environment": env, "rows": list(rows),
+                   "notes": list(notes or [])}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    print(f"{title}  (Python {env['python']}, {env['cores']} cores)")
+    if rows:
+        keys = list(rows[0])
+        cells = [[_fmt(row[k]) for k in keys] for row in rows]
+        widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+        print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
+        print("  ".join("-" * w for w in widths))
+        for c in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
+    for note in notes or []:
+        print(note)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)

@@ -1,0 +1,31 @@
+"""unidist_queue: named message queues in memory, durable when asked, feeding worker threads."""
+
+from .errors import CorruptArchive as CorruptArchive
+from .errors import Empty as Empty
+from .errors import Full as Full
+from .errors import SerializationError as SerializationError
+from .errors import ShutDown as ShutDown
+from .errors import StoreError as StoreError
+from .errors import StoreLocked as StoreLocked
+from .errors import UnidistQueueError as UnidistQueueError
+from .message import Message as Message
+from .message import QueueStats as QueueStats
+from .store import MemoryStore as MemoryStore
+from .store import Store as Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CorruptArchive",
+    "Empty",
+    "Full",
+    "MemoryStore",
+    "Message",
+    "QueueStats",
+    "SerializationError",
+    "ShutDown",
+    "Store",
+    "StoreError",
+    "StoreLocked",
+    "UnidistQueueError",
+]

@@ -1,0 +1,177 @@
+"""The :class:`Store` interface: what a :class:`~unidist_queue.MessageQueue` asks of a backend.
+
+A store only persists and restores; it never decides queue semantics. The queue speaks
+to it in *records*: small tuples of plain values (str, int, float, None), with the
+message body of an ``add`` passed separately as bytes the store itself encoded.
+
+Records (the whole vocabulary; the first element names the operation):
+
+=================================  ==================================================
+``("declare", q, maxlen, max_age, overflow)``   queue ``q`` created or reconfigured
+``("add", q, id, enqueued_at, due)`` + body     a message; ``due`` is None or a clock time
+``("remove", q, id)``              taken, acked, expired or dropped by overflow
+``("reserve", q, id)``             reserved (its ``attempts`` grows by one)
+``("nack", q, id, due)``           back to the front (``due`` None) or delayed until ``due``
+``("clear", q)``                   every message of ``q`` removed
+``("drop", q)``                    the queue itself removed
+``("ids", upto)``                  ids below ``upto`` may have been handed out
+=================================  ==================================================
+
+The state passed to :meth:`Store.write_snapshot` and returned by :meth:`Store.load` is
+a dict of plain values (lists, dicts, str, int, float, None and message bodies); its
+layout belongs to the queue and the store treats it as opaque.
+
+Calling protocol, per change to a durable queue::
+
+    body = store.encode(message)          # outside the queue lock; SerializationError
+    with queue_lock:
+        seq = store.append(record, body)  # the one disk write under the lock; StoreError
+        ...apply the change in memory...
+    store.commit(seq)                     # outside the lock: fsync per policy
+
+and per snapshot (one at a time)::
+
+    store.prepare_snapshot()              # outside the lock: may do I/O
+    with queue_lock:
+        state = copy of the state         # O(n) memory copy
+        token = store.begin_snapshot()    # no I/O: later appends go to a new archive
+    store.write_snapshot(state, token)    # outside the lock
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
+
+__all__ = ["MemoryStore", "Record", "State", "Store"]
+
+Record = Tuple[Any, ...]
+"""One change, as a tuple of plain values; see the module docstring."""
+
+State = Dict[str, Any]
+"""The whole durable state, as a dict of plain values; opaque to the store."""
+
+
+class Store(abc.ABC):
+    """A persistence backend for :class:`~unidist_queue.MessageQueue`.
+
+    Subclass it and implement every abstract method to add a backend; the queue code
+    does not change. A store instance serves one ``MessageQueue`` at a time.
+
+    Thread-safety: :meth:`append` and :meth:`begin_snapshot` are called with the
+    queue's lock held (so never concurrently with each other); every other method may
+    be called from any thread at any time and must protect itself.
+    """
+
+    #: Whether records survive the process. ``False`` makes every queue non-durable.
+    persistent: bool = False
+
+    @abc.abstractmethod
+    def load(self) -> Tuple[Optional[State], Iterable[Record]]:
+        """Return the stored state: the last snapshot (or ``None``) and the records after it.
+
+        ``add`` records come back with the decoded body appended as a last element.
+        Called once, by the queue's constructor, before any other method.
+
+        :raises StoreError: the files cannot be read, or are damaged (``CorruptArchive``).
+        """
+
+    @abc.abstractmethod
+    def encode(self, body: Any) -> bytes:
+        """Serialize a message body, outside the queue lock.
+
+        :raises SerializationError: the body cannot be represented; nothing was stored.
+        """
+
+    @abc.abstractmethod
+    def append(self, record: Record, body: Optional[bytes] = None) -> int:
+        """Write one record (and the encoded body of an ``add``); return its sequence number.
+
+        Called with the queue lock held: the write orders the record, so it must be a
+        single write with no fsync. When it raises, nothing of the record may remain.
+
+        :raises StoreError: the write failed (disk full, I/O error) or the store is failed.
+        """
+
+    @abc.abstractmethod
+    def commit(self, seq: int) -> None:
+        """Make the record ``seq`` as durable as the store's policy promises.
+
+        Called outside the lock after :meth:`append`. With ``fsync="always"`` this waits
+        for an fsync covering ``seq`` (concurrent callers share one: group commit).
+
+        :raises StoreError: the fsync failed; the store then refuses writes until reopened.
+        """
+
+    @property
+    @abc.abstractmethod
+    def compaction_due(self) -> bool:
+        """Whether enough records were appended since the last snapshot to compact now."""
+
+    @abc.abstractmethod
+    def prepare_snapshot(self) -> None:
+        """Get ready for :meth:`begin_snapshot` (outside the lock; may do I/O)."""
+
+    @abc.abstractmethod
+    def begin_snapshot(self) -> Any:
+        """Start a snapshot of the state just copied; return a token for :meth:`write_snapshot`.
+
+        Called with the queue lock held, right after the state was copied: records
+        appended from now on must not be lost when the older files are deleted. No disk
+        I/O here (do it in :meth:`prepare_snapshot`).
+        """
+
+    @abc.abstractmethod
+    def write_snapshot(self, state: State, token: Any) -> None:
+        """Write ``state`` durably as the new snapshot, then delete what it replaces.
+
+        :raises StoreError: the snapshot could not be written (the older files remain).
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush, fsync and release the store (its lock, its files, its threads). Idempotent."""
+
+
+class MemoryStore(Store):
+    """The in-memory store: persists nothing, restores nothing (the default).
+
+    ``MessageQueue(store=None)`` and ``MessageQueue(store=MemoryStore())`` behave the
+    same: no queue is durable, and ``declare(..., durable=True)`` is a ``ValueError``.
+    Every method is O(1) and thread-safe.
+    """
+
+    persistent = False
+
+    def load(self) -> Tuple[Optional[State], Iterator[Record]]:
+        """Return ``(None, iter(()))``: nothing was ever stored."""
+        return None, iter(())
+
+    def encode(self, body: Any) -> bytes:
+        """Not used: no queue of a memory store is durable."""
+        raise NotImplementedError("MemoryStore does not serialize")
+
+    def append(self, record: Record, body: Optional[bytes] = None) -> int:
+        """Not used: no queue of a memory store is durable."""
+        raise NotImplementedError("MemoryStore does not record")
+
+    def commit(self, seq: int) -> None:
+        """Nothing to make durable."""
+
+    @property
+    def compaction_due(self) -> bool:
+        """Always ``False``."""
+        return False
+
+    def prepare_snapshot(self) -> None:
+        """Nothing to prepare."""
+
+    def begin_snapshot(self) -> Any:
+        """Nothing to begin; returns ``None``."""
+        return None
+
+    def write_snapshot(self, state: State, token: Any) -> None:
+        """Nothing to write."""
+
+    def close(self) -> None:
+        """Nothing to release."""
