@@ -66,6 +66,10 @@ class Store(abc.ABC):
     #: Whether records survive the process. ``False`` makes every queue non-durable.
     persistent: bool = False
 
+    #: Whether the store only reads (inspection while another process writes): the
+    #: queue then refuses every change with ``StoreError`` and records nothing.
+    read_only: bool = False
+
     @abc.abstractmethod
     def load(self) -> Tuple[Optional[State], Iterable[Record]]:
         """Return the stored state: the last snapshot (or ``None``) and the records after it.
