@@ -10,8 +10,10 @@ from .errors import StoreLocked as StoreLocked
 from .errors import UnidistQueueError as UnidistQueueError
 from .message import Message as Message
 from .message import QueueStats as QueueStats
+from .queues import MessageQueue as MessageQueue
 from .store import MemoryStore as MemoryStore
 from .store import Store as Store
+from .view import QueueView as QueueView
 
 __version__ = "0.1.0"
 
@@ -21,7 +23,9 @@ __all__ = [
     "Full",
     "MemoryStore",
     "Message",
+    "MessageQueue",
     "QueueStats",
+    "QueueView",
     "SerializationError",
     "ShutDown",
     "Store",

@@ -12,6 +12,7 @@ Records (the whole vocabulary; the first element names the operation):
 ``("remove", q, id)``              taken, acked, expired or dropped by overflow
 ``("reserve", q, id)``             reserved (its ``attempts`` grows by one)
 ``("nack", q, id, due)``           back to the front (``due`` None) or delayed until ``due``
+``("promote", q, id)``             a delayed message fell due and joined the ready ones
 ``("clear", q)``                   every message of ``q`` removed
 ``("drop", q)``                    the queue itself removed
 ``("ids", upto)``                  ids below ``upto`` may have been handed out

@@ -1,0 +1,303 @@
+"""The state of one named queue, and the state changes shared by live calls and replay.
+
+Internal. Every method here is called with the owning ``MessageQueue``'s mutex held;
+none of them logs, calls user code or touches a store. The ``MessageQueue`` decides
+*what* happens (and records it); this module only does it, so that replaying a record
+after a restart runs the very same code as the call that wrote it.
+
+A ready message is a bare tuple ``(id, enqueued_at, body)`` in a ``deque``; delayed
+messages are ``(due, id, enqueued_at, body, front)`` in a ``SortedList`` ordered by due
+time (``front``: rejoin at the front, as a delayed ``nack`` does, not at the back).
+Reserved messages sit in a dict by id, with their lease in a ``SortedList``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+from sortedcontainers import SortedList
+
+Item = Tuple[int, float, Any]
+"""A ready message: ``(id, enqueued_at, body)``."""
+
+INF = float("inf")
+
+
+class QueueState:
+    """One named queue: its options, messages, counters and Conditions.
+
+    Cost: appending and taking at either end are O(1); delayed messages, leases and (with
+    ``max_age``) ages are kept in ``SortedList``s, O(log n) per change.
+    """
+
+    __slots__ = (
+        "added",
+        "ages",
+        "attempts",
+        "delayed",
+        "dropped",
+        "durable",
+        "exists",
+        "expired",
+        "getters",
+        "leases",
+        "max_age",
+        "maxlen",
+        "name",
+        "not_empty",
+        "not_full",
+        "overflow",
+        "plain",
+        "putters",
+        "ready",
+        "removed",
+        "reserved",
+        "timed",
+    )
+
+    def __init__(self, name: str, mutex: threading.Lock, durable: bool) -> None:
+        self.name = name
+        self.exists = True  # False: a placeholder made by a waiting getter
+        self.durable = durable
+        self.maxlen: Optional[int] = None
+        self.max_age: Optional[float] = None
+        self.overflow = "drop_oldest"
+        self.ready: Deque[Item] = deque()
+        self.delayed: SortedList = SortedList()
+        self.reserved: Dict[int, Tuple[int, float, Any, Optional[float]]] = {}
+        self.leases: SortedList = SortedList()
+        self.ages: Optional[SortedList] = None  # (enqueued_at, id) of ready items, with max_age
+        self.attempts: Dict[int, int] = {}
+        # not_empty: notified by MessageQueue when a message becomes ready (add, nack,
+        # promotion, lease expiry) and, with notify_all, by drop and close.
+        self.not_empty = threading.Condition(mutex)
+        # not_full: notified by MessageQueue when a ready message leaves (take, clear,
+        # expiry, reserve) or maxlen grows, and, with notify_all, by drop and close.
+        self.not_full = threading.Condition(mutex)
+        self.getters = 0  # threads waiting on not_empty
+        self.putters = 0  # threads waiting on not_full
+        self.timed = False  # delayed, leases or max_age: refresh before reading
+        self.plain = not durable  # no maxlen, no max_age, not durable: fast paths apply
+        self.added = self.removed = self.expired = self.dropped = 0
+
+    # -- options -----------------------------------------------------------------
+
+    def configure(self, maxlen: Optional[int], max_age: Optional[float], overflow: str) -> None:
+        """Set the options (no eviction: the caller evicts, and records it)."""
+        self.maxlen = maxlen
+        self.overflow = overflow
+        if max_age is not None and self.ages is None:
+            self.ages = SortedList((t, i) for i, t, _ in self.ready)
+        elif max_age is None:
+            self.ages = None
+        self.max_age = max_age
+        self.retime()
+
+    def retime(self) -> None:
+        """Recompute the flags that let the fast paths skip work."""
+        self.timed = bool(self.delayed) or bool(self.leases) or self.max_age is not None
+        self.plain = self.maxlen is None and self.max_age is None and not self.durable
+
+    # -- ready messages ------------------------------------------------------------
+
+    def push_back(self, item: Item) -> None:
+        self.ready.append(item)
+        if self.ages is not None:
+            self.ages.add((item[1], item[0]))
+
+    def push_front(self, item: Item) -> None:
+        """Put ``item`` back at the front, after any returned messages with smaller ids."""
+        ready = self.ready
+        i = 0
+        n = len(ready)
+        while i < n and ready[i][0] < item[0]:
+            i += 1
+        ready.insert(i, item)
+        if self.ages is not None:
+            self.ages.add((item[1], item[0]))
+
+    def pop_front(self) -> Item:
+        item = self.ready.popleft()
+        if self.ages is not None:
+            self.ages.remove((item[1], item[0]))
+        return item
+
+    def pop_back(self) -> Item:
+        item = self.ready.pop()
+        if self.ages is not None:
+            self.ages.remove((item[1], item[0]))
+        return item
+
+    def pop_ready_id(self, msg_id: int) -> Optional[Item]:
+        """Remove the ready message ``msg_id`` (O(1) at either end, else O(n))."""
+        ready = self.ready
+        if not ready:
+            return None
+        if ready[0][0] == msg_id:
+            return self.pop_front()
+        if ready[-1][0] == msg_id:
+            return self.pop_back()
+        for item in ready:
+            if item[0] == msg_id:
+                ready.remove(item)
+                if self.ages is not None:
+                    self.ages.remove((item[1], item[0]))
+                return item
+        return None
+
+    # -- delayed and reserved messages ------------------------------------------------
+
+    def delay(self, due: float, item: Item, front: bool) -> None:
+        self.delayed.add((due, item[0], item[1], item[2], front))
+        self.timed = True
+
+    def reserve(self, item: Item, lease_due: Optional[float]) -> int:
+        """Move ``item`` (already taken from ready) to reserved; return its attempts."""
+        msg_id = item[0]
+        attempts = self.attempts.get(msg_id, 0) + 1
+        self.attempts[msg_id] = attempts
+        self.reserved[msg_id] = (msg_id, item[1], item[2], lease_due)
+        if lease_due is not None:
+            self.leases.add((lease_due, msg_id))
+            self.timed = True
+        return attempts
+
+    def unreserve(self, msg_id: int) -> Optional[Item]:
+        """Take ``msg_id`` out of reserved (dropping its lease); ``None`` if not reserved."""
+        entry = self.reserved.pop(msg_id, None)
+        if entry is None:
+            return None
+        if entry[3] is not None:
+            self.leases.remove((entry[3], msg_id))
+            self.retime()
+        return entry[0], entry[1], entry[2]
+
+    def forget(self, msg_id: int) -> bool:
+        """Remove message ``msg_id`` wherever it is (replay of ``remove``)."""
+        found = self.pop_ready_id(msg_id) is not None or self.unreserve(msg_id) is not None
+        if not found:
+            for entry in self.delayed:
+                if entry[1] == msg_id:
+                    self.delayed.remove(entry)
+                    self.retime()
+                    found = True
+                    break
+        self.attempts.pop(msg_id, None)
+        return found
+
+    def promote_id(self, msg_id: int) -> None:
+        """Move the delayed message ``msg_id`` to the ready deque (replay of ``promote``)."""
+        for entry in self.delayed:
+            if entry[1] == msg_id:
+                self.delayed.remove(entry)
+                self._rejoin(entry)
+                break
+        self.retime()
+
+    def _rejoin(self, entry: Tuple[float, int, float, Any, bool]) -> None:
+        item = (entry[1], entry[2], entry[3])
+        if entry[4]:
+            self.push_front(item)
+        else:
+            self.push_back(item)
+
+    def next_due(self) -> float:
+        """Earliest clock time at which a delayed message or a lease falls due (or inf)."""
+        due = INF
+        if self.delayed:
+            due = self.delayed[0][0]
+        if self.leases:
+            due = min(due, self.leases[0][0])
+        if self.ages is not None and self.ages and self.max_age is not None:
+            due = min(due, self.ages[0][0] + self.max_age)
+        return due
+
+    def due_delayed(self, now: float) -> Optional[Tuple[float, int, float, Any, bool]]:
+        """The first delayed entry due at ``now``, removed and rejoined; else ``None``."""
+        if self.delayed and self.delayed[0][0] <= now:
+            entry = self.delayed.pop(0)
+            self._rejoin(entry)
+            self.retime()
+            return entry  # type: ignore[no-any-return]
+        return None
+
+    def due_lease(self, now: float) -> Optional[int]:
+        """The id of the first reservation whose lease ran out at ``now``; else ``None``."""
+        if self.leases and self.leases[0][0] <= now:
+            return self.leases[0][1]  # type: ignore[no-any-return]
+        return None
+
+    def oldest_expired(self, now: float) -> Optional[int]:
+        """The id of a ready message older than ``max_age`` at ``now``; else ``None``."""
+        if self.ages and self.max_age is not None and self.ages[0][0] < now - self.max_age:
+            return self.ages[0][1]  # type: ignore[no-any-return]
+        return None
+
+    def is_expired(self, enqueued_at: float, now: float) -> bool:
+        return self.max_age is not None and enqueued_at < now - self.max_age
+
+    def clear(self) -> int:
+        """Remove every message; return how many there were."""
+        n = len(self.ready) + len(self.delayed) + len(self.reserved)
+        self.ready.clear()
+        self.delayed.clear()
+        self.reserved.clear()
+        self.leases.clear()
+        self.attempts.clear()
+        if self.ages is not None:
+            self.ages.clear()
+        self.retime()
+        return n
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def export(self) -> Dict[str, Any]:
+        """A copy of the durable part of this queue, as plain values. O(n)."""
+        reserved = sorted(entry[:3] for entry in self.reserved.values())
+        return {
+            "maxlen": self.maxlen,
+            "max_age": self.max_age,
+            "overflow": self.overflow,
+            "ready": list(self.ready),
+            "delayed": list(self.delayed),
+            "reserved": reserved,
+            "attempts": list(self.attempts.items()),
+        }
+
+    def restore(self, data: Dict[str, Any]) -> None:
+        """Load what :meth:`export` produced (lists may come back for tuples)."""
+        self.configure(data["maxlen"], data["max_age"], data["overflow"])
+        for item in data["ready"]:
+            self.push_back(tuple(item))  # type: ignore[arg-type]
+        for entry in data["delayed"]:
+            self.delayed.add(tuple(entry))
+        for item in data["reserved"]:
+            self.reserved[item[0]] = (item[0], item[1], item[2], None)
+        self.attempts.update((int(k), int(v)) for k, v in data["attempts"])
+        self.retime()
+
+    def release_reserved(self) -> None:
+        """After a restart: every reservation returns to the front, in id order. O(k log k)."""
+        if not self.reserved:
+            return
+        front = [entry[:3] for entry in self.reserved.values()]
+        self.reserved.clear()
+        self.leases.clear()
+        top = max(item[0] for item in front)
+        while self.ready and self.ready[0][0] < top:
+            front.append(self.pop_front())
+        front.sort()
+        for item in reversed(front):
+            self.ready.appendleft(item)
+            if self.ages is not None:
+                self.ages.add((item[1], item[0]))
+        self.retime()
+
+    def waiting_ids(self) -> List[int]:
+        """Ids of every message held (ready, delayed, reserved); for tests and tools."""
+        ids = [i for i, _, _ in self.ready]
+        ids += [e[1] for e in self.delayed]
+        ids += list(self.reserved)
+        return ids

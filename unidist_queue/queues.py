@@ -1,0 +1,816 @@
+"""MessageQueue: named message queues in memory, durable when given a persistent store.
+
+One mutex guards all queues of a ``MessageQueue``; each queue has two Conditions on it
+(``not_empty``, ``not_full``, see :mod:`unidist_queue._state`). User code (subscribers)
+and logging never run under the mutex; the only disk I/O under it is the store's one
+``append`` that orders a record, and fsync happens after the mutex is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ._state import INF, Item, QueueState
+from ._util import check_seconds, deadline_of, remaining
+from .errors import Empty, Full, ShutDown, StoreError
+from .message import MISSING, Message, QueueStats
+from .store.base import MemoryStore, Record, State, Store
+
+__all__ = ["MessageQueue"]
+
+logger = logging.getLogger(__name__)
+
+_OVERFLOWS = ("drop_oldest", "reject", "block")
+_ID_BLOCK = 4096  # ids reserved per "ids" record for non-durable queues on a durable store
+Subscriber = Callable[[str], Any]
+
+
+class MessageQueue:
+    """Named FIFO message queues with limits, delays, reservations and optional durability.
+
+    ``MessageQueue(store=None, *, clock=time.time)``: ``store=None`` keeps everything in
+    memory; a persistent store (``FileStore(path)``) makes every queue durable unless
+    declared ``durable=False``, and its state is loaded here. ``clock`` stamps messages
+    and drives ``max_age``, ``delay`` and ``lease``; blocking waits always measure their
+    timeouts with :func:`time.monotonic`.
+
+    Methods by purpose:
+
+    * adding: :meth:`add`, :meth:`declare`, :meth:`subscribe`
+    * taking: :meth:`oldest`, :meth:`newest`, :meth:`get`, :meth:`reserve`, :meth:`ack`,
+      :meth:`nack`
+    * looking: :meth:`count`, :meth:`exists`, :meth:`all`, :meth:`messages`,
+      :meth:`queues`, :meth:`stats`
+    * removing: :meth:`clear`, :meth:`drop`
+    * the rest: :meth:`view`, :meth:`compact`, :meth:`close` (also a context manager)
+
+    Thread-safety: every method may be called from any thread and is atomic; no two
+    consumers ever receive the same message. After :meth:`close` every method but
+    ``close`` raises :class:`ShutDown`. Costs: ``add``, ``oldest``, ``newest``, ``count``
+    and ``exists`` are O(1) for queues without ``max_age`` (O(log n) with it); delayed
+    messages and leases cost O(log n) and are promoted lazily, by the calls that read
+    the queue: a ``MessageQueue`` starts no thread.
+
+    :raises TypeError: ``store`` is not a :class:`Store` or ``clock`` is not callable.
+    :raises StoreError: the store cannot be read.
+    """
+
+    def __init__(self, store: Optional[Store] = None, *, clock: Callable[[], float] = time.time) -> None:
+        if store is None:
+            store = MemoryStore()
+        if not isinstance(store, Store):
+            raise TypeError(f"store must be a unidist_queue.Store, not {type(store).__name__}")
+        if not callable(clock):
+            raise TypeError("clock must be callable")
+        self._store = store
+        self._persistent = bool(store.persistent)
+        self._read_only = bool(store.read_only)
+        self._clock = clock
+        self._mutex = threading.Lock()
+        self._compacting = threading.Lock()  # one snapshot at a time
+        self._queues: Dict[str, QueueState] = {}
+        self._subscribers: Dict[Optional[str], Tuple[Subscriber, ...]] = {}
+        self._closed = False
+        self._last_id = 0
+        self._id_mark = 1  # ids below this are known to the store
+        if self._persistent:
+            self._load()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        from ._replay import replay
+
+        state, records = self._store.load()
+        self._last_id = replay(self._queues, self._mutex, state, records)
+        for q in self._queues.values():
+            q.release_reserved()
+        self._id_mark = self._last_id + 1
+
+    # -- internal helpers (called with the mutex held unless said otherwise) ----------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShutDown("the MessageQueue is closed")
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise ShutDown("the MessageQueue is closed")
+        if self._read_only:
+            raise StoreError("the store is read-only: the queue cannot change")
+
+    def _queue(self, name: str, create: bool) -> Optional[QueueState]:
+        """The existing queue ``name``; a new one if ``create`` (a placeholder becomes real)."""
+        q = self._queues.get(name)
+        if q is not None and q.exists:
+            return q
+        if not create:
+            return None
+        if not isinstance(name, str):
+            raise TypeError(f"queue must be a str, not {type(name).__name__}")
+        if q is None:
+            q = self._queues[name] = QueueState(name, self._mutex, self._persistent)
+        q.exists = True
+        q.durable = self._persistent
+        q.retime()
+        return q
+
+    def _waiting_room(self, name: str) -> QueueState:
+        """The queue ``name``, or a placeholder a getter can wait on (not an existing queue)."""
+        q = self._queues.get(name)
+        if q is None:
+            if not isinstance(name, str):
+                raise TypeError(f"queue must be a str, not {type(name).__name__}")
+            q = self._queues[name] = QueueState(name, self._mutex, False)
+            q.exists = False
+        return q
+
+    def _left_room(self, q: QueueState) -> None:
+        """Forget a placeholder nobody waits on any more."""
+        if not q.exists and not q.getters and not q.putters and self._queues.get(q.name) is q:
+            del self._queues[q.name]
+
+    def _rec(self, q: QueueState, record: Record, body: Optional[bytes] = None) -> int:
+        """Append ``record`` for a durable queue; return its sequence number (0: none)."""
+        if not q.durable or self._read_only:
+            return 0
+        return self._store.append(record, body)
+
+    def _commit(self, seq: int) -> None:
+        """Outside the mutex: make ``seq`` durable, then compact if it is time."""
+        if seq:
+            self._store.commit(seq)
+            if self._store.compaction_due and self._compacting.acquire(blocking=False):
+                try:
+                    self._compact()
+                except Exception:
+                    logger.exception("automatic compaction failed; the archive keeps growing")
+                finally:
+                    self._compacting.release()
+
+    def _refresh(self, q: QueueState) -> int:
+        """Promote due delayed messages, return expired leases, expire old messages."""
+        now = self._clock()
+        seq = 0
+        name = q.name
+        while q.delayed and q.delayed[0][0] <= now:
+            entry = q.delayed[0]
+            if q.is_expired(entry[2], now):
+                seq = self._rec(q, ("remove", name, entry[1])) or seq
+                q.delayed.pop(0)
+                q.expired += 1
+                q.attempts.pop(entry[1], None)
+                continue
+            seq = self._rec(q, ("promote", name, entry[1])) or seq
+            q.due_delayed(now)
+            if q.getters:
+                q.not_empty.notify()
+        msg_id = q.due_lease(now)
+        while msg_id is not None:
+            seq = self._return(q, msg_id, None, now) or seq
+            msg_id = q.due_lease(now)
+        msg_id = q.oldest_expired(now)
+        while msg_id is not None:
+            seq = self._rec(q, ("remove", name, msg_id)) or seq
+            q.pop_ready_id(msg_id)
+            q.attempts.pop(msg_id, None)
+            q.expired += 1
+            if q.putters:
+                q.not_full.notify()
+            msg_id = q.oldest_expired(now)
+        q.retime()
+        return seq
+
+    def _return(self, q: QueueState, msg_id: int, delay: Optional[float], now: float) -> int:
+        """Settle reservation ``msg_id`` back into the queue (nack or lease expiry)."""
+        entry = q.reserved[msg_id]
+        if q.is_expired(entry[1], now):
+            seq = self._rec(q, ("remove", q.name, msg_id))
+            q.unreserve(msg_id)
+            q.attempts.pop(msg_id, None)
+            q.expired += 1
+            return seq
+        due = None if delay is None else now + delay
+        seq = self._rec(q, ("nack", q.name, msg_id, due))
+        item = q.unreserve(msg_id)
+        assert item is not None
+        if due is None:
+            q.push_front(item)
+            if q.getters:
+                q.not_empty.notify()
+        else:
+            q.delay(due, item, True)
+        return seq
+
+    def _encode_for(self, name: str, message: Any) -> Optional[bytes]:
+        """Outside the mutex: the encoded body if ``name`` is (or will be) durable."""
+        if not self._persistent or self._read_only:
+            return None
+        q = self._queues.get(name)
+        if q is not None and q.exists and not q.durable:
+            return None
+        return self._store.encode(message)
+
+    def _insert(self, q: QueueState, message: Any, data: Optional[bytes], delay: Optional[float]) -> Tuple[int, int]:
+        """Add ``message`` to ``q`` (room already made); return ``(id, seq)``."""
+        self._last_id = msg_id = self._last_id + 1
+        now = self._clock()
+        due = None if delay is None else now + delay
+        seq = 0
+        if q.durable:
+            seq = self._rec(q, ("add", q.name, msg_id, now, due), data)
+        elif self._persistent and msg_id >= self._id_mark and not self._read_only:
+            self._id_mark = msg_id + _ID_BLOCK
+            seq = self._store.append(("ids", self._id_mark))
+        item = (msg_id, now, message)
+        if due is None:
+            q.push_back(item)
+            if q.getters:
+                q.not_empty.notify()
+        else:
+            q.delay(due, item, False)
+        q.added += 1
+        return msg_id, seq
+
+    def _make_room(self, q: QueueState, deadline: Optional[float], block: bool = True) -> Tuple[QueueState, int]:
+        """Apply ``q``'s overflow policy before an add; may wait. Returns the queue and a seq."""
+        seq = 0
+        while q.maxlen is not None and len(q.ready) >= q.maxlen:
+            if q.overflow == "drop_oldest":
+                seq = self._evict_oldest(q) or seq
+                continue
+            if q.overflow == "reject" or not block:
+                raise Full(f"queue {q.name!r} is full ({q.maxlen} messages)")
+            wait = remaining(deadline)
+            if wait is not None and wait <= 0:
+                raise Full(f"queue {q.name!r} stayed full ({q.maxlen} messages)")
+            q.putters += 1
+            try:
+                q.not_full.wait(wait)
+            finally:
+                q.putters -= 1
+            self._check_writable()
+            q = self._queue(q.name, create=True)  # type: ignore[assignment]
+        return q, seq
+
+    def _evict_oldest(self, q: QueueState) -> int:
+        """Drop the oldest ready message for overflow; return the record's seq."""
+        seq = self._rec(q, ("remove", q.name, q.ready[0][0]))
+        item = q.pop_front()
+        q.attempts.pop(item[0], None)
+        q.dropped += 1
+        return seq
+
+    def _notify_subscribers(self, name: str) -> None:
+        """Outside the mutex: run the subscribers of ``name`` and of every queue."""
+        subs = self._subscribers
+        for callback in subs.get(name, ()) + subs.get(None, ()):
+            try:
+                callback(name)
+            except Exception:
+                logger.exception("subscriber %r raised for queue %r", callback, name)
+
+    # -- adding ---------------------------------------------------------------------------
+
+    def add(self, queue: str, message: Any, *, delay: Optional[float] = None, timeout: Optional[float] = None) -> int:
+        """Append ``message`` to ``queue`` (created with default options if unknown).
+
+        Returns the message id: unique, increasing, never reused (also across restarts
+        of a durable store). With ``delay`` (seconds) the message stays invisible until
+        due, then joins the back of the queue. ``timeout`` bounds the wait for room
+        under ``overflow="block"`` (``None``: wait as long as it takes). For a durable
+        queue the message is in the archive before ``add`` returns. Subscribers run in
+        this thread, after the message is visible and before ``add`` returns (for a
+        delayed message: at the add).
+
+        Cost: O(1) (O(log n) with ``delay`` or ``max_age``). Thread-safe.
+
+        :raises Full: the queue is full and its overflow is ``"reject"``, or ``"block"``
+            and ``timeout`` passed.
+        :raises SerializationError: the queue is durable and ``message`` cannot be
+            serialized; nothing was stored.
+        :raises StoreError: the store could not record it; nothing changed.
+        :raises ValueError: ``delay`` or ``timeout`` is negative.
+        :raises ShutDown: the MessageQueue is closed (also while waiting for room).
+        """
+        if delay is None and timeout is None and not self._persistent:
+            with self._mutex:
+                q = self._queues.get(queue)
+                if q is not None and q.plain and q.exists and not self._closed:
+                    self._last_id = msg_id = self._last_id + 1
+                    q.ready.append((msg_id, self._clock(), message))
+                    q.added += 1
+                    if q.getters:
+                        q.not_empty.notify()
+                    if not self._subscribers:
+                        return msg_id
+                    fast = True
+                else:
+                    fast = False
+            if fast:
+                self._notify_subscribers(queue)
+                return msg_id
+        return self._add(queue, message, delay, timeout)
+
+    def _add(self, queue: str, message: Any, delay: Optional[float], timeout: Optional[float]) -> int:
+        if delay is not None:
+            delay = check_seconds("delay", delay)
+        deadline = deadline_of(timeout)
+        data = self._encode_for(queue, message)
+        while True:
+            with self._mutex:
+                self._check_writable()
+                q = self._queue(queue, create=True)
+                assert q is not None
+                if q.durable and data is None:
+                    continue  # declared durable meanwhile: encode, then try again
+                q, seq = self._make_room(q, deadline)
+                msg_id, seq2 = self._insert(q, message, data, delay)
+            break
+        self._commit(seq2 or seq)
+        if self._subscribers:
+            self._notify_subscribers(queue)
+        return msg_id
+
+    def declare(
+        self,
+        queue: str,
+        *,
+        maxlen: Optional[int] = MISSING,
+        max_age: Optional[float] = MISSING,
+        overflow: str = MISSING,
+        durable: Optional[bool] = None,
+    ) -> None:
+        """Create ``queue`` or change its options; options not passed keep their value.
+
+        A new queue starts with ``maxlen=None`` (unbounded), ``max_age=None``,
+        ``overflow="drop_oldest"``. ``maxlen``: at most that many *ready* messages; when
+        full, ``overflow`` decides: ``"drop_oldest"`` evicts the oldest, ``"reject"``
+        makes ``add`` raise :class:`Full`, ``"block"`` makes ``add`` wait for room.
+        A smaller ``maxlen`` evicts at once under ``"drop_oldest"``; otherwise the excess
+        stays until consumed (messages returning by ``nack``, lease or delay never
+        overflow either). ``max_age`` (seconds): older messages are expired, never
+        returned. ``durable=None`` follows the store; the durability of an existing
+        queue cannot change.
+
+        Cost: O(1), plus O(k) for k evictions. Thread-safe.
+
+        :raises ValueError: ``maxlen`` < 1, ``max_age`` <= 0, an unknown ``overflow``,
+            ``durable=True`` without a persistent store, or a durability change.
+        :raises TypeError: an argument of the wrong type.
+        """
+        _check_options(maxlen, max_age, overflow, durable, self._persistent)
+        seq = 0
+        with self._mutex:
+            self._check_writable()
+            existed = queue in self._queues and self._queues[queue].exists
+            q = self._queue(queue, create=True)
+            assert q is not None
+            if durable is not None and durable != q.durable:
+                if existed:
+                    raise ValueError(f"durable: queue {queue!r} is durable={q.durable}; that cannot change")
+                q.durable = durable
+            new_maxlen = q.maxlen if maxlen is MISSING else maxlen
+            new_age = q.max_age if max_age is MISSING else max_age
+            new_over = q.overflow if overflow is MISSING else overflow
+            seq = self._rec(q, ("declare", queue, new_maxlen, new_age, new_over))
+            q.configure(new_maxlen, new_age, new_over)
+            if new_maxlen is not None and new_over == "drop_oldest":
+                while len(q.ready) > new_maxlen:
+                    seq = self._evict_oldest(q) or seq
+            q.not_full.notify_all()
+        self._commit(seq)
+
+    def subscribe(self, queue: Optional[str], callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(queue_name)`` after every add to ``queue`` (``None``: any queue).
+
+        The callback runs synchronously in the adding thread, outside every lock, once
+        the message is visible and before ``add`` returns. A raising callback is logged
+        at ERROR with its traceback; it never breaks ``add``. Returns a function that
+        unsubscribes (calling it twice does nothing). Cost: O(s) for s subscribers.
+        Thread-safe.
+
+        :raises TypeError: ``callback`` is not callable.
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        with self._mutex:
+            self._check_open()
+            self._subscribers[queue] = self._subscribers.get(queue, ()) + (callback,)
+
+        def unsubscribe() -> None:
+            with self._mutex:
+                subs = list(self._subscribers.get(queue, ()))
+                for i, cb in enumerate(subs):
+                    if cb is callback:
+                        del subs[i]
+                        break
+                if subs:
+                    self._subscribers[queue] = tuple(subs)
+                else:
+                    self._subscribers.pop(queue, None)
+
+        return unsubscribe
+
+    # -- taking ---------------------------------------------------------------------------
+
+    def oldest(self, queue: str, *, remove: bool = True, default: Any = MISSING) -> Any:
+        """The oldest ready message's body, removed unless ``remove=False``.
+
+        Cost: O(1) (O(log n) with ``max_age``, delays or leases pending). Thread-safe.
+
+        :raises Empty: nothing ready (or the queue is unknown) and no ``default`` given.
+        :raises ShutDown: the MessageQueue is closed.
+        """
+        with self._mutex:
+            q = self._queues.get(queue)
+            if q is not None and q.plain and not q.timed and q.ready and not self._closed:
+                if not remove:
+                    return q.ready[0][2]
+                item = q.ready.popleft()
+                q.removed += 1
+                if q.putters:
+                    q.not_full.notify()
+                return item[2]
+        return self._take(queue, remove, default, True)
+
+    def newest(self, queue: str, *, remove: bool = True, default: Any = MISSING) -> Any:
+        """The newest ready message's body, removed unless ``remove=False``.
+
+        Cost: O(1) (O(log n) with ``max_age``, delays or leases pending). Thread-safe.
+
+        :raises Empty: nothing ready (or the queue is unknown) and no ``default`` given.
+        :raises ShutDown: the MessageQueue is closed.
+        """
+        return self._take(queue, remove, default, False)
+
+    def _take(self, queue: str, remove: bool, default: Any, front: bool) -> Any:
+        seq = 0
+        item: Optional[Item] = None
+        try:
+            with self._mutex:
+                self._check_writable() if remove else self._check_open()
+                q = self._queue(queue, create=False)
+                if q is not None:
+                    if q.timed:
+                        seq = self._refresh(q)
+                    if q.ready:
+                        item = q.ready[0] if front else q.ready[-1]
+                        if remove:
+                            seq = self._rec(q, ("remove", queue, item[0])) or seq
+                            q.pop_front() if front else q.pop_back()
+                            q.attempts.pop(item[0], None)
+                            q.removed += 1
+                            if q.putters:
+                                q.not_full.notify()
+        finally:
+            self._commit(seq)
+        if item is None:
+            if default is MISSING:
+                raise Empty(f"queue {queue!r} has no ready message")
+            return default
+        return item[2]
+
+    def get(self, queue: str, *, timeout: Optional[float] = None) -> Any:
+        """Wait for the oldest ready message of ``queue``, remove it and return its body.
+
+        Waits while the queue is empty or unknown; wakes when a message is added, or a
+        delayed one falls due. ``timeout=None`` waits as long as it takes.
+
+        Cost: O(1) per message. Thread-safe.
+
+        :raises Empty: ``timeout`` passed with nothing ready.
+        :raises ValueError: ``timeout`` is negative.
+        :raises ShutDown: the MessageQueue was closed (also while waiting).
+        """
+        return self._wait_take(queue, timeout, None, False)[2]
+
+    def reserve(self, queue: str, *, timeout: Optional[float] = None, lease: Optional[float] = None) -> Message:
+        """Take the oldest ready message without deleting it (at-least-once delivery).
+
+        The message stays invisible until :meth:`ack` deletes it or :meth:`nack` returns
+        it. With ``lease`` (seconds), an unsettled message returns to the front by
+        itself once the lease runs out. After a restart, a reserved message of a durable
+        queue is ready again, at the front in id order. Waits like :meth:`get`.
+
+        Cost: O(1), O(log n) with a lease. Thread-safe.
+
+        :raises Empty: ``timeout`` passed with nothing ready.
+        :raises ValueError: ``timeout`` or ``lease`` is negative.
+        :raises ShutDown: the MessageQueue was closed (also while waiting).
+        """
+        if lease is not None:
+            lease = check_seconds("lease", lease)
+        item, attempts = self._wait_take(queue, timeout, lease, True)[:2]
+        return Message(item[0], queue, item[2], item[1], attempts)
+
+    def _wait_take(
+        self, queue: str, timeout: Optional[float], lease: Optional[float], reserve: bool,
+        block: bool = True, stop: Optional[Callable[[], bool]] = None,
+    ) -> Tuple[Item, int, Any]:
+        """Wait for a ready message and take (or reserve) it: ``(item, attempts, body)``."""
+        deadline = deadline_of(timeout)
+        seq = 0
+        try:
+            with self._mutex:
+                while True:
+                    self._check_writable()
+                    q = self._waiting_room(queue)
+                    if q.timed:
+                        seq = self._refresh(q) or seq
+                    if q.ready:
+                        item, attempts, seq2 = self._pop_for(q, lease, reserve)
+                        seq = seq2 or seq
+                        return item, attempts, item[2]
+                    if stop is not None and stop():
+                        raise ShutDown("the queue view is shut down")
+                    wait = remaining(deadline)
+                    if not block or (wait is not None and wait <= 0):
+                        raise Empty(f"queue {queue!r} has no ready message")
+                    if q.timed:
+                        due = q.next_due()
+                        if due != INF:
+                            wait = max(0.0, due - self._clock()) if wait is None else min(wait, max(0.0, due - self._clock()))
+                    q.getters += 1
+                    try:
+                        q.not_empty.wait(wait)
+                    finally:
+                        q.getters -= 1
+                        self._left_room(q)
+        finally:
+            self._commit(seq)
+
+    def _pop_for(self, q: QueueState, lease: Optional[float], reserve: bool) -> Tuple[Item, int, int]:
+        item = q.ready[0]
+        if reserve:
+            seq = self._rec(q, ("reserve", q.name, item[0]))
+            q.pop_front()
+            lease_due = None if lease is None else self._clock() + lease
+            attempts = q.reserve(item, lease_due)
+        else:
+            seq = self._rec(q, ("remove", q.name, item[0]))
+            q.pop_front()
+            q.attempts.pop(item[0], None)
+            q.removed += 1
+            attempts = 0
+        if q.putters:
+            q.not_full.notify()
+        return item, attempts, seq
+
+    # -- settling reservations ---------------------------------------------------------------
+
+    def _reserved(self, message: Message) -> QueueState:
+        """The queue holding ``message``'s live reservation, or ``ValueError``."""
+        if not isinstance(message, Message):
+            raise TypeError(f"message must be a Message from reserve(), not {type(message).__name__}")
+        q = self._queue(message.queue, create=False)
+        if (
+            q is None
+            or message.id not in q.reserved
+            or q.attempts.get(message.id) != message.attempts
+        ):
+            raise ValueError(
+                f"message: id {message.id} of queue {message.queue!r} is not reserved "
+                "(already settled, lease expired, unknown, or removed by clear/drop)"
+            )
+        return q
+
+    def ack(self, message: Message) -> None:
+        """Settle a reservation for good: delete the message. O(1) (O(log n) with a lease).
+
+        Thread-safe.
+
+        :raises ValueError: ``message`` is not (or no longer) reserved: settled twice,
+            its lease ran out, unknown, or removed by ``clear``/``drop``.
+        :raises TypeError: ``message`` is not a :class:`Message`.
+        """
+        with self._mutex:
+            self._check_writable()
+            q = self._reserved(message)
+            seq = self._rec(q, ("remove", q.name, message.id))
+            q.unreserve(message.id)
+            q.attempts.pop(message.id, None)
+            q.removed += 1
+        self._commit(seq)
+
+    def nack(self, message: Message, *, delay: Optional[float] = None) -> None:
+        """Settle a reservation by returning the message to its queue.
+
+        Without ``delay`` it goes back to the front, in id order among returned
+        messages; with ``delay`` (seconds) it returns there once the delay has passed.
+        A message that outlived ``max_age`` is expired instead. Its ``attempts`` count
+        is kept. O(1) at the front (O(log n) delayed). Thread-safe.
+
+        :raises ValueError: ``message`` is not (or no longer) reserved, or ``delay`` < 0.
+        :raises TypeError: ``message`` is not a :class:`Message`.
+        """
+        if delay is not None:
+            delay = check_seconds("delay", delay)
+        with self._mutex:
+            self._check_writable()
+            q = self._reserved(message)
+            seq = self._return(q, message.id, delay, self._clock())
+        self._commit(seq)
+
+    # -- looking -------------------------------------------------------------------------
+
+    def _look(self, queue: str) -> Tuple[Optional[QueueState], int]:
+        """With the mutex held: the existing queue, refreshed, and a seq to commit."""
+        self._check_open()
+        q = self._queue(queue, create=False)
+        if q is None or not q.timed:
+            return q, 0
+        return q, self._refresh(q)
+
+    def count(self, queue: str) -> int:
+        """Ready messages in ``queue`` (not delayed, not reserved); 0 for an unknown queue.
+
+        A snapshot: may be stale as soon as it returns. O(1). Thread-safe.
+        """
+        with self._mutex:
+            q = self._queues.get(queue)
+            if q is not None and not q.timed and not self._closed:
+                return len(q.ready)
+            q, seq = self._look(queue)
+            n = 0 if q is None else len(q.ready)
+        self._commit(seq)
+        return n
+
+    def exists(self, queue: str) -> bool:
+        """Whether ``queue`` was declared or added to, and not dropped. O(1). Thread-safe."""
+        with self._mutex:
+            self._check_open()
+            return self._queue(queue, create=False) is not None
+
+    def all(self, queue: str) -> List[Any]:
+        """A copy of the ready bodies, oldest first; ``[]`` for an unknown queue. O(n)."""
+        with self._mutex:
+            q, seq = self._look(queue)
+            bodies = [] if q is None else [item[2] for item in q.ready]
+        self._commit(seq)
+        return bodies
+
+    def messages(self, queue: str) -> List[Message]:
+        """The ready messages as :class:`Message` envelopes, oldest first. O(n)."""
+        with self._mutex:
+            q, seq = self._look(queue)
+            items = [] if q is None else list(q.ready)
+            attempts = {} if q is None else dict(q.attempts)
+        self._commit(seq)
+        return [Message(i, queue, body, t, attempts.get(i, 0)) for i, t, body in items]
+
+    def queues(self) -> List[str]:
+        """Names of the existing queues, sorted. O(q log q) for q queues. Thread-safe."""
+        with self._mutex:
+            self._check_open()
+            return sorted(name for name, q in self._queues.items() if q.exists)
+
+    def stats(self, queue: str) -> QueueStats:
+        """A :class:`QueueStats` snapshot of ``queue`` (all zero for an unknown queue). O(1)."""
+        with self._mutex:
+            q, seq = self._look(queue)
+            if q is None:
+                result = QueueStats(0, 0, 0, 0, 0, 0, 0, self._persistent)
+            else:
+                result = QueueStats(
+                    len(q.ready), len(q.delayed), len(q.reserved), q.added, q.removed,
+                    q.expired, q.dropped, q.durable,
+                )
+        self._commit(seq)
+        return result
+
+    # -- removing --------------------------------------------------------------------------
+
+    def clear(self, queue: str) -> int:
+        """Remove every message of ``queue`` (ready, delayed, reserved); return how many.
+
+        Outstanding reservations become unknown: acking them raises ``ValueError``.
+        O(n). Thread-safe.
+        """
+        with self._mutex:
+            self._check_writable()
+            q = self._queue(queue, create=False)
+            if q is None:
+                return 0
+            seq = self._rec(q, ("clear", queue))
+            n = q.clear()
+            q.dropped += n
+            q.not_full.notify_all()
+        self._commit(seq)
+        return n
+
+    def drop(self, queue: str) -> bool:
+        """Remove ``queue`` itself with its messages; ``False`` if it did not exist. O(1).
+
+        Threads waiting on the queue keep waiting, on a queue of that name created
+        afresh by the next add. Thread-safe.
+        """
+        with self._mutex:
+            self._check_writable()
+            q = self._queue(queue, create=False)
+            if q is None:
+                return False
+            seq = self._rec(q, ("drop", queue))
+            del self._queues[queue]
+            q.exists = False
+            q.not_empty.notify_all()
+            q.not_full.notify_all()
+        self._commit(seq)
+        return True
+
+    # -- the rest --------------------------------------------------------------------------
+
+    def view(self, queue: str, maxsize: int = 0) -> QueueView:
+        """A :class:`QueueView` with :class:`queue.Queue`'s interface over ``queue``.
+
+        ``maxsize`` bounds the view's ``put`` as in ``queue.Queue`` (0: unbounded),
+        apart from :meth:`declare`'s options. O(1). Thread-safe.
+        """
+        with self._mutex:
+            self._check_open()
+        return QueueView(self, queue, maxsize)
+
+    def compact(self) -> None:
+        """Write a snapshot now and shorten the archive (a no-op in memory).
+
+        Other threads are held up only while the state is copied in memory (O(n));
+        serializing and writing happen outside the lock. Thread-safe; concurrent calls
+        run one after the other.
+
+        :raises StoreError: the snapshot could not be written (nothing is lost).
+        :raises ShutDown: the MessageQueue is closed.
+        """
+        with self._compacting:
+            self._compact()
+
+    def _compact(self) -> None:
+        """With ``_compacting`` held: snapshot the durable queues."""
+        with self._mutex:
+            self._check_writable()
+        if not self._persistent:
+            return
+        self._store.prepare_snapshot()
+        with self._mutex:
+            self._check_writable()
+            state: State = {
+                "version": 1,
+                "last_id": max(self._last_id, self._id_mark - 1),
+                "queues": {n: q.export() for n, q in self._queues.items() if q.exists and q.durable},
+            }
+            token = self._store.begin_snapshot()
+        self._store.write_snapshot(state, token)
+
+    def close(self) -> None:
+        """Flush and release the store; wake blocked callers with ``ShutDown``. Idempotent.
+
+        Thread-safe. Waits for a snapshot in progress to finish.
+        """
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            for q in self._queues.values():
+                q.not_empty.notify_all()
+                q.not_full.notify_all()
+        with self._compacting:
+            self._store.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> MessageQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._queues)} queues"
+        return f"<MessageQueue {state}, store={type(self._store).__name__}>"
+
+
+def _check_options(maxlen: Any, max_age: Any, overflow: Any, durable: Any, persistent: bool) -> None:
+    """Validate :meth:`MessageQueue.declare`'s arguments (``MISSING``: not passed)."""
+    if maxlen is not MISSING and maxlen is not None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, int):
+            raise TypeError(f"maxlen must be an int or None, not {type(maxlen).__name__}")
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1 (or None), not {maxlen}")
+    if max_age is not MISSING and max_age is not None:
+        check_seconds("max_age", max_age)
+        if max_age <= 0:
+            raise ValueError(f"max_age must be positive (or None), not {max_age}")
+    if overflow is not MISSING and overflow not in _OVERFLOWS:
+        raise ValueError(f"overflow must be one of {', '.join(map(repr, _OVERFLOWS))}, not {overflow!r}")
+    if durable is not None and not isinstance(durable, bool):
+        raise TypeError(f"durable must be True, False or None, not {type(durable).__name__}")
+    if durable is True and not persistent:
+        raise ValueError("durable=True needs a persistent store (e.g. FileStore(path))")
+
+
+from .view import QueueView  # noqa: E402  (the view builds on MessageQueue)
