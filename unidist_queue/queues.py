@@ -486,6 +486,15 @@ class MessageQueue:
         :raises ValueError: ``timeout`` is negative.
         :raises ShutDown: the MessageQueue was closed (also while waiting).
         """
+        if timeout is None or (timeout.__class__ in (int, float) and timeout >= 0):
+            with self._mutex:
+                q = self._queues.get(queue)
+                if q is not None and q.plain and not q.timed and q.ready and not self._closed:
+                    item = q.ready.popleft()
+                    q.removed += 1
+                    if q.putters:
+                        q.not_full.notify()
+                    return item[2]
         return self._wait_take(queue, timeout, None, False)[2]
 
     def reserve(self, queue: str, *, timeout: Optional[float] = None, lease: Optional[float] = None) -> Message:
