@@ -243,10 +243,10 @@ class MessageQueue:
                 seq = self._evict_oldest(q) or seq
                 continue
             if q.overflow == "reject" or not block:
-                raise Full(f"queue {q.name!r} is full ({q.maxlen} messages)")
+                raise Full(f"queue {q.name!r} is full (maxlen={q.maxlen})")
             wait = remaining(deadline)
             if wait is not None and wait <= 0:
-                raise Full(f"queue {q.name!r} stayed full ({q.maxlen} messages)")
+                raise Full(f"queue {q.name!r} stayed full (maxlen={q.maxlen})")
             q.putters += 1
             try:
                 q.not_full.wait(wait)
