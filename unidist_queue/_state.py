@@ -270,7 +270,7 @@ class QueueState:
         """Load what :meth:`export` produced (lists may come back for tuples)."""
         self.configure(data["maxlen"], data["max_age"], data["overflow"])
         for item in data["ready"]:
-            self.push_back(tuple(item))  # type: ignore[arg-type]
+            self.push_back(tuple(item))
         for entry in data["delayed"]:
             self.delayed.add(tuple(entry))
         for item in data["reserved"]:

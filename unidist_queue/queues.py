@@ -214,7 +214,9 @@ class MessageQueue:
             return None
         return self._store.encode(message)
 
-    def _insert(self, q: QueueState, message: Any, data: Optional[bytes], delay: Optional[float]) -> Tuple[int, int]:
+    def _insert(
+        self, q: QueueState, message: Any, data: Optional[bytes], delay: Optional[float]
+    ) -> Tuple[int, int]:
         """Add ``message`` to ``q`` (room already made); return ``(id, seq)``."""
         self._last_id = msg_id = self._last_id + 1
         now = self._clock()
@@ -235,7 +237,9 @@ class MessageQueue:
         q.added += 1
         return msg_id, seq
 
-    def _make_room(self, q: QueueState, deadline: Optional[float], block: bool = True) -> Tuple[QueueState, int]:
+    def _make_room(
+        self, q: QueueState, deadline: Optional[float], block: bool = True
+    ) -> Tuple[QueueState, int]:
         """Apply ``q``'s overflow policy before an add; may wait. Returns the queue and a seq."""
         seq = 0
         while q.maxlen is not None and len(q.ready) >= q.maxlen:
@@ -275,7 +279,9 @@ class MessageQueue:
 
     # -- adding ---------------------------------------------------------------------------
 
-    def add(self, queue: str, message: Any, *, delay: Optional[float] = None, timeout: Optional[float] = None) -> int:
+    def add(
+        self, queue: str, message: Any, *, delay: Optional[float] = None, timeout: Optional[float] = None
+    ) -> int:
         """Append ``message`` to ``queue`` (created with default options if unknown).
 
         Returns the message id: unique, increasing, never reused (also across restarts
@@ -399,7 +405,7 @@ class MessageQueue:
             raise TypeError("callback must be callable")
         with self._mutex:
             self._check_open()
-            self._subscribers[queue] = self._subscribers.get(queue, ()) + (callback,)
+            self._subscribers[queue] = (*self._subscribers.get(queue, ()), callback)
 
         def unsubscribe() -> None:
             with self._mutex:
@@ -497,7 +503,9 @@ class MessageQueue:
                     return item[2]
         return self._wait_take(queue, timeout, None, False)[2]
 
-    def reserve(self, queue: str, *, timeout: Optional[float] = None, lease: Optional[float] = None) -> Message:
+    def reserve(
+        self, queue: str, *, timeout: Optional[float] = None, lease: Optional[float] = None
+    ) -> Message:
         """Take the oldest ready message without deleting it (at-least-once delivery).
 
         The message stays invisible until :meth:`ack` deletes it or :meth:`nack` returns
@@ -542,7 +550,8 @@ class MessageQueue:
                     if q.timed:
                         due = q.next_due()
                         if due != INF:
-                            wait = max(0.0, due - self._clock()) if wait is None else min(wait, max(0.0, due - self._clock()))
+                            until_due = max(0.0, due - self._clock())
+                            wait = until_due if wait is None else min(wait, until_due)
                     q.getters += 1
                     try:
                         q.not_empty.wait(wait)
