@@ -45,17 +45,20 @@ def get_default() -> MessageQueue:
         return _default
 
 
-def set_default(mq: MessageQueue) -> MessageQueue:
-    """Make ``mq`` the MessageQueue these functions use; return the previous one.
+def set_default(mq: Optional[MessageQueue]) -> Optional[MessageQueue]:
+    """Make ``mq`` the MessageQueue these functions use; return the previous one (or None).
 
-    The previous one is not closed. :raises TypeError: ``mq`` is not a MessageQueue.
+    ``None`` goes back to a fresh in-memory queue made on next use. The previous queue
+    is not closed.
+
+    :raises TypeError: ``mq`` is neither a MessageQueue nor None.
     """
     global _default
-    if not isinstance(mq, MessageQueue):
-        raise TypeError(f"mq must be a MessageQueue, not {type(mq).__name__}")
+    if mq is not None and not isinstance(mq, MessageQueue):
+        raise TypeError(f"mq must be a MessageQueue or None, not {type(mq).__name__}")
     with _lock:
         previous, _default = _default, mq
-    return previous if previous is not None else mq
+    return previous
 
 
 def AddMessage(queue: str, message: Any) -> None:
