@@ -6,17 +6,15 @@ message body of an ``add`` passed separately as bytes the store itself encoded.
 
 Records (the whole vocabulary; the first element names the operation):
 
-=================================  ==================================================
-``("declare", q, maxlen, max_age, overflow)``   queue ``q`` created or reconfigured
-``("add", q, id, enqueued_at, due)`` + body     a message; ``due`` is None or a clock time
-``("remove", q, id)``              taken, acked, expired or dropped by overflow
-``("reserve", q, id)``             reserved (its ``attempts`` grows by one)
-``("nack", q, id, due)``           back to the front (``due`` None) or delayed until ``due``
-``("promote", q, id)``             a delayed message fell due and joined the ready ones
-``("clear", q)``                   every message of ``q`` removed
-``("drop", q)``                    the queue itself removed
-``("ids", upto)``                  ids below ``upto`` may have been handed out
-=================================  ==================================================
+* ``("declare", q, maxlen, max_age, overflow)``: queue ``q`` created or reconfigured;
+* ``("add", q, id, enqueued_at, due)`` with the body: a message (``due``: None or a clock time);
+* ``("remove", q, id)``: taken, acked, expired, or dropped by overflow;
+* ``("reserve", q, id)``: reserved (its ``attempts`` grows by one);
+* ``("nack", q, id, due)``: back to the front (``due`` None) or delayed until ``due``;
+* ``("promote", q, id)``: a delayed message fell due and joined the ready ones;
+* ``("clear", q)``: every message of ``q`` removed;
+* ``("drop", q)``: the queue itself removed;
+* ``("ids", upto)``: ids below ``upto`` may have been handed out (non-durable queues).
 
 The state passed to :meth:`Store.write_snapshot` and returned by :meth:`Store.load` is
 a dict of plain values (lists, dicts, str, int, float, None and message bodies); its
