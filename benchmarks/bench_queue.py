@@ -26,9 +26,9 @@ from typing import Any, Callable, Dict, List
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import parser, report, run_cases  # noqa: E402
+from _harness import parser, report, run_cases
 
-import unidist_queue  # noqa: E402
+import unidist_queue
 
 
 def single_ours(n: int) -> float:
