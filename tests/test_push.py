@@ -12,7 +12,7 @@ from unidist_queue import Message, MessageQueue, ShutDown
 
 # The Pusher is built on the Loop (issue 4), which is not written yet.
 pytest.importorskip("unidist_queue.loop")
-from unidist_queue.push import Pusher, PushStats  # noqa: E402
+from unidist_queue.push import Pusher, PushStats
 
 WAIT = 30.0  # generous upper bound for every wait: a hang fails, speed never does
 

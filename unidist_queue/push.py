@@ -8,6 +8,7 @@ when the process dies is sent again after a restart (ids let the receiver drop d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -207,10 +208,8 @@ class Pusher:
 
     def _settle(self, batch: List[Message], settle: Callable[[Message], None]) -> None:
         for message in batch:
-            try:
+            with contextlib.suppress(ValueError, ShutDown):  # cleared meanwhile, or closed
                 settle(message)
-            except (ValueError, ShutDown):  # cleared meanwhile, or the queue was closed
-                pass
 
     # -- flushing and closing -------------------------------------------------------------
 
