@@ -8,8 +8,12 @@ from .errors import ShutDown as ShutDown
 from .errors import StoreError as StoreError
 from .errors import StoreLocked as StoreLocked
 from .errors import UnidistQueueError as UnidistQueueError
+from .loop import DelegateLoop as DelegateLoop
+from .loop import Loop as Loop
 from .message import Message as Message
 from .message import QueueStats as QueueStats
+from .push import Pusher as Pusher
+from .push import PushStats as PushStats
 from .queues import MessageQueue as MessageQueue
 from .store import MemoryStore as MemoryStore
 from .store import Store as Store
@@ -19,11 +23,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CorruptArchive",
+    "DelegateLoop",
     "Empty",
     "Full",
+    "Loop",
     "MemoryStore",
     "Message",
     "MessageQueue",
+    "PushStats",
+    "Pusher",
     "QueueStats",
     "QueueView",
     "SerializationError",
