@@ -118,6 +118,26 @@ class QueueState:
         if self.ages is not None:
             self.ages.add((item[1], item[0]))
 
+    def enqueue(self, item: Item, due: Optional[float], front: bool) -> None:
+        """Make ``item`` ready now (waking a getter), or delay it until ``due``."""
+        if due is None:
+            if front:
+                self.push_front(item)
+            else:
+                self.push_back(item)
+            if self.getters:
+                self.not_empty.notify()
+        else:
+            self.delay(due, item, front)
+
+    def wait_for_room(self, timeout: Optional[float]) -> None:
+        """Wait on ``not_full`` (mutex held), counted in ``putters`` so takers notify."""
+        self.putters += 1
+        try:
+            self.not_full.wait(timeout)
+        finally:
+            self.putters -= 1
+
     def pop_front(self) -> Item:
         item = self.ready.popleft()
         if self.ages is not None:

@@ -197,12 +197,7 @@ class MessageQueue:
         seq = self._rec(q, ("nack", q.name, msg_id, due))
         item = q.unreserve(msg_id)
         assert item is not None
-        if due is None:
-            q.push_front(item)
-            if q.getters:
-                q.not_empty.notify()
-        else:
-            q.delay(due, item, True)
+        q.enqueue(item, due, True)
         return seq
 
     def _encode_for(self, name: str, message: Any) -> Optional[bytes]:
@@ -227,13 +222,7 @@ class MessageQueue:
         elif self._persistent and msg_id >= self._id_mark and not self._read_only:
             self._id_mark = msg_id + _ID_BLOCK
             seq = self._store.append(("ids", self._id_mark))
-        item = (msg_id, now, message)
-        if due is None:
-            q.push_back(item)
-            if q.getters:
-                q.not_empty.notify()
-        else:
-            q.delay(due, item, False)
+        q.enqueue((msg_id, now, message), due, False)
         q.added += 1
         return msg_id, seq
 
@@ -251,11 +240,7 @@ class MessageQueue:
             wait = remaining(deadline)
             if wait is not None and wait <= 0:
                 raise Full(f"queue {q.name!r} stayed full (maxlen={q.maxlen})")
-            q.putters += 1
-            try:
-                q.not_full.wait(wait)
-            finally:
-                q.putters -= 1
+            q.wait_for_room(wait)
             self._check_writable()
             q = self._queue(q.name, create=True)  # type: ignore[assignment]
         return q, seq

@@ -93,11 +93,9 @@ class QueueView:
             wait = remaining(deadline)
             if not block or (wait is not None and wait <= 0):
                 raise Full(f"queue view {self.name!r} is full ({self.maxsize} items)")
-            q.putters += 1
             try:
-                q.not_full.wait(wait)
+                q.wait_for_room(wait)
             finally:
-                q.putters -= 1
                 self._mq._left_room(q)
             if self.is_shutdown:
                 raise ShutDown("the queue view is shut down")
