@@ -1,0 +1,281 @@
+"""QueueView against CPython's own tests for queue.Queue, plus view-specific checks.
+
+CPython's ``Lib/test/test_queue.py`` is the reference (DESIGN.md section 3, ``view``).
+Its mixins ``BaseQueueTestMixin`` and ``BaseSimpleQueueTest`` are not copied here: they
+are imported, unchanged, from the running interpreter's own ``test.test_queue``
+(Copyright (c) Python Software Foundation; PSF License Agreement), so the test bodies
+are exactly CPython's, in the version that matches the interpreter (3.13's include the
+``shutdown`` tests). Where an interpreter ships without its ``test`` package these
+classes are skipped; the checks below the mixins run everywhere, including the view's
+``shutdown`` on Pythons older than 3.13.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import logging.handlers
+import queue
+import threading
+import types
+import unittest
+import weakref
+from typing import Any, List
+
+import pytest
+
+import unidist_queue
+from unidist_queue import MessageQueue, QueueView
+
+try:
+    from test import test_queue as _cpython
+except ImportError:  # an interpreter without its test package
+    _cpython = None
+
+needs_cpython_tests = pytest.mark.skipif(_cpython is None, reason="no test.test_queue in this Python")
+
+# The exceptions the mixins look up as ``self.queue.X``: the stdlib's, and our ShutDown
+# where the stdlib has none (before 3.13; from 3.13 ours *is a* queue.ShutDown).
+_queue_module = types.SimpleNamespace(
+    Empty=queue.Empty,
+    Full=queue.Full,
+    ShutDown=getattr(queue, "ShutDown", unidist_queue.ShutDown),
+)
+
+
+class Queue(QueueView):
+    """Only a name: ``basic_queue_test`` looks the expected order up by class name, and a
+    QueueView is FIFO, as ``queue.Queue``."""
+
+
+def make_view(maxsize: int = 0) -> QueueView:
+    view = MessageQueue().view("view", maxsize)
+    assert type(view) is QueueView
+    view.__class__ = Queue  # the FIFO row of the mixin's order table
+    return view
+
+
+if _cpython is not None:
+
+    class TestViewAsQueue(_cpython.BaseQueueTestMixin, unittest.TestCase):
+        queue = _queue_module
+
+        def setUp(self) -> None:
+            self.type2test = make_view
+            super().setUp()
+
+    class TestViewAsSimpleQueue(_cpython.BaseSimpleQueueTest, unittest.TestCase):
+        queue = _queue_module
+
+        def setUp(self) -> None:
+            self.type2test = make_view
+            super().setUp()
+
+
+@needs_cpython_tests
+def test_cpython_mixins_were_found() -> None:
+    assert hasattr(_cpython, "BaseQueueTestMixin")
+    assert hasattr(_cpython, "BaseSimpleQueueTest")
+
+
+# -- view-specific checks -------------------------------------------------------------------
+
+
+def test_exceptions_are_the_stdlib_ones() -> None:
+    view = MessageQueue().view("q", 1)
+    with pytest.raises(queue.Empty):
+        view.get_nowait()
+    view.put_nowait(1)
+    with pytest.raises(queue.Full):
+        view.put_nowait(2)
+    assert issubclass(unidist_queue.Empty, queue.Empty)
+    assert issubclass(unidist_queue.Full, queue.Full)
+    if hasattr(queue, "ShutDown"):
+        assert issubclass(unidist_queue.ShutDown, queue.ShutDown)
+
+
+def test_view_drops_its_reference_to_a_taken_item() -> None:
+    class Item:
+        pass
+
+    view = MessageQueue().view("q")
+    view.put(Item())
+    ref = weakref.ref(view.get())
+    gc.collect()
+    assert ref() is None
+
+
+def test_maxsize_is_settable() -> None:
+    view = MessageQueue().view("q", 1)
+    view.put(1)
+    assert view.full()
+    with pytest.raises(queue.Full):
+        view.put(2, block=False)
+    view.maxsize = 2
+    assert not view.full()
+    view.put(2, block=False)
+    assert view.full()
+    view.maxsize = 0
+    view.put(3, block=False)
+    assert not view.full()
+    assert [view.get(), view.get(), view.get()] == [1, 2, 3]
+
+
+def test_blocked_put_wakes_when_a_get_makes_room() -> None:
+    view = MessageQueue().view("q", 1)
+    view.put("a")
+    done = threading.Event()
+
+    def put() -> None:
+        view.put("b", timeout=30)
+        done.set()
+
+    t = threading.Thread(target=put)
+    t.start()
+    try:
+        assert view.get(timeout=30) == "a"
+        assert done.wait(30)
+        assert view.get(timeout=30) == "b"
+    finally:
+        t.join(30)
+    assert not t.is_alive()
+
+
+def test_view_items_are_messages_of_the_queue() -> None:
+    mq = MessageQueue()
+    view = mq.view("q")
+    view.put("a")
+    mq.add("q", "b")
+    assert mq.all("q") == ["a", "b"]
+    assert view.qsize() == 2
+    assert view.get() == "a"
+    assert mq.oldest("q") == "b"
+    assert view.empty()
+
+
+def test_shutdown_on_every_python() -> None:
+    view = MessageQueue().view("q")
+    view.put(1)
+    view.put(2)
+    assert not view.is_shutdown
+    view.shutdown()
+    assert view.is_shutdown
+    with pytest.raises(unidist_queue.ShutDown):
+        view.put(3)
+    assert view.get() == 1
+    assert view.get_nowait() == 2
+    with pytest.raises(unidist_queue.ShutDown):
+        view.get()
+    with pytest.raises(unidist_queue.ShutDown):
+        view.get_nowait()
+
+
+def test_shutdown_immediate_empties_and_releases_join() -> None:
+    mq = MessageQueue()
+    view = mq.view("q")
+    view.put(1)
+    view.put(2)
+    view.shutdown(immediate=True)
+    assert mq.count("q") == 0
+    with pytest.raises(unidist_queue.ShutDown):
+        view.get(timeout=30)
+    view.join()  # every item counts as done
+    assert not mq.closed
+
+
+def test_shutdown_wakes_a_blocked_get_and_put() -> None:
+    view = MessageQueue().view("q", 1)
+    other = MessageQueue().view("r", 1)
+    other.put("x")
+    results: List[Any] = []
+    started = threading.Barrier(3, timeout=30)
+
+    def get() -> None:
+        started.wait()
+        try:
+            results.append(view.get(timeout=60))
+        except BaseException as e:
+            results.append(e)
+
+    def put() -> None:
+        started.wait()
+        try:
+            other.put("y", timeout=60)
+            results.append("put")
+        except BaseException as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=get), threading.Thread(target=put)]
+    for t in threads:
+        t.start()
+    started.wait()
+    view.shutdown()
+    other.shutdown()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert len(results) == 2
+    assert all(isinstance(r, unidist_queue.ShutDown) for r in results), results
+
+
+def test_closing_the_messagequeue_shuts_the_view() -> None:
+    mq = MessageQueue()
+    view = mq.view("q")
+    got: List[Any] = []
+
+    def get() -> None:
+        try:
+            got.append(view.get(timeout=60))
+        except BaseException as e:
+            got.append(e)
+
+    t = threading.Thread(target=get)
+    t.start()
+    mq.close()
+    t.join(30)
+    assert not t.is_alive()
+    assert len(got) == 1
+    assert isinstance(got[0], unidist_queue.ShutDown)
+    with pytest.raises(unidist_queue.ShutDown):
+        view.put(1)
+    with pytest.raises(unidist_queue.ShutDown):
+        mq.view("q")
+
+
+def test_bad_arguments() -> None:
+    view = MessageQueue().view("q")
+    with pytest.raises(ValueError, match="timeout"):
+        view.put(1, timeout=-1)
+    with pytest.raises(ValueError, match="timeout"):
+        view.get(timeout=-1)
+    assert view.qsize() == 0
+    with pytest.raises(TypeError, match="queue"):
+        MessageQueue().view(1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        view.task_done()
+
+
+def test_logging_queue_handler_and_listener_round_trip() -> None:
+    view = MessageQueue().view("log")
+    records: List[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    listener = logging.handlers.QueueListener(view, Collect())
+    logger = logging.getLogger("unidist_queue.tests.view")
+    handler = logging.handlers.QueueHandler(view)
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    listener.start()
+    try:
+        for i in range(20):
+            logger.info("message %d", i)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        listener.stop()  # puts the sentinel and joins the listener thread
+    assert [r.getMessage() for r in records] == [f"message {i}" for i in range(20)]
+    assert view.empty()
