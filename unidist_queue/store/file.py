@@ -1,0 +1,559 @@
+"""FileStore: a directory holding a snapshot and an append-only archive of every change.
+
+Directory layout::
+
+    LOCK            held with flock(LOCK_EX | LOCK_NB) while a writable FileStore is open
+    snapshot.<g>    the whole durable state (see :mod:`.snapshot`); at most one after a clean run
+    archive.<g>     the records appended since snapshot.<g> (see :mod:`.archive`)
+    *.tmp           written by a snapshot or archive creation in progress; removed on open
+
+Opening reads the newest snapshot ``G`` and replays every ``archive.<g>`` with
+``g >= G`` in order, skipping records whose seq the snapshot already holds. A
+compaction (:meth:`prepare_snapshot`, :meth:`begin_snapshot`, :meth:`write_snapshot`)
+creates ``archive.<G+1>`` first, switches appends to it, writes ``snapshot.<G+1>``
+atomically and only then deletes the older generations: a crash at any point leaves a
+set of files that opens to the acknowledged state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import threading
+from typing import Any, Dict, List, NoReturn, Optional, Tuple
+
+from ..errors import CorruptArchive, StoreError, StoreLocked
+from . import archive
+from .archive import HEADER, ArchiveScan, Framer, Header, decode_payload, encode_record, pack_header
+from .base import Record, State, Store
+from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name
+from .snapshot import check_settings, fsync_dir, read_snapshot, write_snapshot
+
+__all__ = ["FileStore"]
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(snapshot|archive)\.(\d+)$")
+_FSYNC = ("always", "interval", "never")
+_RECOVERY = ("tolerate_tail", "salvage")
+
+
+class FileStore(Store):
+    """A durable :class:`~unidist_queue.Store` in the directory ``path``.
+
+    ``FileStore(path, *, fsync="interval", fsync_interval=1.0, compact_every=100_000,
+    serializer="pickle", hmac_key=None, recovery="tolerate_tail", read_only=False)``
+
+    * ``fsync``: ``"always"`` (``add`` returns once an fsync covering its record is done;
+      concurrent writers share one fsync: group commit), ``"interval"`` (a daemon thread
+      of this store fsyncs every ``fsync_interval`` seconds when something was written),
+      ``"never"`` (the OS decides; :meth:`close` still fsyncs). In every mode the record
+      is in the file (one ``os.write``, no user-space buffer) before ``add`` returns, so
+      killing the process loses nothing acknowledged; a machine crash can lose what was
+      not yet fsynced.
+    * ``compact_every``: records after which the queue compacts by itself (``None``: never).
+    * ``serializer``: ``"pickle"``, ``"json"``, or ``None`` to use the one the files were
+      written with (pickle for a new store). Files written otherwise raise ``StoreError``.
+    * ``hmac_key`` (bytes): sign every record and snapshot with HMAC-SHA256 and check the
+      tags before anything is deserialized. Files signed (or not) otherwise: ``StoreError``.
+    * ``recovery``: ``"tolerate_tail"`` cuts a torn, zero-filled or garbage last record
+      (logged as a warning) and raises :class:`~unidist_queue.CorruptArchive` for damage
+      followed by valid records; ``"salvage"`` skips damaged stretches and logs them.
+    * ``read_only``: open without the lock and change nothing on disk (for inspection
+      while another process writes); :meth:`append` and snapshots raise ``StoreError``.
+
+    Loading pickle runs code from the files: give an ``hmac_key`` or use ``"json"``
+    when the directory could be written by someone else.
+
+    Thread-safety: as :class:`~unidist_queue.Store` requires. One mutex guards the fsync
+    state; :meth:`append` and :meth:`begin_snapshot` rely on the queue's lock.
+
+    :raises TypeError, ValueError: a bad argument (named in the message).
+    :raises StoreLocked: another FileStore (any process) holds the directory.
+    :raises StoreError: the directory cannot be created or locked.
+    """
+
+    persistent = True
+
+    def __init__(
+        self,
+        path: Any,
+        *,
+        fsync: str = "interval",
+        fsync_interval: float = 1.0,
+        compact_every: Optional[int] = 100_000,
+        serializer: Optional[str] = "pickle",
+        hmac_key: Optional[bytes] = None,
+        recovery: str = "tolerate_tail",
+        read_only: bool = False,
+    ) -> None:
+        self.path: str = os.fsdecode(os.fspath(path))
+        policy = _check_policy(fsync, fsync_interval, compact_every)
+        self.fsync, self.fsync_interval, self.compact_every = policy
+        self._serializer: Optional[Serializer] = None
+        if serializer is not None:
+            self._serializer = by_name(serializer)
+        self._key = _check_key(hmac_key)
+        if recovery not in _RECOVERY:
+            raise ValueError(f"recovery must be one of {_RECOVERY}, not {recovery!r}")
+        self.recovery = recovery
+        if not isinstance(read_only, bool):
+            raise TypeError("read_only must be a bool")
+        self.read_only = read_only
+        self._mutex = threading.Lock()
+        # Notified by the thread leading an fsync round when it ends, and by close().
+        self._synced = threading.Condition(self._mutex)
+        self._stop = threading.Event()
+        self._flusher: Optional[threading.Thread] = None
+        self._fd = -1
+        self._framer: Optional[Framer] = None
+        self._end = 0
+        self._gen = 0
+        self._seq = 0
+        self._durable = 0
+        self._since = 0
+        self._syncing = False
+        self._failed: Optional[str] = None
+        self._closed = False
+        self._loaded = False
+        self._retired: List[int] = []
+        self._prepared: Optional[Tuple[int, int, Framer]] = None
+        self._lock_fd = -1
+        if not read_only:
+            self._lock_directory()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _lock_directory(self) -> None:
+        try:
+            if not os.path.isdir(self.path):
+                os.makedirs(self.path, mode=0o700, exist_ok=True)
+                os.chmod(self.path, 0o700)
+            fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store directory {self.path}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreLocked(f"{self.path} is held by another FileStore (this or another process)") from exc
+        self._lock_fd = fd
+
+    def load(self) -> Tuple[Optional[State], List[Record]]:
+        """Read the newest snapshot and the records after it (see the module docstring).
+
+        Writable stores also remove ``*.tmp`` files and generations older than the
+        snapshot, cut a damaged tail, and open the last archive for appending.
+        Cost: O(size of the files); one deserialization per message record.
+
+        :raises CorruptArchive: a damaged snapshot, or archive damage that cannot be a
+            torn tail (unless ``recovery="salvage"``).
+        :raises StoreError: unreadable files, or files written with other settings.
+        """
+        if self._loaded:
+            raise StoreError("FileStore.load() may only be called once")
+        self._loaded = True
+        try:
+            return self._load()
+        except BaseException:
+            self.close()  # release the lock: the caller never gets a usable store
+            raise
+
+    def _load(self) -> Tuple[Optional[State], List[Record]]:
+        snapshots, archives = self._listing()
+        state, last, base = None, 0, 0
+        if snapshots:
+            base = max(snapshots)
+            snap = read_snapshot(self._file("snapshot", base), self._key, self._ser_id())
+            self._adopt(snap.serializer)
+            state, last = snap.state, snap.last_seq
+        records: List[Record] = []
+        gens = sorted(g for g in archives if g >= base)
+        tail: Optional[Tuple[int, Framer, int]] = None
+        for g in gens:
+            found = self._read_archive(g, last, records)
+            if found is not None:
+                last, tail = found[0], (g, found[1], found[2])
+        self._seq = self._durable = last
+        if not self.read_only:
+            self._remove_older(base, snapshots, archives)
+            self._open_tail(tail, base)
+        return state, records
+
+    def _listing(self) -> Tuple[Dict[int, str], Dict[int, str]]:
+        """Snapshot and archive generations present; removes ``*.tmp`` when writable."""
+        snapshots: Dict[int, str] = {}
+        archives: Dict[int, str] = {}
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return snapshots, archives
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.path}: {exc}") from exc
+        for name in names:
+            if name.endswith(".tmp") and not self.read_only:
+                logger.warning("removing %s, left by an interrupted snapshot", os.path.join(self.path, name))
+                os.unlink(os.path.join(self.path, name))
+            m = _NAME.match(name)
+            if m:
+                (snapshots if m.group(1) == "snapshot" else archives)[int(m.group(2))] = name
+        return snapshots, archives
+
+    def _read_archive(self, gen: int, last: int, out: List[Record]) -> Optional[Tuple[int, Framer, int]]:
+        """Append the records of ``archive.<gen>`` after ``last`` to ``out``.
+
+        Returns ``(last seq, framer, valid end)``, or ``None`` for an empty (0-byte) file.
+        """
+        path = self._file("archive", gen)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+        if not data:
+            logger.warning("%s is empty (0 bytes); ignoring it", path)
+            if not self.read_only:
+                os.unlink(path)
+            return None
+        header = archive.unpack_header(data, path)
+        check_settings(path, header.serializer, header.flags, self._key, self._ser_id())
+        self._adopt(header.serializer)
+        framer = Framer(header, self._key)
+        scan = ArchiveScan(data, path, framer, salvage=self.recovery == "salvage")
+        loads, names = by_id(header.serializer).loads, {}  # type: ignore[var-annotated]
+        for seq, payload in scan:
+            if seq <= last:
+                continue  # already in the snapshot or an earlier archive
+            try:
+                out.append(decode_payload(payload, loads, names))
+            except Exception as exc:
+                self._undecodable(path, scan.valid_end, seq, exc)
+                continue
+            last = seq
+        self._report(path, scan, len(data))
+        return max(last, scan.last_seq), framer, scan.valid_end
+
+    def _undecodable(self, path: str, offset: int, seq: int, exc: Exception) -> None:
+        message = f"{path}: record seq {seq} at offset {offset} passes its checksum but cannot be read: {exc}"
+        if self.recovery != "salvage":
+            raise CorruptArchive(message, path, offset) from exc
+        logger.error("salvage: skipping %s", message)
+
+    def _report(self, path: str, scan: ArchiveScan, size: int) -> None:
+        """Log the damage a scan found; cut a damaged tail when writable."""
+        for d in scan.damages:
+            if d.kind != "torn":
+                logger.error("salvage: skipped damaged bytes of %s at offset %d (resuming at %s)",
+                             path, d.offset, d.resume)
+                continue
+            logger.warning("%s: torn or damaged last record at offset %d; cutting %d bytes",
+                           path, d.offset, size - d.offset)
+            if not self.read_only:
+                try:
+                    os.truncate(path, scan.valid_end)
+                except OSError as exc:
+                    raise StoreError(f"cannot cut the torn tail of {path}: {exc}") from exc
+
+    def _remove_older(self, base: int, snapshots: Dict[int, str], archives: Dict[int, str]) -> None:
+        """Delete generations the newest snapshot replaces (left by a crash after it was written)."""
+        old = [n for g, n in snapshots.items() if g < base] + [n for g, n in archives.items() if g < base]
+        for name in old:
+            logger.info("removing %s, replaced by snapshot.%d", name, base)
+            os.unlink(os.path.join(self.path, name))
+        if old:
+            fsync_dir(self.path)
+
+    def _open_tail(self, tail: Optional[Tuple[int, Framer, int]], base: int) -> None:
+        """Open the last archive for appending (creating one if there is none); start the flusher."""
+        if tail is None:
+            self._gen = base
+            self._fd, self._framer = self._create_archive(base)
+            self._end = HEADER.size
+        else:
+            self._gen, self._framer, self._end = tail
+            try:
+                self._fd = os.open(self._file("archive", self._gen), os.O_WRONLY | os.O_NOFOLLOW)
+                os.lseek(self._fd, self._end, os.SEEK_SET)
+            except OSError as exc:
+                raise StoreError(f"cannot open the archive for appending: {exc}") from exc
+        if self.fsync == "interval":
+            self._flusher = threading.Thread(target=self._flush_loop, name=f"FileStore flusher {self.path}",
+                                             daemon=True)
+            self._flusher.start()
+
+    def _create_archive(self, gen: int) -> Tuple[int, Framer]:
+        """Create ``archive.<gen>`` holding a fresh header, durably; return its fd and framer."""
+        ser = self._serializer or by_name("pickle")
+        self._serializer = ser
+        flags = archive.FLAG_HMAC if self._key is not None else 0
+        epoch = int.from_bytes(os.urandom(8), "little")
+        header = Header(ser.ident, PICKLE_PROTOCOL, flags, epoch, self._seq)
+        final = self._file("archive", gen)
+        tmp = final + ".tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                data = pack_header(header)
+                if archive.write(fd, data) != len(data):
+                    raise OSError("short write of an archive header")
+                archive.fsync(fd)
+                os.replace(tmp, final)
+                fsync_dir(self.path)
+            except OSError:
+                os.close(fd)
+                raise
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StoreError(f"cannot create {final}: {exc}") from exc
+        return fd, Framer(header, self._key)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _file(self, kind: str, gen: int) -> str:
+        return os.path.join(self.path, f"{kind}.{gen}")
+
+    def _ser_id(self) -> Optional[int]:
+        return None if self._serializer is None else self._serializer.ident
+
+    def _adopt(self, ident: int) -> None:
+        if self._serializer is None:
+            self._serializer = by_id(ident)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only")
+        if self._failed is not None:
+            raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
+        if self._closed:
+            raise StoreError(f"{self.path}: the store is closed")
+        if self._fd < 0:
+            raise StoreError("FileStore.load() must be called first")
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def encode(self, body: Any) -> bytes:
+        """Serialize a body with the store's serializer (thread-safe, no lock).
+
+        :raises SerializationError: the body cannot be represented; nothing was stored.
+        """
+        return (self._serializer or by_name("pickle")).dumps(body)
+
+    def append(self, record: Record, body: Optional[bytes] = None) -> int:
+        """Write one framed record with a single ``os.write``; return its seq. Called under the queue lock.
+
+        A failed or short write is cut back (``ftruncate``) so nothing of the record
+        remains; if even that fails the store refuses writes until reopened.
+        Cost: O(size of the record).
+
+        :raises StoreError: the write failed, or the store is read-only, failed or closed.
+        """
+        self._check_writable()
+        assert self._framer is not None
+        seq = self._seq + 1
+        data = self._framer.frame(seq, encode_record(record, body))
+        try:
+            written = archive.write(self._fd, data)
+        except OSError as exc:
+            self._cut_back(exc)
+        if written != len(data):
+            self._cut_back(OSError(f"short write: {written} of {len(data)} bytes (disk full?)"))
+        self._end += written
+        self._seq = seq
+        self._since += 1
+        return seq
+
+    def _cut_back(self, exc: OSError) -> NoReturn:
+        """Remove a partly written record, then raise ``StoreError`` for ``exc``."""
+        try:
+            os.ftruncate(self._fd, self._end)
+            os.lseek(self._fd, self._end, os.SEEK_SET)
+        except OSError as cut:
+            self._failed = f"cannot cut back a failed write: {cut}"
+            logger.error("%s: %s", self.path, self._failed)
+        raise StoreError(f"{self.path}: cannot write to the archive: {exc}") from exc
+
+    def commit(self, seq: int) -> None:
+        """Make record ``seq`` durable per the policy; with ``"always"``, group commit.
+
+        Returns once an fsync that began after ``seq`` was written has completed; one
+        caller fsyncs for every waiter. ``"interval"`` and ``"never"``: returns at once.
+
+        :raises StoreError: the fsync failed (the store then refuses writes), or the
+            store was closed before ``seq`` could be made durable.
+        """
+        if self.fsync == "always":
+            self._sync_to(seq)
+
+    def _sync_to(self, seq: int) -> None:
+        with self._mutex:
+            while self._durable < seq:
+                if self._failed is not None:
+                    raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
+                if self._syncing:
+                    self._synced.wait()
+                elif self._closed:
+                    raise StoreError(f"{self.path}: the store is closed")
+                else:
+                    self._lead_round()
+
+    def _lead_round(self) -> None:
+        """With the mutex held: fsync everything written so far (mutex released meanwhile)."""
+        self._syncing = True
+        target = self._seq
+        retired = list(self._retired)
+        fds = [*retired, self._fd]
+        error: Optional[OSError] = None
+        self._mutex.release()
+        try:
+            for fd in fds:
+                archive.fsync(fd)
+        except OSError as exc:
+            error = exc
+        finally:
+            self._mutex.acquire()
+            self._syncing = False
+            if error is None:
+                self._durable = max(self._durable, target)
+                self._close_retired(retired)
+            else:
+                self._failed = f"fsync failed: {error}"
+            self._synced.notify_all()
+        if error is not None:
+            logger.error("%s: fsync failed (%s); the store refuses writes until reopened", self.path, error)
+            raise StoreError(f"{self.path}: fsync failed: {error}") from error
+
+    def _close_retired(self, fds: List[int]) -> None:
+        for fd in fds:
+            self._retired.remove(fd)
+            os.close(fd)
+
+    def _flush_loop(self) -> None:
+        """The ``"interval"`` flusher: fsync every ``fsync_interval`` seconds when dirty."""
+        while not self._stop.wait(self.fsync_interval):
+            with self._mutex:
+                if self._closed or self._failed is not None:
+                    return
+                if self._syncing or self._durable >= self._seq:
+                    continue
+                try:
+                    self._lead_round()
+                except StoreError:
+                    return  # logged by _lead_round; appends now raise
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    @property
+    def compaction_due(self) -> bool:
+        """Whether ``compact_every`` records were appended since the last snapshot began."""
+        return self.compact_every is not None and self._since >= self.compact_every and not self.read_only
+
+    def prepare_snapshot(self) -> None:
+        """Create the next archive (header written and fsynced, directory fsynced). Idempotent.
+
+        :raises StoreError: the store is read-only, failed or closed, or the file cannot be made.
+        """
+        self._check_writable()
+        if self._prepared is None:
+            fd, framer = self._create_archive(self._gen + 1)
+            self._prepared = (self._gen + 1, fd, framer)
+
+    def begin_snapshot(self) -> Tuple[int, int]:
+        """Switch appends to the prepared archive (no I/O); return the token ``(gen, last seq)``.
+
+        :raises StoreError: :meth:`prepare_snapshot` was not called.
+        """
+        if self._prepared is None:
+            raise StoreError("FileStore.prepare_snapshot() must be called before begin_snapshot()")
+        with self._mutex:
+            gen, fd, framer = self._prepared
+            self._prepared = None
+            self._retired.append(self._fd)
+            self._fd, self._framer, self._end, self._gen = fd, framer, HEADER.size, gen
+            self._since = 0
+            return gen, self._seq
+
+    def write_snapshot(self, state: State, token: Any) -> None:
+        """Write ``snapshot.<gen>`` atomically, then delete the generations it replaces.
+
+        Cost: O(size of the state) plus two fsyncs. Appends go on meanwhile.
+
+        :raises StoreError: the snapshot could not be written (the older files remain).
+        """
+        gen, last_seq = token
+        self._check_writable()
+        assert self._serializer is not None
+        write_snapshot(self.path, f"snapshot.{gen}", state, last_seq, self._serializer, self._key)
+        with self._mutex:
+            while self._syncing:
+                self._synced.wait()
+            self._close_retired(list(self._retired))  # their records are in the snapshot now
+        self._delete_before(gen)
+
+    def _delete_before(self, gen: int) -> None:
+        try:
+            for name in os.listdir(self.path):
+                m = _NAME.match(name)
+                if m and int(m.group(2)) < gen:
+                    os.unlink(os.path.join(self.path, name))
+            fsync_dir(self.path)
+        except OSError as exc:  # harmless: the next open removes them
+            logger.warning("%s: cannot delete files replaced by snapshot.%d: %s", self.path, gen, exc)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the flusher, fsync, close the files and release the lock. Idempotent, thread-safe."""
+        self._stop.set()
+        flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
+        with self._mutex:
+            if self._closed:
+                return
+            while self._syncing:
+                self._synced.wait()
+            if self._fd >= 0 and self._failed is None:
+                with contextlib.suppress(StoreError):  # logged; nothing more to do at close
+                    self._lead_round()
+            self._closed = True
+            self._synced.notify_all()
+            fds = [*self._retired, self._fd, self._lock_fd]
+            if self._prepared is not None:
+                fds.append(self._prepared[1])
+            self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else f"fsync={self.fsync}"
+        return f"<FileStore {self.path!r} {mode}>"
+
+
+def _check_policy(fsync: Any, interval: Any, compact_every: Any) -> Tuple[str, float, Optional[int]]:
+    if fsync not in _FSYNC:
+        raise ValueError(f"fsync must be one of {_FSYNC}, not {fsync!r}")
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+        raise TypeError(f"fsync_interval must be a number of seconds, not {type(interval).__name__}")
+    if not interval > 0:
+        raise ValueError(f"fsync_interval must be positive, not {interval!r}")
+    if compact_every is not None:
+        if isinstance(compact_every, bool) or not isinstance(compact_every, int):
+            raise TypeError(f"compact_every must be an int or None, not {type(compact_every).__name__}")
+        if compact_every < 1:
+            raise ValueError(f"compact_every must be positive, not {compact_every!r}")
+    return fsync, float(interval), compact_every
+
+
+def _check_key(key: Any) -> Optional[bytes]:
+    if key is None:
+        return None
+    if not isinstance(key, (bytes, bytearray, memoryview)):
+        raise TypeError(f"hmac_key must be bytes, not {type(key).__name__}")
+    if not len(key):
+        raise ValueError("hmac_key must not be empty")
+    return bytes(key)
