@@ -129,6 +129,8 @@ class QueueState:
                 self.not_empty.notify()
         else:
             self.delay(due, item, front)
+            if self.getters:
+                self.not_empty.notify()  # a getter may sleep past the new due time
 
     def wait_for_room(self, timeout: Optional[float]) -> None:
         """Wait on ``not_full`` (mutex held), counted in ``putters`` so takers notify."""
@@ -182,6 +184,8 @@ class QueueState:
         if lease_due is not None:
             self.leases.add((lease_due, msg_id))
             self.timed = True
+            if self.getters:
+                self.not_empty.notify()  # a getter may sleep past the lease's end
         return attempts
 
     def unreserve(self, msg_id: int) -> Optional[Item]:
