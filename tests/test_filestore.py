@@ -262,9 +262,8 @@ def test_empty_reads_after_reopen(path: str) -> None:
     with open_mq(path) as mq:
         mq.add("q", 1)
         mq.oldest("q")
-    with open_mq(path) as mq:
-        with pytest.raises(Empty):
-            mq.oldest("q")
+    with open_mq(path) as mq, pytest.raises(Empty):
+        mq.oldest("q")
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def unpack_header(data: bytes, path: str) -> Header:
     magic, version, ser, proto, flags, epoch, base, crc = HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise CorruptArchive(f"{path}: not an archive (bad magic)", path, 0)
-    if zlib.crc32(data[:_HEADER_BODY]) != crc:
+    if zlib.crc32(data[:_HEADER_BODY]) != crc or any(data[_HEADER_BODY + 4 : HEADER.size]):
         raise CorruptArchive(f"{path}: archive header checksum mismatch", path, 0)
     if version != VERSION:
         raise CorruptArchive(f"{path}: archive format version {version} not supported", path, 0)

@@ -135,7 +135,7 @@ def read_snapshot(path: str, key: Optional[bytes], serializer: Optional[int]) ->
         raise CorruptArchive(f"{path}: snapshot size does not match its header", path, _HEAD.size)
     mv = memoryview(data)
     covered, body = mv[:_COVERED], mv[_HEAD.size : _HEAD.size + body_len]
-    if zlib.crc32(body, zlib.crc32(covered)) != crc:
+    if zlib.crc32(body, zlib.crc32(covered)) != crc or any(mv[_COVERED + 4 : _HEAD.size]):
         raise CorruptArchive(f"{path}: snapshot checksum mismatch", path, _HEAD.size)
     if version != VERSION:
         raise CorruptArchive(f"{path}: snapshot format version {version} not supported", path, 0)

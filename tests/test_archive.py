@@ -1,0 +1,333 @@
+"""The archive and snapshot formats under damage: torn tails, bit flips, hostile lengths, fuzz.
+
+Every damaged file must give either a valid prefix of what was written or a
+``StoreError`` (``CorruptArchive`` naming the file) -- never an altered record, another
+exception type, a hang or a large allocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import struct
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from unidist_queue import CorruptArchive, MessageQueue, StoreError
+from unidist_queue.store.archive import FRAME, HEADER
+from unidist_queue.store.file import FileStore
+
+N = 20
+
+
+def build(path: str, n: int = N, *, snapshot_at: Optional[int] = None) -> List[Any]:
+    """A store with ``n`` adds (a snapshot after ``snapshot_at``); return the records as loaded."""
+    with MessageQueue(store=FileStore(path, fsync="never")) as mq:
+        for i in range(n):
+            mq.add("q", {"i": i, "pad": "x" * (i % 7)})
+            if snapshot_at is not None and i + 1 == snapshot_at:
+                mq.compact()
+    return load(path)[1]
+
+
+def load(path: str, **options: Any) -> Tuple[Any, List[Any]]:
+    store = FileStore(path, read_only=True, serializer=None, **options)
+    try:
+        state, records = store.load()
+        return state, list(records)
+    finally:
+        store.close()
+
+
+def offsets(data: bytes) -> List[int]:
+    """Start offsets of the records of a valid archive, and its end."""
+    result, off = [], HEADER.size
+    while off < len(data):
+        result.append(off)
+        off += FRAME.size + FRAME.unpack_from(data, off)[0]
+    return [*result, off]
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "s")
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Tuple[bytes, List[Any]]:
+    path = str(tmp_path_factory.mktemp("pristine") / "s")
+    records = build(path)
+    return Path(path, "archive.0").read_bytes(), records
+
+
+def put(path: str, data: bytes, name: str = "archive.0") -> None:
+    os.makedirs(path, exist_ok=True)
+    Path(path, name).write_bytes(data)
+
+
+def test_truncation_at_every_offset_of_the_last_records(
+    tmp_path: Path, pristine: Tuple[bytes, List[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    data, records = pristine
+    ends = offsets(data)
+    for cut in range(ends[-4], len(data)):
+        path = str(tmp_path / f"cut{cut}")
+        put(path, data[:cut])
+        whole = sum(1 for end in ends[1:] if end <= cut)
+        with caplog.at_level(logging.WARNING), MessageQueue(store=FileStore(path)) as mq:
+            assert mq.count("q") == whole
+            mq.add("q", "next")  # the cut-back file takes a clean append
+        assert os.path.getsize(Path(path, "archive.0")) > ends[whole]
+        _, again = load(path)
+        assert again[:whole] == records[:whole]
+        assert again[whole][-1] == "next"
+    assert "torn" in caplog.text
+
+
+def test_every_bit_flip_is_detected(tmp_path: Path, pristine: Tuple[bytes, List[Any]]) -> None:
+    data, records = pristine
+    path = str(tmp_path / "flip")
+    put(path, data)
+    target = Path(path, "archive.0")
+    logging.disable(logging.CRITICAL)
+    try:
+        for byte in range(len(data)):
+            for bit in range(8):
+                damaged = bytearray(data)
+                damaged[byte] ^= 1 << bit
+                target.write_bytes(damaged)
+                try:
+                    _, got = load(path)
+                except StoreError:
+                    continue
+                assert len(got) < len(records), (byte, bit)
+                assert got == records[: len(got)], (byte, bit)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def test_damage_in_the_middle_raises_with_offset(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+    data, records = pristine
+    ends = offsets(data)
+    damaged = bytearray(data)
+    damaged[ends[10] + FRAME.size + 3] ^= 0xFF
+    put(store_dir, bytes(damaged))
+    with pytest.raises(CorruptArchive) as info:
+        MessageQueue(store=FileStore(store_dir))
+    assert info.value.offset == ends[10]
+    assert info.value.path == os.path.join(store_dir, "archive.0")
+    assert Path(store_dir, "archive.0").read_bytes() == bytes(damaged)  # nothing dropped
+
+
+def test_salvage_skips_the_damaged_record_and_keeps_the_rest(
+    store_dir: str, pristine: Tuple[bytes, List[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    data, records = pristine
+    ends = offsets(data)
+    damaged = bytearray(data)
+    damaged[ends[10] + FRAME.size + 3] ^= 0xFF
+    put(store_dir, bytes(damaged))
+    with caplog.at_level(logging.ERROR):
+        _, got = load(store_dir, recovery="salvage")
+    assert got == records[:10] + records[11:]
+    assert "salvage" in caplog.text
+    with MessageQueue(store=FileStore(store_dir, recovery="salvage")) as mq:
+        assert mq.count("q") == N - 1
+        mq.add("q", "more")
+    assert len(load(store_dir, recovery="salvage")[1]) == N
+
+
+def test_damaged_last_record_is_a_torn_tail(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+    data, records = pristine
+    damaged = bytearray(data)
+    damaged[-2] ^= 0x10
+    put(store_dir, bytes(damaged))
+    assert load(store_dir)[1] == records[:-1]
+
+
+@pytest.mark.parametrize("size", [512, 4096, 65536])
+@pytest.mark.parametrize("fill", ["zeros", "garbage"])
+def test_zero_or_garbage_tail_is_cut(
+    store_dir: str, pristine: Tuple[bytes, List[Any]], size: int, fill: str
+) -> None:
+    data, records = pristine
+    tail = bytes(size) if fill == "zeros" else random.Random(size).randbytes(size)
+    put(store_dir, data + tail)
+    with MessageQueue(store=FileStore(store_dir)) as mq:
+        assert mq.count("q") == N
+        assert os.path.getsize(Path(store_dir, "archive.0")) == len(data)
+        mq.add("q", "next")
+    got = load(store_dir)[1]
+    assert got[:N] == records and got[N][-1] == "next"
+
+
+@pytest.mark.parametrize("record", [5, N - 1])
+def test_hostile_length_neither_allocates_nor_hangs(
+    store_dir: str, pristine: Tuple[bytes, List[Any]], record: int
+) -> None:
+    data, records = pristine
+    at = offsets(data)[record]
+    damaged = bytearray(data)
+    struct.pack_into("<I", damaged, at, 0xFFFFFFFF)
+    put(store_dir, bytes(damaged))
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        if record == N - 1:
+            assert load(store_dir)[1] == records[:-1]
+        else:
+            with pytest.raises(CorruptArchive):
+                load(store_dir)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * len(data) + (1 << 20)
+    assert time.monotonic() - started < 10  # generous: only catches a hang
+
+
+def test_duplicated_record_mid_file(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+    data, records = pristine
+    ends = offsets(data)
+    doubled = data[: ends[6]] + data[ends[5] : ends[6]] + data[ends[6] :]
+    put(store_dir, doubled)
+    with pytest.raises(CorruptArchive) as info:
+        load(store_dir)
+    assert info.value.offset == ends[6]
+    assert load(store_dir, recovery="salvage")[1] == records  # the repeat is skipped
+
+
+def test_records_spliced_from_another_file_never_validate(tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    records = build(a, 5)
+    build(b, 10)
+    data_a = Path(a, "archive.0").read_bytes()
+    data_b = Path(b, "archive.0").read_bytes()
+    spliced = data_a + data_b[offsets(data_b)[5] :]  # seq 6.. of b after seq 1..5 of a
+    put(a, spliced)
+    assert load(a)[1] == records
+
+
+def test_bad_header_raises(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+    data, _ = pristine
+    for damaged in (b"XX" + data[2:], data[:8] + b"\x09\x00" + data[10:], data[:20]):
+        put(store_dir, damaged)
+        with pytest.raises(CorruptArchive):
+            load(store_dir)
+
+
+def test_empty_archive_file_is_ignored(store_dir: str) -> None:
+    put(store_dir, b"")
+    with MessageQueue(store=FileStore(store_dir)) as mq:
+        assert mq.queues() == []
+        mq.add("q", 1)
+    assert [r[-1] for r in load(store_dir)[1]] == [1]
+
+
+def test_damaged_snapshot_raises_naming_it(store_dir: str) -> None:
+    build(store_dir, 10, snapshot_at=6)
+    snap = Path(store_dir, "snapshot.1")
+    data = snap.read_bytes()
+    for damaged in (data[:-1], data[:30], data[:60] + bytes([data[60] ^ 4]) + data[61:], b""):
+        snap.write_bytes(damaged)
+        with pytest.raises(CorruptArchive) as info:
+            load(store_dir)
+        assert info.value.path == str(snap)
+
+
+def test_snapshot_of_a_future_version_is_refused(store_dir: str) -> None:
+    build(store_dir, 3, snapshot_at=2)
+    snap = Path(store_dir, "snapshot.1")
+    data = bytearray(snap.read_bytes())
+    data[8] = 99
+    snap.write_bytes(bytes(data))
+    with pytest.raises(CorruptArchive):
+        load(store_dir)
+
+
+def test_snapshot_then_archive_replay(store_dir: str) -> None:
+    build(store_dir, 10, snapshot_at=6)
+    state, records = load(store_dir)
+    assert [item[2]["i"] for item in state["queues"]["q"]["ready"]] == list(range(6))
+    assert [r[-1]["i"] for r in records] == list(range(6, 10))
+
+
+def _check_prefix(path: str, records: List[Any]) -> None:
+    try:
+        _, got = load(path)
+    except StoreError:
+        return
+    assert got == records[: len(got)]
+
+
+_FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@_FUZZ
+@given(st.binary(max_size=2000))
+def test_fuzz_random_bytes_after_a_valid_header(
+    tmp_path_factory: pytest.TempPathFactory, pristine: Tuple[bytes, List[Any]], junk: bytes
+) -> None:
+    data, records = pristine
+    path = str(tmp_path_factory.mktemp("fz"))
+    put(path, data[: HEADER.size] + junk)
+    logging.disable(logging.CRITICAL)
+    try:
+        _check_prefix(path, records)
+        put(path, junk)
+        _check_prefix(path, records)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@_FUZZ
+@given(st.data())
+def test_fuzz_mutated_archives(
+    tmp_path_factory: pytest.TempPathFactory, pristine: Tuple[bytes, List[Any]], data: st.DataObject
+) -> None:
+    original, records = pristine
+    mutated = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 6))):
+        kind = data.draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
+        at = data.draw(st.integers(0, max(0, len(mutated) - 1)))
+        if kind == "flip" and mutated:
+            mutated[at] ^= data.draw(st.integers(1, 255))
+        elif kind == "set":
+            mutated[at : at + 4] = data.draw(st.binary(min_size=4, max_size=4))
+        elif kind == "cut":
+            del mutated[at:]
+        elif kind == "insert":
+            mutated[at:at] = data.draw(st.binary(min_size=1, max_size=64))
+        else:
+            del mutated[at : at + data.draw(st.integers(1, 64))]
+    path = str(tmp_path_factory.mktemp("fz"))
+    put(path, bytes(mutated))
+    logging.disable(logging.CRITICAL)
+    try:
+        _check_prefix(path, records)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@_FUZZ
+@given(st.data())
+def test_fuzz_mutated_snapshots(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
+    path = str(tmp_path_factory.mktemp("fz") / "s")
+    build(path, 4, snapshot_at=4)
+    snap = Path(path, "snapshot.1")
+    original = snap.read_bytes()
+    mutated = bytearray(original)
+    at = data.draw(st.integers(0, len(mutated) - 1))
+    if data.draw(st.booleans()):
+        mutated[at] ^= data.draw(st.integers(1, 255))
+    else:
+        del mutated[at:]
+    snap.write_bytes(bytes(mutated))
+    with pytest.raises(CorruptArchive):
+        load(path)
