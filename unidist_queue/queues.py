@@ -231,6 +231,8 @@ class MessageQueue:
     ) -> Tuple[QueueState, int]:
         """Apply ``q``'s overflow policy before an add; may wait. Returns the queue and a seq."""
         seq = 0
+        if q.timed:  # due messages join (before this add), expired ones make room
+            seq = self._refresh(q)
         while q.maxlen is not None and len(q.ready) >= q.maxlen:
             if q.overflow == "drop_oldest":
                 seq = self._evict_oldest(q) or seq
@@ -240,9 +242,16 @@ class MessageQueue:
             wait = remaining(deadline)
             if wait is not None and wait <= 0:
                 raise Full(f"queue {q.name!r} stayed full (maxlen={q.maxlen})")
+            if q.timed:  # wake when the oldest may expire
+                due = q.next_due()
+                if due != INF:
+                    until_due = max(0.0, due - self._clock())
+                    wait = until_due if wait is None else min(wait, until_due)
             q.wait_for_room(wait)
             self._check_writable()
             q = self._queue(q.name, create=True)  # type: ignore[assignment]
+            if q.timed:
+                seq = self._refresh(q) or seq
         return q, seq
 
     def _evict_oldest(self, q: QueueState) -> int:
@@ -290,7 +299,7 @@ class MessageQueue:
         if delay is None and timeout is None and not self._persistent:
             with self._mutex:
                 q = self._queues.get(queue)
-                if q is not None and q.plain and q.exists and not self._closed:
+                if q is not None and q.plain and not q.timed and q.exists and not self._closed:
                     self._last_id = msg_id = self._last_id + 1
                     q.ready.append((msg_id, self._clock(), message))
                     q.added += 1
