@@ -110,9 +110,10 @@ class QueueState:
     def push_front(self, item: Item) -> None:
         """Put ``item`` back at the front, after any returned messages with smaller ids."""
         ready = self.ready
+        attempts = self.attempts  # returned messages were reserved: they have attempts
         i = 0
         n = len(ready)
-        while i < n and ready[i][0] < item[0]:
+        while i < n and ready[i][0] < item[0] and ready[i][0] in attempts:
             i += 1
         ready.insert(i, item)
         if self.ages is not None:
