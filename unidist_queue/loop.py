@@ -188,6 +188,10 @@ class LoopBase:
         """The processors of a full pass, in order."""
         raise NotImplementedError
 
+    def _pass_processors_locked(self) -> List[Processor]:
+        """The processors of a full pass if known without user code, else ``[]``."""
+        return []
+
     def _registered(self, due: List[Processor]) -> List[Processor]:
         """Those of ``due`` (timers that fired) that are still the loop's processors."""
         raise NotImplementedError
@@ -234,7 +238,7 @@ class LoopBase:
                     return
                 full, due = work
                 if full:
-                    self._run_batch(self._pass_processors(), full=True)
+                    self._run_batch(due or self._pass_processors(), full=True)
                 elif due:
                     self._run_batch(self._registered(due), full=False)
         finally:
@@ -246,28 +250,35 @@ class LoopBase:
     def _take_work_locked(self, now: float) -> Optional[_Work]:
         """The next work item, or ``None``: exit (the thread has retired).
 
-        Waits on ``_wake`` at most once, so the caller reads the clock again after a wait.
+        ``(True, processors)`` is a full pass (``processors`` may be ``[]``: ask for them
+        outside the lock); ``(False, due)`` a timer wake-up, or with ``due == []`` a
+        request to read the clock again (outside the lock) after a wait. A ring or a stop
+        found on waking is taken at once, without reading the clock.
         """
-        if not self._running:
-            self._retire_locked()
-            return None
-        if self._ring:
-            self._ring = False
-            self._clear_timers_locked()
-            self._busy = True
-            return True, []
-        due = self._pop_due_locked(now)
-        if due:
-            self._busy = True
-            return False, due
-        if self._busy:
-            self._busy = False
-            self._quiet.notify_all()
-        timeout = None
-        if self._timers:
-            timeout = min(self._timers[0][0] - now, threading.TIMEOUT_MAX)
-        self._wake.wait(timeout)
-        return False, []
+        waited = False
+        while True:
+            if not self._running:
+                self._retire_locked()
+                return None
+            if self._ring:
+                self._ring = False
+                self._clear_timers_locked()
+                self._busy = True
+                return True, self._pass_processors_locked()
+            if waited:
+                return False, []
+            due = self._pop_due_locked(now)
+            if due:
+                self._busy = True
+                return False, due
+            if self._busy:
+                self._busy = False
+                self._quiet.notify_all()
+            timeout = None
+            if self._timers:
+                timeout = min(self._timers[0][0] - now, threading.TIMEOUT_MAX)
+            self._wake.wait(timeout)
+            waited = True
 
     def _retire_locked(self) -> None:
         """The thread commits to exit: from now on start() makes a new one."""
@@ -390,6 +401,9 @@ class Loop(LoopBase):
 
     def _pass_processors(self) -> List[Processor]:
         return self.processors()
+
+    def _pass_processors_locked(self) -> List[Processor]:
+        return list(self._processors)
 
     def _registered(self, due: List[Processor]) -> List[Processor]:
         return due  # remove() drops the timer, and _run_batch checks again before each call
