@@ -1,0 +1,234 @@
+"""The slower half of :class:`~unidist_queue.TaskHandler`: terminate, update, status, shutdown.
+
+Internal. Functions here take the handler as their first argument and are documented
+on the :class:`~unidist_queue.TaskHandler` methods that call them. Helpers whose name
+ends in ``_locked`` are called with the handler's lock held.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ._util import check_seconds, deadline_of, remaining
+from ._workers import Gather, Update, Worker
+from .errors import ShutDown
+
+if TYPE_CHECKING:
+    from ._task import Task
+    from .tasks import TaskHandler
+
+__all__ = ["leave", "shutdown", "status", "terminate", "update"]
+
+
+def leave(worker: Worker) -> None:
+    """With the lock held: take ``worker`` out of every series."""
+    for _, s in worker.series:
+        s.leave(worker)
+
+
+def _retire_locked(h: TaskHandler, worker: Worker, drain: bool) -> None:
+    """Stop giving ``worker`` new tasks; its threads exit once idle.
+
+    ``drain`` (shutdown): it keeps taking waiting tasks of its series until none is left.
+    """
+    worker.retiring = True
+    for p, s in worker.series:
+        s.set_busy(worker, p)
+    if not drain:
+        worker.active = False
+        leave(worker)
+        h._workers.pop(worker.id, None)
+    worker.stop()
+
+
+def _abandon_locked(h: TaskHandler, worker: Worker) -> Tuple[List[Task], List[Update]]:
+    """Give up on ``worker``'s threads: return its unfinished tasks and pending updates."""
+    worker.abandoned = worker.retiring = True
+    worker.active = False
+    tasks = list(worker.assigned)
+    worker.assigned.clear()
+    for task in tasks:
+        h._series[task.series].running -= 1
+    h._live -= worker.live
+    worker.live = 0
+    leave(worker)
+    if h._workers.get(worker.id) is worker:
+        del h._workers[worker.id]
+    updates = worker.take_updates()
+    worker.stop()
+    return tasks, updates
+
+
+def _join(threads: Sequence[threading.Thread], deadline: Optional[float]) -> bool:
+    """Join ``threads`` (not the current one) until ``deadline``; whether all ended."""
+    me = threading.current_thread()
+    for thread in threads:
+        if thread is not me and thread.ident is not None:
+            thread.join(remaining(deadline) if deadline is not None else None)
+    return all(not t.is_alive() or t is me for t in threads)
+
+
+def _drop_updates(worker: Worker, updates: List[Update]) -> None:
+    for u in updates:
+        if u.gather is not None:
+            u.gather.drop(worker.id)
+
+
+def _reassign(h: TaskHandler, tasks: List[Task]) -> None:
+    """Put abandoned tasks back at the front of their series and route them again."""
+    seq = 0
+    with h._lock:
+        by_series: Dict[str, List[Task]] = {}
+        for task in tasks:
+            if task.future.running():
+                h._resumed.add(task)
+            by_series.setdefault(task.series, []).append(task)
+        for name, group in by_series.items():
+            s = h._series[name]
+            seq = h._store.requeue(s, group) or seq
+            seq = h._pump(s) or seq
+    h._store.commit(seq)
+
+
+def terminate(
+    h: TaskHandler, worker_id: int, timeout: Optional[float], crash: bool, reassign: bool
+) -> List[Task]:
+    deadline = deadline_of(timeout)
+    with h._lock:
+        worker = h._workers.get(worker_id)
+        if worker is None or worker.abandoned:
+            return []
+        tasks: List[Task] = []
+        updates: List[Update] = []
+        if crash:
+            tasks, updates = _abandon_locked(h, worker)
+        else:
+            _retire_locked(h, worker, drain=False)
+    if not crash and not _join(worker.threads, deadline):
+        with h._lock:
+            if not worker.abandoned:
+                tasks, updates = _abandon_locked(h, worker)
+    _drop_updates(worker, updates)
+    if reassign and tasks:
+        _reassign(h, tasks)
+        return []
+    return tasks
+
+
+def update(
+    h: TaskHandler, fn: Callable[..., Any], args: Any, kwargs: Optional[Dict[str, Any]],
+    series: Optional[str], ephemeral: bool,
+) -> Future[List[Any]]:
+    if not callable(fn):
+        raise TypeError("fn must be callable")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs must be a dict or None, not {type(kwargs).__name__}")
+    if series is not None and not isinstance(series, str):
+        raise TypeError(f"series must be a str or None, not {type(series).__name__}")
+    args = tuple(args)
+    kw = dict(kwargs or {})
+    future: Future[List[Any]] = Future()
+    future.set_running_or_notify_cancel()
+    with h._lock:
+        if h._shut:
+            raise ShutDown("the TaskHandler is shut down")
+        targets = [
+            w for w in h._workers.values()
+            if not w.retiring and (series is None or any(s.name == series for _, s in w.series))
+        ]
+        if not ephemeral:
+            h._saved.append((series, fn, args, kw))
+        gather = Gather(future, [w.id for w in targets])
+        for w in targets:
+            w.add_update(Update(fn, args, kw, gather))
+    if not targets:
+        future.set_result([])
+    return future
+
+
+def status(h: TaskHandler) -> Dict[str, Any]:
+    with h._lock:
+        series = {name: s.status(h._store.waiting(s)) for name, s in h._series.items()}
+        workers = {
+            str(w.id): {
+                "name": w.name,
+                "series": [[p, s.name] for p, s in w.series],
+                "slots": w.slots,
+                "busy": len(w.assigned),
+                "processed": w.processed,
+            }
+            for w in h._workers.values()
+            if not w.retiring
+        }
+    return {"series": series, "workers": workers}
+
+
+def _waiting_locked(h: TaskHandler, everywhere: bool, remove: bool) -> Tuple[List[Task], int]:
+    """Waiting tasks of every series (``everywhere``) or of series nobody serves."""
+    found: List[Task] = []
+    seq = 0
+    for s in h._series.values():
+        if everywhere or not s.qualified:
+            tasks, seq2 = h._store.take_all(s, remove)
+            found += tasks
+            seq = seq2 or seq
+    return found, seq
+
+
+def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional[float]) -> List[Task]:
+    if timeout is not None:
+        check_seconds("timeout", timeout)
+    deadline = deadline_of(timeout)
+    unfinished: List[Task] = []
+    in_inboxes: List[Task] = []
+    with h._lock:
+        first = not h._shut
+        h._shut = True
+        seq = 0
+        if first:
+            unfinished, seq = _waiting_locked(h, cancel_futures, cancel_futures)
+            for w in list(h._workers.values()):
+                if cancel_futures:
+                    in_inboxes += [t for t in w.assigned if not t.future.running()]
+                _retire_locked(h, w, drain=True)
+        workers = list(h._workers.values())
+    h._store.commit(seq)
+    for task in unfinished:
+        task.future.cancel()
+    unfinished += [t for t in in_inboxes if t.future.cancel()]
+    if wait:
+        _join([t for w in workers for t in w.threads], deadline)
+        unfinished += _after_wait(h, workers)
+    _close_mq(h)
+    return unfinished
+
+
+def _after_wait(h: TaskHandler, workers: List[Worker]) -> List[Task]:
+    """After the joins: abandon workers still running; collect tasks nobody will run."""
+    dropped: List[Tuple[Worker, List[Update]]] = []
+    unfinished: List[Task] = []
+    me = threading.current_thread()
+    with h._lock:
+        for w in workers:
+            if not w.abandoned and any(t.is_alive() and t is not me for t in w.threads):
+                tasks, updates = _abandon_locked(h, w)
+                unfinished += tasks
+                dropped.append((w, updates))
+        leftover, seq = _waiting_locked(h, not h._workers, False)
+    h._store.commit(seq)
+    for w, updates in dropped:
+        _drop_updates(w, updates)
+    for task in leftover:
+        task.future.cancel()
+    return unfinished + leftover
+
+
+def _close_mq(h: TaskHandler) -> None:
+    with h._lock:
+        close = h._own_mq and h._live == 0 and not h._mq_closed
+        if close:
+            h._mq_closed = True
+    if close:
+        h._mq.close()

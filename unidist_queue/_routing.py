@@ -1,0 +1,198 @@
+"""Routing tables of a :class:`~unidist_queue.TaskHandler`: series, free workers, naming.
+
+Internal. A :class:`Series` holds, for one series, the free workers qualified for it
+bucketed by priority (highest first, least recently used first within a bucket) and
+the counters reported by ``status()``. Every method here is called with the handler's
+lock held; none of them logs, blocks or calls user code.
+
+Functions of a durable series are stored by importable name (:func:`name_of`) and found
+again after a restart (:func:`resolve`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from .errors import SerializationError
+
+if TYPE_CHECKING:
+    from ._workers import Worker
+
+__all__ = ["Series", "SeriesSpec", "name_of", "parse_series", "resolve"]
+
+SeriesSpec = Union[str, Sequence[Union[str, Tuple[int, str]]]]
+"""What ``hire`` accepts: a name, or a list of names and ``(priority, name)`` pairs."""
+
+
+class Series:
+    """One series: its queue name, its free qualified workers and its counters.
+
+    ``free[p]`` maps worker id to worker for the free workers (a slot open, taking
+    tasks) that serve this series at priority ``p``; ``prios`` lists the priorities of
+    all qualified workers, highest first. Choosing a worker costs O(p + f) for p
+    priorities and f free workers of the best bucket.
+    """
+
+    __slots__ = (
+        "failed",
+        "free",
+        "name",
+        "prios",
+        "processed",
+        "qualified",
+        "queue",
+        "queued_max",
+        "queued_sum",
+        "run_max",
+        "run_sum",
+        "running",
+        "started",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queue = "task:" + name
+        self.free: Dict[int, Dict[int, Worker]] = {}
+        self.prios: List[int] = []
+        self.qualified: Dict[int, int] = {}  # worker id -> priority, in hire order
+        self.running = 0  # tasks assigned to a worker (its inbox or running)
+        self.processed = 0  # tasks that ran, failed ones included
+        self.failed = 0
+        self.started = 0  # tasks whose queued-to-start latency was measured
+        self.queued_sum = self.queued_max = 0.0
+        self.run_sum = self.run_max = 0.0
+
+    # -- qualified workers -------------------------------------------------------------
+
+    def join(self, worker: Worker, priority: int) -> None:
+        """Add ``worker`` to the qualified workers (not yet free)."""
+        self.qualified[worker.id] = priority
+        if priority not in self.free:
+            self.free[priority] = {}
+            self.prios = sorted(self.free, reverse=True)
+
+    def leave(self, worker: Worker) -> None:
+        """Remove ``worker`` from this series (free or not)."""
+        priority = self.qualified.pop(worker.id, None)
+        if priority is not None:
+            self.free[priority].pop(worker.id, None)
+
+    def set_free(self, worker: Worker, priority: int) -> None:
+        self.free[priority][worker.id] = worker
+
+    def set_busy(self, worker: Worker, priority: int) -> None:
+        self.free[priority].pop(worker.id, None)
+
+    def pick(self) -> Optional[Worker]:
+        """The free worker with the highest priority, least recently used first."""
+        for p in self.prios:
+            bucket = self.free[p]
+            if bucket:
+                if len(bucket) == 1:
+                    for worker in bucket.values():
+                        return worker
+                return min(bucket.values(), key=_last_used)
+        return None
+
+    # -- counters -------------------------------------------------------------------------
+
+    def count_start(self, queued: float) -> None:
+        self.started += 1
+        self.queued_sum += queued
+        if queued > self.queued_max:
+            self.queued_max = queued
+
+    def count_done(self, run: float, failed: bool) -> None:
+        self.processed += 1
+        self.run_sum += run
+        if run > self.run_max:
+            self.run_max = run
+        if failed:
+            self.failed += 1
+
+    def status(self, waiting: int) -> Dict[str, Any]:
+        """The JSON-serializable status entry of this series."""
+        return {
+            "waiting": waiting,
+            "running": self.running,
+            "processed": self.processed,
+            "failed": self.failed,
+            "latency_ms": {
+                "queued_mean": _mean_ms(self.queued_sum, self.started),
+                "queued_max": self.queued_max * 1000.0,
+                "run_mean": _mean_ms(self.run_sum, self.processed),
+                "run_max": self.run_max * 1000.0,
+            },
+        }
+
+
+def _last_used(worker: Worker) -> int:
+    return worker.last_used
+
+
+def _mean_ms(total: float, n: int) -> float:
+    return total * 1000.0 / n if n else 0.0
+
+
+def parse_series(series: Any) -> List[Tuple[int, str]]:
+    """``hire``'s ``series`` as a list of ``(priority, name)``, in the order given.
+
+    :raises TypeError: not a str, or a list of str and ``(int, str)`` pairs.
+    :raises ValueError: empty, or a series listed twice.
+    """
+    items = [series] if isinstance(series, str) else series
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"series must be a str or a list, not {type(series).__name__}")
+    result: List[Tuple[int, str]] = []
+    for item in items:
+        if isinstance(item, str):
+            result.append((0, item))
+        elif (
+            isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str)
+            and isinstance(item[0], int) and not isinstance(item[0], bool)
+        ):
+            result.append((item[0], item[1]))
+        else:
+            raise TypeError(f"series: each item must be a name or a (priority, name) pair, not {item!r}")
+    names = [name for _, name in result]
+    if not names:
+        raise ValueError("series must name at least one series")
+    if len(set(names)) != len(names):
+        raise ValueError(f"series: a series is listed twice in {names!r}")
+    return result
+
+
+def name_of(fn: Callable[..., Any]) -> str:
+    """The importable name ``"module:qualname"`` of ``fn``.
+
+    :raises SerializationError: ``fn`` cannot be imported back under that name
+        (a lambda, a local function, a bound method, a callable object...).
+    """
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        raise SerializationError(f"{fn!r} has no importable name (durable tasks need module-level functions)")
+    name = f"{module}:{qualname}"
+    try:
+        found = resolve(name)
+    except Exception as exc:
+        raise SerializationError(f"{fn!r} cannot be imported back as {name!r}: {exc}") from exc
+    if found is not fn and found != fn:
+        raise SerializationError(f"{name!r} names another object than {fn!r}")
+    return name
+
+
+def resolve(name: str) -> Callable[..., Any]:
+    """Import the function named ``"module:qualname"``.
+
+    :raises ImportError, AttributeError: it cannot be found.
+    :raises TypeError: what it names is not callable.
+    """
+    module, _, qualname = name.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{name!r} is not callable")
+    return obj  # type: ignore[no-any-return]

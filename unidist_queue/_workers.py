@@ -1,0 +1,236 @@
+"""Worker threads of a :class:`~unidist_queue.TaskHandler`.
+
+Internal. A :class:`Worker` owns ``slots`` daemon threads and one inbox: a
+:class:`queue.SimpleQueue` its idle threads block on, so handing a task to a free worker
+is one C-level ``put`` (no Python-level Condition). A thread that finishes a task asks the
+handler for its next one (:meth:`Handler.run_task` returns it) and runs it at once
+without touching the inbox, so a busy pool never sleeps between tasks.
+
+Lock order: the handler's lock, then the MessageQueue's mutex, then a worker's
+``mutex`` (guarding its pending updates). A worker thread never holds its mutex while
+taking another lock, and never runs user code while holding any lock.
+
+Which tasks a worker owns is decided by ``Worker.assigned`` under the handler's lock,
+not by the inbox: a task abandoned with its worker is in the list ``terminate``
+returns, and a thread that picks it from the inbox afterwards sees ``abandoned`` and
+exits without running it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ._routing import Series
+    from ._task import Task
+
+    class Handler(Protocol):
+        def run_task(self, worker: Worker, task: Task) -> Optional[Task]: ...
+        def activate(self, worker: Worker) -> None: ...
+        def exited(self, worker: Worker) -> None: ...
+
+
+__all__ = ["Gather", "Update", "Worker", "serve"]
+
+logger = logging.getLogger("unidist_queue.tasks")
+
+
+class Gather:
+    """Collects one ``update``'s results by worker id; resolves its future when all are in.
+
+    Thread-safe (its own lock); the future is resolved outside that lock.
+    """
+
+    def __init__(self, future: Future[List[Any]], worker_ids: Sequence[int]) -> None:
+        self._future = future
+        self._lock = threading.Lock()
+        self._pending = set(worker_ids)
+        self._results: Dict[int, Any] = {}
+        self._errors: Dict[int, BaseException] = {}
+        if not self._pending:
+            future.set_result([])
+
+    def done(self, worker_id: int, value: Any, error: Optional[BaseException]) -> None:
+        """Record one worker's outcome."""
+        with self._lock:
+            if worker_id not in self._pending:
+                return
+            self._pending.discard(worker_id)
+            if error is None:
+                self._results[worker_id] = value
+            else:
+                self._errors[worker_id] = error
+            finished = not self._pending
+        if finished:
+            self._resolve()
+
+    def drop(self, worker_id: int) -> None:
+        """Forget a worker that was abandoned before it ran the update."""
+        with self._lock:
+            if worker_id not in self._pending:
+                return
+            self._pending.discard(worker_id)
+            finished = not self._pending
+        if finished:
+            self._resolve()
+
+    def _resolve(self) -> None:
+        if self._errors:
+            self._future.set_exception(self._errors[min(self._errors)])
+        else:
+            self._future.set_result([self._results[i] for i in sorted(self._results)])
+
+
+class Update:
+    """One call of an ``update`` function, due on one worker (``gather=None``: a replay)."""
+
+    __slots__ = ("args", "fn", "gather", "kwargs")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], gather: Optional[Gather]
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.gather = gather
+
+
+class Worker:
+    """A hired worker: its qualifications, its inbox, its threads and its counters.
+
+    Fields are read and written with the handler's lock held, except ``inbox`` (a
+    thread-safe ``SimpleQueue`` of tasks, update wake-ups and stop marks) and
+    ``updates`` (under ``mutex``). Threads read the flags without a lock: each flag
+    change is followed by marks put in the inbox, which wake every idle thread.
+    """
+
+    __slots__ = (
+        "abandoned",
+        "active",
+        "assigned",
+        "id",
+        "inbox",
+        "last_used",
+        "live",
+        "mutex",
+        "name",
+        "processed",
+        "retiring",
+        "series",
+        "slots",
+        "threads",
+        "updates",
+    )
+
+    def __init__(self, worker_id: int, name: str, series: List[Tuple[int, Series]], slots: int) -> None:
+        self.id = worker_id
+        self.name = name
+        self.series = series  # (priority, Series), in the order the worker listed them
+        self.slots = slots
+        self.assigned: Dict[Task, None] = {}  # tasks given to it (inbox or running), in order
+        # inbox: tasks given to the worker, _WAKE (an update is pending) and _STOP (one per
+        # thread: exit once idle). Only this worker's threads take from it.
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.updates: Deque[Update] = deque()
+        self.mutex = threading.Lock()  # guards updates
+        self.threads: List[threading.Thread] = []
+        self.active = False  # in the routing tables: takes tasks
+        self.retiring = False  # threads exit once the inbox and updates are empty
+        self.abandoned = False  # threads exit at once; their output is discarded
+        self.last_used = 0  # stamp of the last task given to it (least recently used first)
+        self.live = 0  # threads started and not yet exited
+        self.processed = 0
+
+    def put(self, task: Task) -> None:
+        """Hand ``task`` to one of the worker's threads. O(1)."""
+        self.inbox.put(task)
+
+    def add_update(self, update: Update) -> None:
+        """Queue ``update`` for one of the worker's threads and wake an idle one. O(1)."""
+        with self.mutex:
+            self.updates.append(update)
+        self.inbox.put(_WAKE)
+
+    def stop(self) -> None:
+        """Wake every thread to exit once idle (after ``retiring`` or ``abandoned`` was set)."""
+        for _ in range(self.slots):
+            self.inbox.put(_STOP)
+
+    def next_item(self) -> Union[Task, Update, None]:
+        """Wait for an update or a task; ``None`` when the thread should exit."""
+        while True:
+            if self.updates:
+                update = self.pop_update()
+                if update is not None:
+                    return update
+            item = self.inbox.get()
+            if self.abandoned or item is _STOP:
+                return None
+            if item is not _WAKE:
+                return item  # type: ignore[no-any-return]
+
+    def pop_update(self) -> Optional[Update]:
+        with self.mutex:
+            return self.updates.popleft() if self.updates and not self.abandoned else None
+
+    def take_updates(self) -> List[Update]:
+        """Remove and return the pending updates (the worker is abandoned)."""
+        with self.mutex:
+            updates = list(self.updates)
+            self.updates.clear()
+        return updates
+
+
+_WAKE = object()  # in an inbox: an update is pending
+_STOP = object()  # in an inbox: the thread that takes it exits
+
+
+def run_update(worker: Worker, update: Update) -> None:
+    """Run one update call in this thread and report it (user code: no lock held)."""
+    try:
+        value = update.fn(*update.args, **update.kwargs)
+    except BaseException as exc:
+        if update.gather is None:
+            logger.error("update %r raised in worker %d", update.fn, worker.id, exc_info=exc)
+        else:
+            update.gather.done(worker.id, None, exc)
+        del exc
+        return
+    if update.gather is not None:
+        update.gather.done(worker.id, value, None)
+
+
+def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
+    """A worker thread's body: saved updates first, then tasks until told to exit."""
+    try:
+        if replay:
+            for update in replay:
+                if worker.abandoned:
+                    return
+                run_update(worker, update)
+            handler.activate(worker)
+        task: Optional[Task] = None
+        while True:
+            if task is None:
+                item = worker.next_item()
+                if item is None:
+                    return
+                if isinstance(item, Update):
+                    run_update(worker, item)
+                    continue
+                task = item
+            elif worker.updates:
+                pending = worker.pop_update()
+                if pending is not None:
+                    run_update(worker, pending)
+                continue
+            task = handler.run_task(worker, task)
+    finally:
+        handler.exited(worker)

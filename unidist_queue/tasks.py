@@ -1,0 +1,490 @@
+"""TaskHandler: a pool of worker threads fed from MessageQueue queues, as an Executor.
+
+:class:`TaskHandler` is a :class:`concurrent.futures.Executor`. Tasks belong to a
+*series*; a worker serves one or more series, each at a priority. Series ``S`` waits in
+queue ``"task:S"`` of the handler's :class:`~unidist_queue.MessageQueue`; when that
+queue is durable, its tasks survive a crash and run again after a restart.
+
+Routing (after EventMQ's router): a new task goes at once to the free worker with the
+highest priority for its series, equal priorities taking turns (least recently used
+first). A worker that frees a slot takes the oldest waiting task of its series, looking
+at them in the order it listed them. Dispatch happens under the handler's lock in the
+submitting or finishing thread: there is no dispatcher thread.
+
+Locking (as CPython's ``queue.py``): one handler lock guards the routing tables; the
+MessageQueue's mutex is taken inside it, a worker's own Condition inside that. No user
+code runs and nothing is logged while the handler's lock is held.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
+
+from . import _lifecycle
+from ._routing import Series, SeriesSpec, parse_series
+from ._task import Task
+from ._taskstore import TaskStore
+from ._workers import Update, Worker, serve
+from .errors import ShutDown
+from .queues import MessageQueue
+
+if TYPE_CHECKING:
+    from typing import ParamSpec
+
+    P = ParamSpec("P")
+
+__all__ = ["Task", "TaskHandler"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_GONE: Any = object()
+_monotonic = time.monotonic
+
+
+class TaskHandler(Executor):
+    """A pool of worker threads, routing tasks by series and priority; an ``Executor``.
+
+    ``TaskHandler(max_workers=None, *, mq=None)``: ``max_workers=N`` hires N workers for
+    the ``"default"`` series (``None`` or 0: none yet). ``mq``: the MessageQueue holding
+    waiting tasks (a private in-memory one if omitted, closed by :meth:`shutdown`; one
+    passed in is left open). Tasks found in its durable ``"task:*"`` queues (left by a
+    process that died) run again once a qualified worker is hired.
+
+    Methods by purpose:
+
+    * submitting: :meth:`submit`, :meth:`submit_to`, :meth:`map` (as ``Executor.map``)
+    * workers: :meth:`hire`, :meth:`roster`, :meth:`terminate`, :meth:`update`
+    * the rest: :meth:`status`, :meth:`shutdown` (also a context manager)
+
+    Worker threads are daemon threads named after their worker: :meth:`shutdown` with
+    ``wait=True`` joins them, and a thread abandoned by ``terminate`` or a shutdown
+    ``timeout`` never blocks interpreter exit. Thread-safety: every method may be called
+    from any thread, tasks included (a task must not wait on its own worker's
+    termination).
+
+    :raises TypeError, ValueError: a bad ``max_workers`` or ``mq``.
+    """
+
+    def __init__(self, max_workers: Optional[int] = None, *, mq: Optional[MessageQueue] = None) -> None:
+        if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)):
+            raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
+        if max_workers is not None and max_workers < 0:
+            raise ValueError(f"max_workers must be >= 0, not {max_workers}")
+        if mq is not None and not isinstance(mq, MessageQueue):
+            raise TypeError(f"mq must be a MessageQueue, not {type(mq).__name__}")
+        self._own_mq = mq is None
+        self._mq = MessageQueue() if mq is None else mq
+        self._store = TaskStore(self._mq)
+        # One lock for the routing tables, series, workers and counters. No Condition
+        # waits on it: threads are joined, and a worker waits on its own Condition.
+        self._lock = threading.Lock()
+        self._series: Dict[str, Series] = {}
+        self._workers: Dict[int, Worker] = {}
+        self._resumed: Set[Task] = set()  # reassigned tasks whose future is already running
+        self._saved: List[Tuple[Optional[str], Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]] = []
+        self._task_ids = self._worker_ids = self._stamp = 0
+        self._live = 0  # threads of workers not abandoned, not yet exited
+        self._shut = False
+        self._mq_closed = False
+        for name in self._store.recover(self._recovered_task):
+            self._series_of(name)
+        for _ in range(max_workers or 0):
+            self.hire()
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` in series ``"default"``; return its ``Future``.
+
+        Cost: O(1) plus routing. Thread-safe.
+
+        :raises ShutDown: after :meth:`shutdown`.
+        :raises SerializationError: the series is durable and the task cannot be stored.
+        """
+        return self._submit("default", fn, args, kwargs)
+
+    def submit_to(self, series: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` on a worker qualified for ``series``; return its ``Future``.
+
+        The task goes at once to the best free worker, or waits in queue
+        ``"task:<series>"`` (also when no worker serves the series yet: it waits for a
+        hire). Cancel a waiting task with ``future.cancel()``. For a durable series the
+        task is stored (function by importable name) before this returns.
+
+        Cost: O(1) plus routing (O(p + f) for p priorities, f free workers). Thread-safe.
+
+        :raises ShutDown: after :meth:`shutdown`, or the MessageQueue is closed.
+        :raises SerializationError: the series is durable and ``fn`` has no importable
+            name, or the arguments cannot be serialized; nothing was stored.
+        :raises TypeError: ``series`` is not a str or ``fn`` is not callable.
+        """
+        if not isinstance(series, str):
+            raise TypeError(f"series must be a str, not {type(series).__name__}")
+        return self._submit(series, fn, args, kwargs)
+
+    def _submit(
+        self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> Future[Any]:
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        future: Future[Any] = Future()
+        if not self._mq._persistent:  # nothing is durable: the fast path
+            with self._lock:
+                if self._shut:
+                    raise ShutDown("the TaskHandler is shut down")
+                s = self._series.get(series) or self._series_of(series)
+                self._task_ids += 1
+                task = Task(self._task_ids, series, fn, args, kwargs, future, _monotonic())
+                worker = s.pick()
+                if worker is None:
+                    self._store.push(s, task)
+                else:
+                    self._assign(worker, s, task)
+            return future
+        if self._shut:
+            raise ShutDown("the TaskHandler is shut down")
+        stored = self._store.encode("task:" + series, fn, args, kwargs)
+        while True:
+            with self._lock:
+                if self._shut:
+                    raise ShutDown("the TaskHandler is shut down")
+                result, seq = self._enqueue(series, fn, args, kwargs, future, stored)
+            if result is not None:
+                break
+            stored = self._store.encode("task:" + series, fn, args, kwargs)  # became durable
+        self._store.commit(seq)
+        return future
+
+    def _enqueue(
+        self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any],
+        future: Future[Any], stored: Any,
+    ) -> Tuple[Optional[Task], int]:
+        """With the lock held: route a new task, or queue it. ``(None, 0)``: encode first."""
+        s = self._series.get(series) or self._series_of(series)
+        worker = s.pick()
+        now = _monotonic()
+
+        def make(msg_id: int) -> Task:
+            self._task_ids += 1
+            return Task(self._task_ids, series, fn, args, kwargs, future, now, msg_id)
+
+        result, seq = self._store.add(s, make, stored, worker is not None)
+        if result is not None and worker is not None:
+            self._assign(worker, s, result)
+        return result, seq
+
+    def _recovered_task(
+        self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], msg_id: int
+    ) -> Task:
+        self._task_ids += 1
+        return Task(self._task_ids, series, fn, args, kwargs, Future(), _monotonic(), msg_id, True)
+
+    # -- routing (lock held) ----------------------------------------------------------------------
+
+    def _series_of(self, name: str) -> Series:
+        s = self._series.get(name)
+        if s is None:
+            s = self._series[name] = Series(name)
+        return s
+
+    def _assign(self, worker: Worker, s: Series, task: Task) -> None:
+        """Give ``task`` to ``worker``'s inbox (it has a free slot)."""
+        self._claim(worker, s, task)
+        worker.put(task)
+
+    def _claim(self, worker: Worker, s: Series, task: Task) -> None:
+        """Book ``task`` on ``worker``: a slot taken, the worker used now."""
+        worker.assigned[task] = None
+        self._stamp += 1
+        worker.last_used = self._stamp
+        s.running += 1
+        if len(worker.assigned) >= worker.slots:
+            for p, ws in worker.series:
+                ws.set_busy(worker, p)
+
+    def _take_for(self, worker: Worker) -> Tuple[Optional[Task], int]:
+        """The oldest waiting task of ``worker``'s series, in its listed order, claimed."""
+        for _, s in worker.series:
+            task, seq = self._store.pop(s)
+            if task is not None:
+                self._claim(worker, s, task)
+                return task, seq
+        return None, 0
+
+    def _fill(self, worker: Worker) -> int:
+        """Give an idle ``worker`` waiting tasks for its free slots; then mark it free."""
+        seq = 0
+        while len(worker.assigned) < worker.slots:
+            task, seq2 = self._take_for(worker)
+            seq = seq2 or seq
+            if task is None:
+                if not worker.retiring:
+                    for p, s in worker.series:
+                        s.set_free(worker, p)
+                break
+            worker.put(task)
+        return seq
+
+    def _pump(self, s: Series) -> int:
+        """Hand waiting tasks of ``s`` to its free workers."""
+        seq = 0
+        worker = s.pick()
+        while worker is not None:
+            task, seq2 = self._store.pop(s)
+            seq = seq2 or seq
+            if task is None:
+                break
+            self._assign(worker, s, task)
+            worker = s.pick()
+        return seq
+
+    # -- called by worker threads -------------------------------------------------------------------
+
+    def run_task(self, worker: Worker, task: Task) -> Optional[Task]:
+        """Run ``task`` in this worker thread; return the next task it should run."""
+        future = task.future
+        failed = False
+        if task in self._resumed or future.set_running_or_notify_cancel():
+            start = _monotonic()
+            try:
+                value = task.fn(*task.args, **task.kwargs)
+            except BaseException as exc:
+                value = exc
+                failed = True
+                del exc
+            end = _monotonic()
+        else:  # cancelled while waiting
+            start = end = -1.0
+            value = None
+        with self._lock:
+            keep, nxt, seq = self._finish(worker, task, start, end, failed)
+        self._store.commit(seq)
+        if keep and start >= 0:
+            self._resolve(task, value, failed)
+        return nxt
+
+    def _finish(
+        self, worker: Worker, task: Task, start: float, end: float, failed: bool
+    ) -> Tuple[bool, Optional[Task], int]:
+        """With the lock held: book a finished task, and take the worker's next one."""
+        if worker.assigned.pop(task, _GONE) is _GONE:
+            return False, None, 0  # abandoned: the output is discarded
+        s = self._series[task.series]
+        s.running -= 1
+        if start >= 0:  # counters inline: this is the hot path
+            s.started += 1
+            s.processed += 1
+            worker.processed += 1
+            wait = start - task._queued_at
+            s.queued_sum += wait
+            if wait > s.queued_max:
+                s.queued_max = wait
+            run = end - start
+            s.run_sum += run
+            if run > s.run_max:
+                s.run_max = run
+            if failed:
+                s.failed += 1
+        seq = self._store.ack(task) if task._msg_id else 0
+        if self._resumed:
+            self._resumed.discard(task)
+        if not worker.active:
+            return True, None, seq
+        for _, ws in worker.series:
+            nxt, seq2 = self._store.pop(ws)
+            if nxt is not None:
+                worker.assigned[nxt] = None
+                self._stamp += 1
+                worker.last_used = self._stamp
+                ws.running += 1
+                return True, nxt, seq2 or seq
+        if len(worker.assigned) == worker.slots - 1 and not worker.retiring:
+            for p, ws in worker.series:
+                ws.free[p][worker.id] = worker
+        return True, None, seq
+
+    @staticmethod
+    def _resolve(task: Task, value: Any, failed: bool) -> None:
+        if task._recovered:
+            if failed:
+                logger.error("recovered task %r raised", task, exc_info=value)
+            return
+        try:
+            if failed:
+                task.future.set_exception(value)
+            else:
+                task.future.set_result(value)
+        except Exception:  # InvalidStateError: resolved elsewhere meanwhile
+            logger.debug("future of %r already resolved", task)
+
+    def activate(self, worker: Worker) -> None:
+        """A new worker ran its saved updates: it starts taking tasks."""
+        with self._lock:
+            seq = 0
+            if self._workers.get(worker.id) is worker and not worker.retiring:
+                worker.active = True
+                seq = self._fill(worker)
+        self._store.commit(seq)
+
+    def exited(self, worker: Worker) -> None:
+        """A worker thread ends."""
+        with self._lock:
+            if not worker.abandoned:
+                worker.live -= 1
+                self._live -= 1
+                if worker.live == 0 and self._workers.get(worker.id) is worker:
+                    del self._workers[worker.id]
+                    _lifecycle.leave(worker)
+            close = self._shut and self._live == 0 and self._own_mq and not self._mq_closed
+            if close:
+                self._mq_closed = True
+        if close:
+            self._mq.close()
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def hire(self, series: SeriesSpec = "default", *, slots: int = 1, name: Optional[str] = None) -> int:
+        """Hire a worker for ``series``; return its id (1, 2, 3, ...).
+
+        ``series``: a name, or a list of names and ``(priority, name)`` pairs (priority
+        0 when omitted; higher runs first; the listed order decides which series a free
+        worker drains first). ``slots``: how many tasks it runs at once, one daemon
+        thread each, named ``"<name>_<i>"`` (``name`` defaults to ``"worker-<id>"``).
+        The worker first runs the saved updates (see :meth:`update`), then takes tasks,
+        waiting ones first.
+
+        Cost: O(s + u) for s series and u saved updates, plus starting the threads.
+
+        :raises ShutDown: after :meth:`shutdown`.
+        :raises TypeError, ValueError: a bad ``series``, ``slots`` or ``name``.
+        """
+        pairs = parse_series(series)
+        if isinstance(slots, bool) or not isinstance(slots, int):
+            raise TypeError(f"slots must be an int, not {type(slots).__name__}")
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, not {slots}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, not {type(name).__name__}")
+        with self._lock:
+            if self._shut:
+                raise ShutDown("the TaskHandler is shut down")
+            worker, replay = self._new_worker(pairs, slots, name)
+            seq = 0 if replay else self._fill(worker)
+        self._store.commit(seq)
+        for thread in worker.threads:
+            thread.start()
+        return worker.id
+
+    def _new_worker(
+        self, pairs: List[Tuple[int, str]], slots: int, name: Optional[str]
+    ) -> Tuple[Worker, List[Update]]:
+        self._worker_ids += 1
+        wid = self._worker_ids
+        worker = Worker(wid, name or f"worker-{wid}", [(p, self._series_of(n)) for p, n in pairs], slots)
+        self._stamp += 1
+        worker.last_used = self._stamp
+        for p, s in worker.series:
+            s.join(worker, p)
+        names = {n for _, n in pairs}
+        replay = [Update(fn, a, k, None) for ser, fn, a, k in self._saved if ser is None or ser in names]
+        for i in range(slots):
+            worker.threads.append(threading.Thread(
+                target=serve, args=(self, worker, replay if i == 0 else ()),
+                name=f"{worker.name}_{i}", daemon=True,
+            ))
+        worker.live = slots
+        self._live += slots
+        self._workers[wid] = worker
+        worker.active = not replay
+        return worker, replay
+
+    def roster(self, series: Optional[str] = None) -> List[int]:
+        """Ids of the current workers (qualified for ``series``), in hire order. O(w)."""
+        with self._lock:
+            if series is None:
+                return [w.id for w in self._workers.values() if not w.retiring]
+            s = self._series.get(series)
+            return [] if s is None else [i for i in s.qualified if not self._workers[i].retiring]
+
+    def terminate(
+        self, worker_id: int, *, timeout: Optional[float] = None, crash: bool = False, reassign: bool = False
+    ) -> List[Task]:
+        """Remove worker ``worker_id``; return its unfinished tasks.
+
+        Graceful (the default): it takes no new task, finishes those it was given (and
+        pending updates), and ``[]`` is returned once its threads have ended. With
+        ``timeout`` (seconds), past it, or at once with ``crash=True``, the worker is
+        abandoned: the tasks it was given and had not finished are returned, their
+        futures left as they are (running, or pending if not started) for the caller to
+        handle, and whatever its threads still produce is discarded. ``reassign=True``
+        puts those tasks back at the front of their series instead, where the next
+        qualified worker runs them and resolves the same futures, and returns ``[]``.
+        An unknown (or already terminated) id returns ``[]``. Called from one of the
+        worker's own tasks, it does not wait for that task.
+
+        Cost: waits for the worker's running tasks (at most ``timeout``). Thread-safe.
+
+        :raises ValueError, TypeError: a bad ``timeout``.
+        """
+        return _lifecycle.terminate(self, worker_id, timeout, crash, reassign)
+
+    def update(
+        self, fn: Callable[..., Any], *, args: Any = (), kwargs: Optional[Dict[str, Any]] = None,
+        series: Optional[str] = None, ephemeral: bool = False,
+    ) -> Future[List[Any]]:
+        """Run ``fn(*args, **kwargs)`` once on every current worker (qualified for ``series``).
+
+        Each worker runs it in one of its threads, before its next task. The returned
+        future's result is the list of results ordered by worker id (``[]`` with no
+        worker); if any raised, it holds the exception of the lowest worker id. A
+        worker abandoned before running it is left out. Unless ``ephemeral``, workers
+        hired later (qualified for ``series``) run it too, before their first task.
+
+        Cost: O(w) for w workers. Thread-safe.
+
+        :raises ShutDown: after :meth:`shutdown`.
+        :raises TypeError: ``fn`` not callable, or a bad ``kwargs`` or ``series``.
+        """
+        return _lifecycle.update(self, fn, args, kwargs, series, ephemeral)
+
+    def status(self) -> Dict[str, Any]:
+        """A JSON-serializable snapshot: ``{"series": {...}, "workers": {...}}``.
+
+        Per series: ``waiting`` (in its queue; a cancelled task counts until a worker
+        skips it), ``running`` (given to a worker), ``processed`` (ran, failed ones
+        included), ``failed``, and ``latency_ms``: ``queued_mean``/``queued_max``
+        (submit to start) and ``run_mean``/``run_max``. Per worker, keyed by its id as a
+        *string* (JSON keys are strings): ``name``, ``series`` (``[priority, name]``
+        pairs), ``slots``, ``busy``, ``processed``. O(s + w). Thread-safe.
+        """
+        return _lifecycle.status(self)
+
+    def shutdown(  # type: ignore[override]
+        self, wait: bool = True, *, cancel_futures: bool = False, timeout: Optional[float] = None
+    ) -> List[Task]:
+        """Stop taking tasks; return the tasks that did not finish.
+
+        As ``Executor.shutdown``: afterwards :meth:`submit` raises ``ShutDown``; with
+        ``wait`` it returns once the workers ran every task they can (waiting tasks of
+        their series included) and their threads ended; ``cancel_futures`` cancels the
+        waiting tasks (and those given to a worker but not started). Returned: the
+        cancelled tasks, the tasks waiting in a series no worker serves (their futures
+        cancelled), and with ``timeout`` the tasks of workers still busy when it passed
+        (abandoned as by :meth:`terminate`; futures of running tasks are left running).
+        Waiting tasks of a durable series stay in their queue unless cancelled by
+        ``cancel_futures``, and run after a restart. A private MessageQueue is closed
+        once every worker thread ended. Idempotent: later calls return ``[]``.
+
+        Thread-safe; from a task, it does not wait for that task.
+
+        :raises ValueError, TypeError: a bad ``timeout``.
+        """
+        return _lifecycle.shutdown(self, wait, cancel_futures, timeout)
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._shut else f"{len(self._workers)} workers"
+        return f"<TaskHandler {state}>"
