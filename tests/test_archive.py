@@ -114,7 +114,7 @@ def test_every_bit_flip_is_detected(tmp_path: Path, pristine: Tuple[bytes, List[
 
 
 def test_damage_in_the_middle_raises_with_offset(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
-    data, records = pristine
+    data, _records = pristine
     ends = offsets(data)
     damaged = bytearray(data)
     damaged[ends[10] + FRAME.size + 3] ^= 0xFF

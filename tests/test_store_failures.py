@@ -1,0 +1,195 @@
+"""FileStore failures: disk full, failing writes and fsyncs, unserializable bodies."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from unidist_queue import MessageQueue, SerializationError, StoreError
+from unidist_queue.store import archive
+from unidist_queue.store.file import FileStore
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "s")
+
+
+def size(path: str, name: str = "archive.0") -> int:
+    return os.path.getsize(os.path.join(path, name))
+
+
+def _deep() -> Any:
+    value: Any = []
+    for _ in range(100_000):
+        value = [value]
+    return value
+
+
+class RaisingReduce:
+    def __reduce__(self) -> Any:
+        raise RuntimeError("no")
+
+
+def _generator() -> Iterator[int]:
+    yield 1
+
+
+UNSERIALIZABLE: list[Callable[[], Any]] = [
+    lambda: lambda: 1,
+    threading.Lock,
+    _generator,
+    RaisingReduce,
+    _deep,
+]
+
+
+@pytest.mark.parametrize("make", UNSERIALIZABLE, ids=["lambda", "lock", "generator", "reduce", "deep"])
+def test_unserializable_changes_neither_memory_nor_file(path: str, make: Callable[[], Any]) -> None:
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.add("q", "ok")
+        before = size(path)
+        with pytest.raises(SerializationError):
+            mq.add("q", make())
+        assert mq.count("q") == 1
+        assert size(path) == before
+
+
+def test_failed_write_is_refused_and_leaves_everything_unchanged(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.add("q", 1)
+        before = size(path)
+
+        def full(fd: int, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(archive, "write", full)
+        with pytest.raises(StoreError, match="space"):
+            mq.add("q", 2)
+        assert mq.count("q") == 1 and size(path) == before
+        monkeypatch.undo()
+        mq.add("q", 3)  # the store did not fail: the write was cleanly refused
+    with MessageQueue(store=FileStore(path)) as mq:
+        assert mq.all("q") == [1, 3]
+
+
+def test_short_write_is_cut_back(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.add("q", 1)
+        before = size(path)
+
+        def half(fd: int, data: bytes) -> int:
+            return os.write(fd, data[: len(data) // 2])
+
+        monkeypatch.setattr(archive, "write", half)
+        with pytest.raises(StoreError, match="short write"):
+            mq.add("q", "x" * 100)
+        assert mq.count("q") == 1 and size(path) == before
+        monkeypatch.undo()
+        mq.add("q", 3)
+    with MessageQueue(store=FileStore(path)) as mq:
+        assert mq.all("q") == [1, 3]
+
+
+def test_failed_cut_back_fails_the_store(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    mq = MessageQueue(store=FileStore(path))
+    mq.add("q", 1)
+    monkeypatch.setattr(archive, "write", lambda fd, data: os.write(fd, data[:5]))
+
+    def no_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "ftruncate", no_truncate)
+    with pytest.raises(StoreError):
+        mq.add("q", 2)
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match="failed"):
+        mq.add("q", 3)
+    mq.close()
+    with MessageQueue(store=FileStore(path)) as mq:  # the torn bytes are cut on reopen
+        assert mq.all("q") == [1]
+        mq.add("q", 4)
+        assert mq.all("q") == [1, 4]
+
+
+@pytest.mark.parametrize("policy", ["always", "interval"])
+def test_failed_fsync_refuses_writes_until_reopened(
+    path: str, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed = threading.Event()
+
+    def eio(fd: int) -> None:
+        failed.set()
+        raise OSError(errno.EIO, "I/O error")
+
+    mq = MessageQueue(store=FileStore(path, fsync=policy, fsync_interval=0.01))
+    mq.add("q", 1)
+    monkeypatch.setattr(archive, "fsync", eio)
+    if policy == "always":
+        with pytest.raises(StoreError, match="fsync"):
+            mq.add("q", 2)
+    else:
+        mq.add("q", 2)
+        assert failed.wait(timeout=30)
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match="fsync"):
+        mq.add("q", 3)
+    mq.close()
+    with MessageQueue(store=FileStore(path)) as mq:
+        assert mq.all("q") == [1, 2]  # written (page cache) though not fsynced
+        mq.add("q", 4)
+
+
+_DISK_FULL = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from unidist_queue import MessageQueue, StoreError
+    from unidist_queue.store.file import FileStore
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    mq = MessageQueue(store=FileStore(sys.argv[1], fsync="always"))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+    acked = 0
+    for i in range(1000):
+        try:
+            mq.add("q", "x" * 37 + str(i))
+        except StoreError as exc:
+            assert mq.count("q") == acked, (mq.count("q"), acked)
+            print("refused", exc, file=sys.stderr)
+            break
+        acked += 1
+    for i in range(3):  # still refused, never torn
+        try:
+            mq.add("q", "y" * 100)
+        except StoreError:
+            pass
+    assert mq.count("q") == acked
+    mq.close()
+    print(acked)
+    """
+)
+
+
+def test_disk_full_via_file_size_limit(path: str, caplog: pytest.LogCaptureFixture) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), *sys.path]))
+    done = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL, path], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused" in done.stderr
+    acked = int(done.stdout.split()[-1])
+    assert 10 < acked < 1000
+    with MessageQueue(store=FileStore(path)) as mq:
+        assert mq.count("q") == acked
+        assert mq.all("q")[-1] == "x" * 37 + str(acked - 1)
+    assert "torn" not in caplog.text  # cut back to the last good frame: nothing to repair
+    assert size(path) <= 3000
