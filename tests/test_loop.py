@@ -645,10 +645,14 @@ class LoopMachine(RuleBasedStateMachine):
         self.procs: Dict[int, Callable[[], None]] = {}
         self.registered: List[int] = []  # the model
         self.must_run: Set[int] = set()  # registered at the last ring and ever since
+        # self.lock guards the model; held while calling the loop's add/remove/trigger so
+        # that the model and the loop change together (lock order: self.lock, then the loop's).
         self.loop = Loop(name="loop-machine")
         self.loop.start()
 
     def _proc(self, n: int) -> Callable[[], None]:
+        """Processor ``n``: records its call; ``n % 5 == 3`` rings on its first two calls,
+        ``n % 5 == 4`` raises."""
         if n not in self.procs:
             def processor() -> None:
                 with self.lock:
@@ -656,35 +660,41 @@ class LoopMachine(RuleBasedStateMachine):
                     self.peak = max(self.peak, self.active)
                     self.seen[n] = self.epoch
                     self.runs[n] = self.runs.get(n, 0) + 1
-                with self.lock:
                     self.active -= 1
+                    if n % 5 == 3 and self.runs[n] <= 2:
+                        self._ring_locked()
                 if n % 5 == 4:
                     raise ValueError(f"processor {n} fails on purpose")
             self.procs[n] = processor
         return self.procs[n]
 
+    def _ring_locked(self) -> None:
+        self.epoch += 1
+        self.must_run = set(self.registered)
+        self.loop.trigger()
+
     @rule(n=st.integers(0, 9))
     def add(self, n: int) -> None:
-        self.loop.add(self._proc(n))
-        if n not in self.registered:
-            self.registered.append(n)
+        with self.lock:
+            self.loop.add(self._proc(n))
+            if n not in self.registered:
+                self.registered.append(n)
 
     @rule(n=st.integers(0, 9))
     def remove(self, n: int) -> None:
-        if n in self.registered:
-            self.loop.remove(self._proc(n))
-            self.registered.remove(n)
-            self.must_run.discard(n)
-        else:
-            with pytest.raises(KeyError):
+        with self.lock:
+            if n in self.registered:
                 self.loop.remove(self._proc(n))
+                self.registered.remove(n)
+                self.must_run.discard(n)
+                return
+        with pytest.raises(KeyError):
+            self.loop.remove(self._proc(n))
 
     @rule()
     def trigger(self) -> None:
         with self.lock:
-            self.epoch += 1
-        self.must_run = set(self.registered)
-        self.loop.trigger()
+            self._ring_locked()
 
     @rule()
     def wait_quiet(self) -> None:
@@ -697,8 +707,9 @@ class LoopMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_at_a_time(self) -> None:
-        assert self.peak <= 1
-        assert [self.procs[n] for n in self.registered] == self.loop.processors()
+        with self.lock:
+            assert self.peak <= 1
+            assert [self.procs[n] for n in self.registered] == self.loop.processors()
 
     def teardown(self) -> None:
         self.loop.stop(WAIT)
