@@ -311,6 +311,16 @@ class FileStore(Store):
             raise StoreError(f"cannot create {final}: {exc}") from exc
         return fd, Framer(header, self._key)
 
+    @property
+    def serializer(self) -> Optional[str]:
+        """The serializer's name (``None`` until :meth:`load` reads it, for ``serializer=None``)."""
+        return None if self._serializer is None else self._serializer.name
+
+    @property
+    def signed(self) -> bool:
+        """Whether records and snapshots are signed with an HMAC key."""
+        return self._key is not None
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _file(self, kind: str, gen: int) -> str:
