@@ -53,9 +53,7 @@ class Gather:
         self._lock = threading.Lock()
         self._pending = set(worker_ids)
         self._results: Dict[int, Any] = {}
-        self._errors: Dict[int, BaseException] = {}
-        if not self._pending:
-            future.set_result([])
+        self._errors: Dict[int, BaseException] = {}  # with no worker, the caller resolves
 
     def done(self, worker_id: int, value: Any, error: Optional[BaseException]) -> None:
         """Record one worker's outcome."""
