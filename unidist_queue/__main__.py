@@ -155,7 +155,7 @@ def _verify_snapshot(path: str, key: Optional[bytes]) -> Tuple[bool, str]:
 
 
 def _verify_archive(path: str, key: Optional[bytes]) -> Tuple[bool, str]:
-    from .store.archive import ArchiveScan, Framer, decode_payload, unpack_header
+    from .store.archive import ArchiveScan, Framer, unpack_header
     from .store.serializers import by_id
     from .store.snapshot import check_settings
 
@@ -167,9 +167,8 @@ def _verify_archive(path: str, key: Optional[bytes]) -> Tuple[bool, str]:
         header = unpack_header(data, path)
         check_settings(path, header.serializer, header.flags, key, None)
         scan = ArchiveScan(data, path, Framer(header, key), salvage=True)
-        loads, names = by_id(header.serializer).loads, {}  # type: ignore[var-annotated]
-        for _seq, payload in scan:
-            decode_payload(payload, loads, names)
+        for _record in scan.records(by_id(header.serializer).loads):
+            pass
     except Exception as exc:
         return False, f"DAMAGED: {exc}"
     torn = [d for d in scan.damages if d.kind == "torn"]

@@ -25,9 +25,9 @@ import re
 import threading
 from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
-from ..errors import CorruptArchive, StoreError, StoreLocked
+from ..errors import StoreError, StoreLocked
 from . import archive
-from .archive import HEADER, ArchiveScan, Framer, Header, decode_payload, encode_record, pack_header
+from .archive import HEADER, ArchiveScan, Framer, Header, pack_header
 from .base import Record, State, Store
 from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name
 from .snapshot import check_settings, fsync_dir, read_snapshot, write_snapshot
@@ -223,24 +223,9 @@ class FileStore(Store):
         self._adopt(header.serializer)
         framer = Framer(header, self._key)
         scan = ArchiveScan(data, path, framer, salvage=self.recovery == "salvage")
-        loads, names = by_id(header.serializer).loads, {}  # type: ignore[var-annotated]
-        for seq, payload in scan:
-            if seq <= last:
-                continue  # already in the snapshot or an earlier archive
-            try:
-                out.append(decode_payload(payload, loads, names))
-            except Exception as exc:
-                self._undecodable(path, scan.valid_end, seq, exc)
-                continue
-            last = seq
+        out.extend(scan.records(by_id(header.serializer).loads, last))
         self._report(path, scan, len(data))
         return max(last, scan.last_seq), framer, scan.valid_end
-
-    def _undecodable(self, path: str, offset: int, seq: int, exc: Exception) -> None:
-        message = f"{path}: record seq {seq} at offset {offset} passes its checksum but cannot be read: {exc}"
-        if self.recovery != "salvage":
-            raise CorruptArchive(message, path, offset) from exc
-        logger.error("salvage: skipping %s", message)
 
     def _report(self, path: str, scan: ArchiveScan, size: int) -> None:
         """Log the damage a scan found; cut a damaged tail when writable."""
@@ -361,10 +346,11 @@ class FileStore(Store):
 
         :raises StoreError: the write failed, or the store is read-only, failed or closed.
         """
-        self._check_writable()
+        if self._failed is not None or self._closed or self.read_only or self._framer is None:
+            self._check_writable()
         assert self._framer is not None
         seq = self._seq + 1
-        data = self._framer.frame(seq, encode_record(record, body))
+        data = self._framer.frame_record(seq, record, body)
         try:
             written = archive.write(self._fd, data)
         except OSError as exc:
