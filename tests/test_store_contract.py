@@ -301,6 +301,23 @@ def test_delay_and_nack_delay(mq: MessageQueue, clock: Any) -> None:
     assert mq.stats("q").delayed == 0
 
 
+def test_a_delayed_add_overflows_when_due_not_at_the_add(mq: MessageQueue, clock: Any) -> None:
+    """maxlen bounds the ready messages; a delayed one is not ready until it falls due."""
+    for overflow in ("drop_oldest", "reject", "block"):
+        mq.declare(overflow, maxlen=1, overflow=overflow)
+        mq.add(overflow, "ready")
+        mq.add(overflow, "delayed", delay=5, timeout=0)  # neither Full nor an eviction
+        assert mq.all(overflow) == ["ready"]
+        stats = mq.stats(overflow)
+        assert (stats.ready, stats.delayed, stats.dropped) == (1, 1, 0)
+    clock.advance(5)
+    assert mq.all("drop_oldest") == ["delayed"]  # joined the back; the oldest made room
+    assert mq.stats("drop_oldest").dropped == 1
+    for overflow in ("reject", "block"):  # nobody to refuse or hold: the excess stays
+        assert mq.all(overflow) == ["ready", "delayed"]
+        assert mq.stats(overflow).dropped == 0
+
+
 def test_max_age_expires_ready_delayed_and_nacked(mq: MessageQueue, clock: Any) -> None:
     mq.declare("q", max_age=10)
     mq.add("q", "old")
@@ -519,6 +536,19 @@ def test_delayed_and_nacked_with_delay_survive(make_persistent_store: MakeStore,
         assert mq.all("q") == ["now"]
         clock.advance(40)
         assert mq.all("q") == ["now", "later"]
+
+
+def test_overflow_of_a_delayed_add_survives(make_persistent_store: MakeStore, clock: Any) -> None:
+    with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
+        mq.declare("q", maxlen=2)
+        mq.add("q", "a")
+        mq.add("q", "b")
+        mq.add("q", "d", delay=5)
+        clock.advance(5)
+        assert mq.all("q") == ["b", "d"]
+    with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
+        assert mq.all("q") == ["b", "d"]
+        assert mq.stats("q").delayed == 0
 
 
 def test_ids_keep_increasing_across_reopens(make_persistent_store: MakeStore) -> None:

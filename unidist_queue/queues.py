@@ -166,6 +166,9 @@ class MessageQueue:
                 continue
             seq = self._rec(q, ("promote", name, entry[1])) or seq
             q.due_delayed(now)
+            if not entry[4] and q.maxlen is not None and q.overflow == "drop_oldest":
+                while len(q.ready) > q.maxlen:  # a delayed add joined the back
+                    seq = self._evict_oldest(q) or seq
             if q.getters:
                 q.not_empty.notify()
         msg_id = q.due_lease(now)
@@ -280,7 +283,13 @@ class MessageQueue:
 
         Returns the message id: unique, increasing, never reused (also across restarts
         of a durable store). With ``delay`` (seconds) the message stays invisible until
-        due, then joins the back of the queue. ``timeout`` bounds the wait for room
+        due, then joins the back of the queue. A delayed message is not ready, so it
+        does not count toward ``maxlen`` and the overflow policy does not apply at the
+        add (no eviction, no ``Full``, no wait); it applies when the message falls due:
+        under ``"drop_oldest"`` the oldest ready messages are evicted to keep at most
+        ``maxlen``; under ``"reject"`` and ``"block"`` it joins all the same (there is no
+        caller left to refuse or hold) and the excess stays until consumed.
+        ``timeout`` bounds the wait for room
         under ``overflow="block"`` (``None``: wait as long as it takes). For a durable
         queue the message is in the archive before ``add`` returns. Subscribers run in
         this thread, after the message is visible and before ``add`` returns (for a
@@ -327,7 +336,10 @@ class MessageQueue:
                 assert q is not None
                 if q.durable and data is None:
                     continue  # declared durable meanwhile: encode, then try again
-                q, seq = self._make_room(q, deadline)
+                if delay is None:
+                    q, seq = self._make_room(q, deadline)
+                else:  # not ready until due: overflow applies then (see _refresh)
+                    seq = self._refresh(q) if q.timed else 0
                 msg_id, seq2 = self._insert(q, message, data, delay)
             break
         self._commit(seq2 or seq)
@@ -351,9 +363,9 @@ class MessageQueue:
         full, ``overflow`` decides: ``"drop_oldest"`` evicts the oldest, ``"reject"``
         makes ``add`` raise :class:`Full`, ``"block"`` makes ``add`` wait for room.
         A smaller ``maxlen`` evicts at once under ``"drop_oldest"``; otherwise the excess
-        stays until consumed (messages returning by ``nack``, lease or delay never
-        overflow either). ``max_age`` (seconds): older messages are expired, never
-        returned. ``durable=None`` follows the store; the durability of an existing
+        stays until consumed (messages returning by ``nack`` or a lease, delayed or not,
+        never overflow either; for a delayed add, see :meth:`add`). ``max_age``
+        (seconds): older messages are expired, never returned. ``durable=None`` follows the store; the durability of an existing
         queue cannot change.
 
         Cost: O(1), plus O(k) for k evictions. Thread-safe.
