@@ -365,8 +365,8 @@ class MessageQueue:
         A smaller ``maxlen`` evicts at once under ``"drop_oldest"``; otherwise the excess
         stays until consumed (messages returning by ``nack`` or a lease, delayed or not,
         never overflow either; for a delayed add, see :meth:`add`). ``max_age``
-        (seconds): older messages are expired, never returned. ``durable=None`` follows the store; the durability of an existing
-        queue cannot change.
+        (seconds): older messages are expired, never returned. ``durable=None`` follows
+        the store; the durability of an existing queue cannot change.
 
         Cost: O(1), plus O(k) for k evictions. Thread-safe.
 
