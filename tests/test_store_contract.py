@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
@@ -260,6 +261,38 @@ def test_blocked_get_wakes_on_add(mq: MessageQueue) -> None:
     join(t)
     assert results == [("ok", "x")]
     assert mq.count("q") == 0
+
+
+def test_asking_unknown_queues_leaves_nothing_behind(mq: MessageQueue) -> None:
+    """Non-blocking and timed-out takes on many unknown names do not grow memory."""
+
+    def ask(name: str) -> None:
+        with pytest.raises(Empty):
+            mq.get(name, timeout=0)
+        with pytest.raises(Empty):
+            mq.reserve(name, timeout=0)
+        view = mq.view(name)
+        with pytest.raises(Empty):
+            view.get_nowait()
+        with pytest.raises(Empty):
+            view.get(timeout=0)
+        view.shutdown()
+        with pytest.raises(ShutDown):
+            view.get(timeout=0)
+
+    for i in range(100):  # warm-up: caches, interned strings
+        ask(f"warm-{i}")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            ask(f"unknown-{i}")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 300_000, f"{grown} bytes kept for 1000 unknown queue names"
+    assert mq.queues() == []
+    assert not mq.exists("unknown-1")
 
 
 def test_reserve_ack_nack(mq: MessageQueue) -> None:

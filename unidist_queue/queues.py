@@ -549,9 +549,11 @@ class MessageQueue:
                         seq = seq2 or seq
                         return item, attempts, item[2]
                     if stop is not None and stop():
+                        self._left_room(q)  # no placeholder left for an unknown name
                         raise ShutDown("the queue view is shut down")
                     wait = remaining(deadline)
                     if not block or (wait is not None and wait <= 0):
+                        self._left_room(q)
                         raise Empty(f"queue {queue!r} has no ready message")
                     if q.timed:
                         due = q.next_due()
