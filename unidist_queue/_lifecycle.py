@@ -19,13 +19,20 @@ if TYPE_CHECKING:
     from ._task import Task
     from .tasks import TaskHandler
 
-__all__ = ["leave", "shutdown", "status", "terminate", "update"]
+__all__ = ["leave", "retire_tallies", "shutdown", "status", "terminate", "update"]
 
 
 def leave(worker: Worker) -> None:
     """With the lock held: take ``worker`` out of every series."""
     for _, s in worker.series:
         s.leave(worker)
+
+
+def retire_tallies(worker: Worker) -> None:
+    """With the lock held: ``worker`` is gone; its series keep its finished counts."""
+    with worker.mutex:
+        for _, s in worker.series:
+            s.retire_tally(worker.id)
 
 
 def _retire_locked(h: TaskHandler, worker: Worker, drain: bool) -> None:
@@ -45,12 +52,12 @@ def _retire_locked(h: TaskHandler, worker: Worker, drain: bool) -> None:
 
 def _abandon_locked(h: TaskHandler, worker: Worker) -> Tuple[List[Task], List[Update]]:
     """Give up on ``worker``'s threads: return its unfinished tasks and pending updates."""
-    worker.abandoned = worker.retiring = True
-    worker.active = False
-    tasks = list(worker.assigned)
-    worker.assigned.clear()
-    for task in tasks:
-        h._series[task.series].running -= 1
+    with worker.mutex:
+        worker.abandoned = worker.retiring = True
+        worker.active = False
+        tasks = list(worker.assigned)
+        worker.assigned.clear()
+    retire_tallies(worker)
     h._live -= worker.live
     worker.live = 0
     leave(worker)

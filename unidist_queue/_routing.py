@@ -19,10 +19,48 @@ from .errors import SerializationError
 if TYPE_CHECKING:
     from ._workers import Worker
 
-__all__ = ["Series", "SeriesSpec", "name_of", "parse_series", "resolve"]
+__all__ = ["Series", "SeriesSpec", "Tally", "name_of", "parse_series", "resolve"]
 
 SeriesSpec = Union[str, Sequence[Union[str, Tuple[int, str]]]]
 """What ``hire`` accepts: a name, or a list of names and ``(priority, name)`` pairs."""
+
+
+class Tally:
+    """Counters of one worker for one series (``status()`` adds them up).
+
+    Written by the worker's threads under the worker's ``mutex`` (so the hot path takes
+    no shared lock); read without a lock by ``status()`` (each field read is atomic).
+    """
+
+    __slots__ = ("failed", "processed", "queued_max", "queued_sum", "run_max", "run_sum", "running")
+
+    def __init__(self) -> None:
+        self.running = 0  # tasks given to the worker (its inbox, or running)
+        self.processed = 0  # tasks that ran, failed ones included
+        self.failed = 0
+        self.queued_sum = self.queued_max = 0.0
+        self.run_sum = self.run_max = 0.0
+
+    def done(self, queued: float, run: float, failed: bool) -> None:
+        """Count a task that waited ``queued`` and ran ``run`` seconds. O(1)."""
+        self.processed += 1
+        self.queued_sum += queued
+        if queued > self.queued_max:
+            self.queued_max = queued
+        self.run_sum += run
+        if run > self.run_max:
+            self.run_max = run
+        if failed:
+            self.failed += 1
+
+    def fold(self, other: Tally) -> None:
+        """Add ``other``'s finished counts to this one (``running`` excluded)."""
+        self.processed += other.processed
+        self.failed += other.failed
+        self.queued_sum += other.queued_sum
+        self.queued_max = max(self.queued_max, other.queued_max)
+        self.run_sum += other.run_sum
+        self.run_max = max(self.run_max, other.run_max)
 
 
 class Series:
@@ -31,24 +69,12 @@ class Series:
     ``free[p]`` maps worker id to worker for the free workers (a slot open, taking
     tasks) that serve this series at priority ``p``; ``prios`` lists the priorities of
     all qualified workers, highest first. Choosing a worker costs O(p + f) for p
-    priorities and f free workers of the best bucket.
+    priorities and f free workers of the best bucket. Counters live in one
+    :class:`Tally` per worker (``tallies``, by worker id) until the worker is gone,
+    then in ``past``.
     """
 
-    __slots__ = (
-        "failed",
-        "free",
-        "name",
-        "prios",
-        "processed",
-        "qualified",
-        "queue",
-        "queued_max",
-        "queued_sum",
-        "run_max",
-        "run_sum",
-        "running",
-        "started",
-    )
+    __slots__ = ("free", "name", "past", "prios", "qualified", "queue", "tallies")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -56,33 +82,45 @@ class Series:
         self.free: Dict[int, Dict[int, Worker]] = {}
         self.prios: List[int] = []
         self.qualified: Dict[int, int] = {}  # worker id -> priority, in hire order
-        self.running = 0  # tasks assigned to a worker (its inbox or running)
-        self.processed = 0  # tasks that ran, failed ones included
-        self.failed = 0
-        self.started = 0  # tasks whose queued-to-start latency was measured
-        self.queued_sum = self.queued_max = 0.0
-        self.run_sum = self.run_max = 0.0
+        self.tallies: Dict[int, Tally] = {}  # worker id -> its counters, while it lives
+        self.past = Tally()  # counters of the workers that are gone
 
     # -- qualified workers -------------------------------------------------------------
 
-    def join(self, worker: Worker, priority: int) -> None:
-        """Add ``worker`` to the qualified workers (not yet free)."""
+    def join(self, worker: Worker, priority: int) -> Tally:
+        """Add ``worker`` to the qualified workers (not yet free); return its tally."""
         self.qualified[worker.id] = priority
         if priority not in self.free:
             self.free[priority] = {}
             self.prios = sorted(self.free, reverse=True)
+        tally = self.tallies[worker.id] = Tally()
+        return tally
 
     def leave(self, worker: Worker) -> None:
-        """Remove ``worker`` from this series (free or not)."""
+        """Remove ``worker`` from the routing of this series (free or not)."""
         priority = self.qualified.pop(worker.id, None)
         if priority is not None:
             self.free[priority].pop(worker.id, None)
+
+    def retire_tally(self, worker_id: int) -> None:
+        """The worker is gone: keep its finished counts in ``past``."""
+        tally = self.tallies.pop(worker_id, None)
+        if tally is not None:
+            self.past.fold(tally)
 
     def set_free(self, worker: Worker, priority: int) -> None:
         self.free[priority][worker.id] = worker
 
     def set_busy(self, worker: Worker, priority: int) -> None:
         self.free[priority].pop(worker.id, None)
+
+    def has_free(self) -> bool:
+        """Whether a qualified worker is free. Safe without the lock (atomic reads)."""
+        free = self.free
+        for p in self.prios:  # noqa: SIM110 - a plain loop: no generator on the hot path
+            if free[p]:
+                return True
+        return False
 
     def pick(self) -> Optional[Worker]:
         """The free worker with the highest priority, least recently used first."""
@@ -97,32 +135,24 @@ class Series:
 
     # -- counters -------------------------------------------------------------------------
 
-    def count_start(self, queued: float) -> None:
-        self.started += 1
-        self.queued_sum += queued
-        if queued > self.queued_max:
-            self.queued_max = queued
-
-    def count_done(self, run: float, failed: bool) -> None:
-        self.processed += 1
-        self.run_sum += run
-        if run > self.run_max:
-            self.run_max = run
-        if failed:
-            self.failed += 1
-
     def status(self, waiting: int) -> Dict[str, Any]:
         """The JSON-serializable status entry of this series."""
+        total = Tally()
+        total.fold(self.past)
+        running = 0
+        for tally in list(self.tallies.values()):
+            total.fold(tally)
+            running += tally.running
         return {
             "waiting": waiting,
-            "running": self.running,
-            "processed": self.processed,
-            "failed": self.failed,
+            "running": running,
+            "processed": total.processed,
+            "failed": total.failed,
             "latency_ms": {
-                "queued_mean": _mean_ms(self.queued_sum, self.started),
-                "queued_max": self.queued_max * 1000.0,
-                "run_mean": _mean_ms(self.run_sum, self.processed),
-                "run_max": self.run_max * 1000.0,
+                "queued_mean": _mean_ms(total.queued_sum, total.processed),
+                "queued_max": total.queued_max * 1000.0,
+                "run_mean": _mean_ms(total.run_sum, total.processed),
+                "run_max": total.run_max * 1000.0,
             },
         }
 

@@ -116,6 +116,20 @@ class TaskStore:
             assert q is not None
             mq._insert(q, task, None, None)
 
+    def discard(self, s: Series, task: Task) -> bool:
+        """Remove a just-queued in-memory ``task`` if it still waits; whether it did. O(n)."""
+        mq = self.mq
+        with mq._mutex:
+            q = mq._queues.get(s.queue)
+            if q is None:
+                return False
+            for i in range(len(q.ready) - 1, -1, -1):
+                if q.ready[i][2] is task:
+                    del q.ready[i]
+                    q.added -= 1
+                    return True
+        return False
+
     def add(
         self, s: Series, make: Callable[[int], Task], stored: Optional[Tuple[Body, bytes]], reserve: bool
     ) -> Tuple[Optional[Task], int]:
@@ -149,6 +163,30 @@ class TaskStore:
         assert item is not None
         q.reserve(item, None)
         return seq
+
+    def take(self, s: Series) -> Optional[Task]:
+        """Take the oldest waiting task of ``s`` from a MessageQueue that is all in memory.
+
+        The worker's hot path: it holds its own mutex, not the handler's lock.
+        """
+        mq = self.mq
+        q = mq._queues.get(s.queue)
+        if q is None:
+            return None
+        if q.timed or not q.plain:
+            return self.pop(s)[0]
+        ready = q.ready
+        if not ready:
+            return None
+        with mq._mutex:
+            while ready and q.exists and not mq._closed:
+                task = ready.popleft()[2]
+                q.removed += 1
+                if q.putters:
+                    q.not_full.notify()
+                if type(task) is Task:
+                    return task
+        return None
 
     def pop(self, s: Series) -> Tuple[Optional[Task], int]:
         """Take the oldest waiting task of ``s`` (reserved if durable): ``(task, seq)``."""

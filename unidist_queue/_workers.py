@@ -6,9 +6,11 @@ is one C-level ``put`` (no Python-level Condition). A thread that finishes a tas
 handler for its next one (:meth:`Handler.run_task` returns it) and runs it at once
 without touching the inbox, so a busy pool never sleeps between tasks.
 
-Lock order: the handler's lock, then the MessageQueue's mutex, then a worker's
-``mutex`` (guarding its pending updates). A worker thread never holds its mutex while
-taking another lock, and never runs user code while holding any lock.
+Lock order: the handler's lock, then a worker's ``mutex``, then the MessageQueue's
+mutex. A worker's ``mutex`` guards its pending updates, the tasks it was given
+(``assigned``) and its counters (``tallies``), so a busy worker finishes a task and takes
+the next one under its own mutex and the queue's, never the handler's. No user code
+runs while any lock is held.
 
 Which tasks a worker owns is decided by ``Worker.assigned`` under the handler's lock,
 not by the inbox: a task abandoned with its worker is in the list ``terminate``
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Se
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from ._routing import Series
+    from ._routing import Series, Tally
     from ._task import Task
 
     class Handler(Protocol):
@@ -105,8 +107,10 @@ class Worker:
 
     Fields are read and written with the handler's lock held, except ``inbox`` (a
     thread-safe ``SimpleQueue`` of tasks, update wake-ups and stop marks) and
-    ``updates`` (under ``mutex``). Threads read the flags without a lock: each flag
-    change is followed by marks put in the inbox, which wake every idle thread.
+    ``updates``, ``assigned``, ``tallies`` and ``last_used``, written under ``mutex``
+    (by the handler with its lock held too, or by the worker's own threads). Threads
+    read the flags without a lock: each flag change is followed by marks put in the
+    inbox, which wake every idle thread.
     """
 
     __slots__ = (
@@ -119,10 +123,10 @@ class Worker:
         "live",
         "mutex",
         "name",
-        "processed",
         "retiring",
         "series",
         "slots",
+        "tallies",
         "threads",
         "updates",
     )
@@ -137,14 +141,19 @@ class Worker:
         # thread: exit once idle). Only this worker's threads take from it.
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.updates: Deque[Update] = deque()
-        self.mutex = threading.Lock()  # guards updates
+        self.mutex = threading.Lock()  # guards updates, assigned, tallies, last_used
+        self.tallies: Dict[str, Tally] = {}  # series name -> this worker's counters
         self.threads: List[threading.Thread] = []
         self.active = False  # in the routing tables: takes tasks
         self.retiring = False  # threads exit once the inbox and updates are empty
         self.abandoned = False  # threads exit at once; their output is discarded
         self.last_used = 0  # stamp of the last task given to it (least recently used first)
         self.live = 0  # threads started and not yet exited
-        self.processed = 0
+
+    @property
+    def processed(self) -> int:
+        """Tasks this worker ran, failed ones included."""
+        return sum(t.processed for t in list(self.tallies.values()))
 
     def put(self, task: Task) -> None:
         """Hand ``task`` to one of the worker's threads. O(1)."""

@@ -18,10 +18,11 @@ code runs and nothing is logged while the handler's lock is held.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
 from . import _lifecycle
@@ -86,7 +87,9 @@ class TaskHandler(Executor):
         self._workers: Dict[int, Worker] = {}
         self._resumed: Set[Task] = set()  # reassigned tasks whose future is already running
         self._saved: List[Tuple[Optional[str], Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]] = []
-        self._task_ids = self._worker_ids = self._stamp = 0
+        self._task_ids = itertools.count(1)  # next() is atomic: ids 1, 2, 3...
+        self._worker_ids = 0
+        self._stamps = itertools.count(1)  # last_used stamps (least recently used first)
         self._live = 0  # threads of workers not abandoned, not yet exited
         self._shut = False
         self._mq_closed = False
@@ -133,17 +136,8 @@ class TaskHandler(Executor):
             raise TypeError("fn must be callable")
         future: Future[Any] = Future()
         if not self._mq._persistent:  # nothing is durable: the fast path
-            with self._lock:
-                if self._shut:
-                    raise ShutDown("the TaskHandler is shut down")
-                s = self._series.get(series) or self._series_of(series)
-                self._task_ids += 1
-                task = Task(self._task_ids, series, fn, args, kwargs, future, _monotonic())
-                worker = s.pick()
-                if worker is None:
-                    self._store.push(s, task)
-                else:
-                    self._assign(worker, s, task)
+            task = Task(next(self._task_ids), series, fn, args, kwargs, future, _monotonic())
+            self._submit_memory(series, task)
             return future
         if self._shut:
             raise ShutDown("the TaskHandler is shut down")
@@ -159,6 +153,39 @@ class TaskHandler(Executor):
         self._store.commit(seq)
         return future
 
+    def _submit_memory(self, series: str, task: Task) -> None:
+        """Route or queue a task of an in-memory series, taking the lock only when needed.
+
+        With a free qualified worker, the task goes to it under the lock. Otherwise it is
+        appended to its queue without the handler's lock (the MessageQueue's mutex
+        suffices), so a busy pool's submitter and finishing workers do not contend. A
+        worker that turns free at that moment either sees the task (it marks itself free,
+        then looks at its queues: :meth:`_mark_free`) or is seen here afterwards: every
+        step is atomic under the GIL, so one of the two hands the task over.
+        """
+        if self._shut:
+            raise ShutDown("the TaskHandler is shut down")
+        s = self._series.get(series)
+        if s is None:
+            with self._lock:
+                s = self._series_of(series)
+        if s.has_free():
+            with self._lock:
+                if self._shut:
+                    raise ShutDown("the TaskHandler is shut down")
+                worker = s.pick()
+                if worker is None:
+                    self._store.push(s, task)
+                else:
+                    self._assign(worker, s, task)
+            return
+        self._store.push(s, task)
+        if self._shut or s.has_free():
+            with self._lock:
+                if self._shut and self._store.discard(s, task):
+                    raise ShutDown("the TaskHandler is shut down")
+                self._pump(s)
+
     def _enqueue(
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any],
         future: Future[Any], stored: Any,
@@ -169,8 +196,7 @@ class TaskHandler(Executor):
         now = _monotonic()
 
         def make(msg_id: int) -> Task:
-            self._task_ids += 1
-            return Task(self._task_ids, series, fn, args, kwargs, future, now, msg_id)
+            return Task(next(self._task_ids), series, fn, args, kwargs, future, now, msg_id)
 
         result, seq = self._store.add(s, make, stored, worker is not None)
         if result is not None and worker is not None:
@@ -180,8 +206,7 @@ class TaskHandler(Executor):
     def _recovered_task(
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], msg_id: int
     ) -> Task:
-        self._task_ids += 1
-        return Task(self._task_ids, series, fn, args, kwargs, Future(), _monotonic(), msg_id, True)
+        return Task(next(self._task_ids), series, fn, args, kwargs, Future(), _monotonic(), msg_id, True)
 
     # -- routing (lock held) ----------------------------------------------------------------------
 
@@ -198,11 +223,12 @@ class TaskHandler(Executor):
 
     def _claim(self, worker: Worker, s: Series, task: Task) -> None:
         """Book ``task`` on ``worker``: a slot taken, the worker used now."""
-        worker.assigned[task] = None
-        self._stamp += 1
-        worker.last_used = self._stamp
-        s.running += 1
-        if len(worker.assigned) >= worker.slots:
+        with worker.mutex:
+            worker.assigned[task] = None
+            worker.tallies[s.name].running += 1
+            worker.last_used = next(self._stamps)
+            full = len(worker.assigned) >= worker.slots
+        if full:
             for p, ws in worker.series:
                 ws.set_busy(worker, p)
 
@@ -222,11 +248,25 @@ class TaskHandler(Executor):
             task, seq2 = self._take_for(worker)
             seq = seq2 or seq
             if task is None:
-                if not worker.retiring:
-                    for p, s in worker.series:
-                        s.set_free(worker, p)
+                seq = self._mark_free(worker) or seq
                 break
             worker.put(task)
+        return seq
+
+    def _mark_free(self, worker: Worker) -> int:
+        """``worker`` found nothing to take and has a free slot: route to it from now on.
+
+        A submitter may have queued a task without the lock after the worker looked
+        (see :meth:`_submit_memory`): look again once marked free, and pump.
+        """
+        if worker.retiring or not worker.active:
+            return 0
+        seq = 0
+        for p, s in worker.series:
+            s.set_free(worker, p)
+        for _, s in worker.series:
+            if self._store.waiting(s):
+                seq = self._pump(s) or seq
         return seq
 
     def _pump(self, s: Series) -> int:
@@ -245,7 +285,16 @@ class TaskHandler(Executor):
     # -- called by worker threads -------------------------------------------------------------------
 
     def run_task(self, worker: Worker, task: Task) -> Optional[Task]:
-        """Run ``task`` in this worker thread; return the next task it should run."""
+        """Run ``task`` in this worker thread; return the next task it should run.
+
+        The hot path of the pool, so written flat. The bookkeeping (counters, the slot
+        freed, the next task taken) is done before the future is resolved. In memory, a
+        busy worker does it under its own mutex and the queue's, never the handler's
+        lock, which it takes only when it turns free; a durable store goes through
+        :meth:`_finish_durable`.
+        """
+        if worker.abandoned:
+            return None  # given to it before it was abandoned: terminate returned it
         future = task.future
         failed = False
         if task in self._resumed or future.set_running_or_notify_cancel():
@@ -260,52 +309,51 @@ class TaskHandler(Executor):
         else:  # cancelled while waiting
             start = end = -1.0
             value = None
-        with self._lock:
-            keep, nxt, seq = self._finish(worker, task, start, end, failed)
-        self._store.commit(seq)
-        if keep and start >= 0:
+        nxt: Optional[Task] = None
+        with worker.mutex:
+            if worker.assigned.pop(task, _GONE) is _GONE:
+                return None  # abandoned: the output is discarded
+            tally = worker.tallies[task.series]
+            tally.running -= 1
+            if start >= 0:
+                tally.done(start - task._queued_at, end - start, failed)
+            if self._resumed:
+                self._resumed.discard(task)
+            memory = not self._mq._persistent
+            if memory and worker.active:
+                take = self._store.take
+                for _, ws in worker.series:
+                    nxt = take(ws)
+                    if nxt is not None:
+                        worker.assigned[nxt] = None
+                        worker.tallies[ws.name].running += 1
+                        worker.last_used = next(self._stamps)
+                        break
+        if not memory:
+            nxt = self._finish_durable(worker, task)
+        elif nxt is None and worker.active and len(worker.assigned) < worker.slots:
+            with self._lock:
+                self._mark_free(worker)
+        if start < 0:
+            return nxt
+        if failed or task._recovered:
             self._resolve(task, value, failed)
+        else:
+            try:
+                future.set_result(value)
+            except InvalidStateError:  # resolved elsewhere meanwhile (a reassigned task)
+                logger.debug("future of %r already resolved", task)
         return nxt
 
-    def _finish(
-        self, worker: Worker, task: Task, start: float, end: float, failed: bool
-    ) -> Tuple[bool, Optional[Task], int]:
-        """With the lock held: book a finished task, and take the worker's next one."""
-        if worker.assigned.pop(task, _GONE) is _GONE:
-            return False, None, 0  # abandoned: the output is discarded
-        s = self._series[task.series]
-        s.running -= 1
-        if start >= 0:  # counters inline: this is the hot path
-            s.started += 1
-            s.processed += 1
-            worker.processed += 1
-            wait = start - task._queued_at
-            s.queued_sum += wait
-            if wait > s.queued_max:
-                s.queued_max = wait
-            run = end - start
-            s.run_sum += run
-            if run > s.run_max:
-                s.run_max = run
-            if failed:
-                s.failed += 1
-        seq = self._store.ack(task) if task._msg_id else 0
-        if self._resumed:
-            self._resumed.discard(task)
-        if not worker.active:
-            return True, None, seq
-        for _, ws in worker.series:
-            nxt, seq2 = self._store.pop(ws)
-            if nxt is not None:
-                worker.assigned[nxt] = None
-                self._stamp += 1
-                worker.last_used = self._stamp
-                ws.running += 1
-                return True, nxt, seq2 or seq
-        if len(worker.assigned) == worker.slots - 1 and not worker.retiring:
-            for p, ws in worker.series:
-                ws.free[p][worker.id] = worker
-        return True, None, seq
+    def _finish_durable(self, worker: Worker, task: Task) -> Optional[Task]:
+        """Ack a finished task of a persistent MessageQueue; take the worker's next task."""
+        with self._lock:
+            seq = self._store.ack(task) if task._msg_id else 0
+            nxt, seq2 = self._take_for(worker) if worker.active else (None, 0)
+            if nxt is None and len(worker.assigned) < worker.slots:
+                seq2 = self._mark_free(worker) or seq2
+        self._store.commit(seq2 or seq)
+        return nxt
 
     @staticmethod
     def _resolve(task: Task, value: Any, failed: bool) -> None:
@@ -336,9 +384,11 @@ class TaskHandler(Executor):
             if not worker.abandoned:
                 worker.live -= 1
                 self._live -= 1
-                if worker.live == 0 and self._workers.get(worker.id) is worker:
-                    del self._workers[worker.id]
-                    _lifecycle.leave(worker)
+                if worker.live == 0:
+                    if self._workers.get(worker.id) is worker:
+                        del self._workers[worker.id]
+                        _lifecycle.leave(worker)
+                    _lifecycle.retire_tallies(worker)
             close = self._shut and self._live == 0 and self._own_mq and not self._mq_closed
             if close:
                 self._mq_closed = True
@@ -385,10 +435,9 @@ class TaskHandler(Executor):
         self._worker_ids += 1
         wid = self._worker_ids
         worker = Worker(wid, name or f"worker-{wid}", [(p, self._series_of(n)) for p, n in pairs], slots)
-        self._stamp += 1
-        worker.last_used = self._stamp
+        worker.last_used = next(self._stamps)
         for p, s in worker.series:
-            s.join(worker, p)
+            worker.tallies[s.name] = s.join(worker, p)
         names = {n for _, n in pairs}
         replay = [Update(fn, a, k, None) for ser, fn, a, k in self._saved if ser is None or ser in names]
         for i in range(slots):
