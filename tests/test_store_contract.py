@@ -510,6 +510,38 @@ def test_every_record_is_committed_before_the_call_returns(make_store: MakeStore
     assert len(calls) == 21
 
 
+@pytest.mark.parametrize("view", [False, True], ids=["add", "view.put_nowait"])
+def test_records_of_a_refresh_are_committed_when_the_add_raises_full(
+    make_store: MakeStore, clock: Any, view: bool
+) -> None:
+    """Promotion and expiry done by an add that then raises Full are still committed."""
+    spy = SpyStore(make_store())
+    with MessageQueue(store=spy, clock=clock) as mq:
+        mq.declare("promoted", maxlen=1, overflow="reject")
+        mq.add("promoted", "ready")
+        mq.add("promoted", "delayed", delay=5)
+        mq.declare("expired", maxlen=3, overflow="reject")
+        mq.add("expired", "old")
+        clock.advance(5)
+        mq.add("expired", "young 1")
+        mq.add("expired", "young 2")
+        mq.declare("expired", maxlen=1, max_age=8)  # the excess stays under reject
+        clock.advance(4)  # "delayed" falls due, "old" expires
+        for name in ("promoted", "expired"):
+            appended = len(spy.appended)
+            with pytest.raises(Full):
+                if view:
+                    mq.view(name).put_nowait("new")
+                else:
+                    mq.add(name, "new")
+            if spy.persistent:
+                assert len(spy.appended) == appended + 1  # the promotion or the expiry
+            assert spy.uncommitted() == []
+        assert mq.all("promoted") == ["ready", "delayed"]
+        assert mq.all("expired") == ["young 1", "young 2"]
+        assert mq.stats("expired").expired == 1
+
+
 # -- persistence: reopen restores exactly the acknowledged state -----------------------------
 
 

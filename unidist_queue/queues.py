@@ -241,10 +241,10 @@ class MessageQueue:
                 seq = self._evict_oldest(q) or seq
                 continue
             if q.overflow == "reject" or not block:
-                raise Full(f"queue {q.name!r} is full (maxlen={q.maxlen})")
+                raise self._full(q, seq, "is full")
             wait = remaining(deadline)
             if wait is not None and wait <= 0:
-                raise Full(f"queue {q.name!r} stayed full (maxlen={q.maxlen})")
+                raise self._full(q, seq, "stayed full")
             if q.timed:  # wake when the oldest may expire
                 due = q.next_due()
                 if due != INF:
@@ -256,6 +256,20 @@ class MessageQueue:
             if q.timed:
                 seq = self._refresh(q) or seq
         return q, seq
+
+    def _full(self, q: QueueState, seq: int, why: str) -> Full:
+        """The ``Full`` for a refused add, once ``seq`` (records of the refresh) is committed.
+
+        Called with the mutex held; it is released during the commit (an fsync).
+        """
+        error = Full(f"queue {q.name!r} {why} (maxlen={q.maxlen})")
+        if seq:
+            self._mutex.release()
+            try:
+                self._store.commit(seq)
+            finally:
+                self._mutex.acquire()
+        return error
 
     def _evict_oldest(self, q: QueueState) -> int:
         """Drop the oldest ready message for overflow; return the record's seq."""
