@@ -16,11 +16,20 @@ from unidist_queue.store.file import FileStore
 
 
 def test_demo_runs() -> None:
+    """The demo crashes its first run with SIGKILL, restarts, and loses nothing."""
     done = subprocess.run(
         [sys.executable, "-m", "unidist_queue", "demo"], capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 0, done.stderr
-    assert "queued 5 jobs" in done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "receiver DOWN" in out and "first run |" in out and "restart |" in out
+    assert "killed with SIGKILL" in out and "found in the store" in out
+    table = {line.split()[0]: line.split()[-5:] for line in out.splitlines()
+             if line.strip().startswith(("tasks (", "events ("))}
+    assert table["tasks"] == ["24", "24", table["tasks"][2], table["tasks"][3], "0"], out
+    assert table["events"][0] == table["events"][1] and table["events"][-1] == "0", out
+    assert "nothing lost" in out
+    assert done.stderr == ""
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "demo":
         from .demo import main as demo
 
-        return demo()
+        return demo(child=args.child)
     try:
         key = _key(args.hmac_key_env)
         command = {"inspect": _inspect, "verify": _verify, "compact": _compact, "dump": _dump}[args.command]
@@ -51,7 +51,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m unidist_queue")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="show the library at work for a few seconds")
+    demo = commands.add_parser("demo", help="show the library at work for a few seconds")
+    demo.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)  # the demo's first run
     for name, text in _STORE_COMMANDS.items():
         sub = commands.add_parser(name, help=text)
         sub.add_argument("path", help="the store's directory")

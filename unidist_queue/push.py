@@ -259,16 +259,18 @@ class Pusher:
                 self._state = _WAITING
                 return due
             self._state = _ARMED
-        batch = self._reserve(1 if failures else self._batch_size)
+        batch = self._reserve(1 if failures else min(pending, self._batch_size))
         if batch:
             self._attempt(batch)
         return self._clock()  # at once: the next pass decides (another batch, wait, idle)
 
     def _reserve(self, n: int) -> List[Message]:
+        """Reserve up to ``n`` messages, oldest first (fewer if the queue has fewer)."""
         batch: List[Message] = []
+        reserve, name, append = self._mq.reserve, self._queue, batch.append
         try:
-            while len(batch) < n:
-                batch.append(self._mq.reserve(self._queue, timeout=0))
+            for _ in range(n):
+                append(reserve(name, timeout=0))
         except Empty:
             pass
         except Exception:
