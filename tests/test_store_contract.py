@@ -590,6 +590,36 @@ def test_reserved_unacked_come_back_at_the_front_in_id_order(
         assert (again.id, again.attempts) == (ra.id, 2)
 
 
+def test_a_restart_returns_reservations_as_nack_does(make_persistent_store: MakeStore, clock: Any) -> None:
+    """Reserved messages go back to the front in id order, among the returned messages
+    already there; ready messages that were never reserved keep their place (here:
+    delayed messages that fell due and joined the back while others were reserved)."""
+
+    def run(mq: MessageQueue) -> List[Message]:
+        mq.add("q", "d1", delay=5)
+        for x in "abc":
+            mq.add("q", x)
+        mq.add("q", "d2", delay=5)
+        ra, rb, rc = (mq.reserve("q") for _ in range(3))
+        mq.nack(ra)
+        clock.advance(5)  # d1 and d2 join the back
+        assert mq.all("q") == ["a", "d1", "d2"]
+        return [rb, rc]
+
+    with MessageQueue(clock=clock) as twin:  # the same calls in memory, then nack
+        for m in run(twin):
+            twin.nack(m)
+        expected = twin.all("q")
+    assert expected == ["a", "b", "c", "d1", "d2"]
+    with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
+        run(mq)
+    with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
+        assert mq.all("q") == expected
+    with MessageQueue(store=make_persistent_store(), clock=clock) as mq:  # and again
+        assert mq.all("q") == expected
+        assert [m.attempts for m in mq.messages("q")] == [1, 1, 1, 0, 0]
+
+
 def test_delayed_and_nacked_with_delay_survive(make_persistent_store: MakeStore, clock: Any) -> None:
     with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
         mq.add("q", "later", delay=50)

@@ -304,14 +304,18 @@ class QueueState:
         self.retime()
 
     def release_reserved(self) -> None:
-        """After a restart: every reservation returns to the front, in id order. O(k log k)."""
+        """After a restart: every reservation returns to the front as :meth:`push_front` puts it.
+
+        That is, in id order among the returned messages (reserved before) already at the
+        front, ahead of every message never reserved, which keeps its place. O(k log k).
+        """
         if not self.reserved:
             return
         front = [entry[:3] for entry in self.reserved.values()]
         self.reserved.clear()
         self.leases.clear()
         top = max(item[0] for item in front)
-        while self.ready and self.ready[0][0] < top:
+        while self.ready and self.ready[0][0] < top and self.ready[0][0] in self.attempts:
             front.append(self.pop_front())
         front.sort()
         for item in reversed(front):

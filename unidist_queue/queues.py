@@ -530,8 +530,13 @@ class MessageQueue:
 
         The message stays invisible until :meth:`ack` deletes it or :meth:`nack` returns
         it. With ``lease`` (seconds), an unsettled message returns to the front by
-        itself once the lease runs out. After a restart, a reserved message of a durable
-        queue is ready again, at the front in id order. Waits like :meth:`get`.
+        itself once the lease runs out. After a restart, the unsettled reservations of a
+        durable queue are ready again at the front, in id order, exactly as if each had
+        been nacked: merged in id order with the returned messages already at the front
+        (nacked, or returned by a lease or an earlier restart), ahead of every message
+        never reserved, which keeps its place; their ``attempts`` count is kept, and a
+        ``Message`` reserved before the restart can no longer be settled
+        (``ValueError``). Waits like :meth:`get`.
 
         Cost: O(1), O(log n) with a lease. Thread-safe.
 
