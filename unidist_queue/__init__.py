@@ -15,8 +15,11 @@ from .message import QueueStats as QueueStats
 from .push import Pusher as Pusher
 from .push import PushStats as PushStats
 from .queues import MessageQueue as MessageQueue
+from .store import FileStore as FileStore
 from .store import MemoryStore as MemoryStore
 from .store import Store as Store
+from .tasks import Task as Task
+from .tasks import TaskHandler as TaskHandler
 from .view import QueueView as QueueView
 
 __version__ = "0.1.0"
@@ -25,6 +28,7 @@ __all__ = [
     "CorruptArchive",
     "DelegateLoop",
     "Empty",
+    "FileStore",
     "Full",
     "Loop",
     "MemoryStore",
@@ -39,5 +43,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLocked",
+    "Task",
+    "TaskHandler",
     "UnidistQueueError",
 ]
