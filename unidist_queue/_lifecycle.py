@@ -16,7 +16,7 @@ from ._workers import Gather, Update, Worker
 from .errors import ShutDown
 
 if TYPE_CHECKING:
-    from ._task import Task
+    from ._task import Job
     from .tasks import TaskHandler
 
 __all__ = ["leave", "retire_tallies", "shutdown", "status", "terminate", "update"]
@@ -50,7 +50,7 @@ def _retire_locked(h: TaskHandler, worker: Worker, drain: bool) -> None:
     worker.stop()
 
 
-def _abandon_locked(h: TaskHandler, worker: Worker) -> Tuple[List[Task], List[Update]]:
+def _abandon_locked(h: TaskHandler, worker: Worker) -> Tuple[List[Job], List[Update]]:
     """Give up on ``worker``'s threads: return its unfinished tasks and pending updates."""
     with worker.mutex:
         worker.abandoned = worker.retiring = True
@@ -83,11 +83,11 @@ def _drop_updates(worker: Worker, updates: List[Update]) -> None:
             u.gather.drop(worker.id)
 
 
-def _reassign(h: TaskHandler, tasks: List[Task]) -> None:
+def _reassign(h: TaskHandler, tasks: List[Job]) -> None:
     """Put abandoned tasks back at the front of their series and route them again."""
     seq = 0
     with h._lock:
-        by_series: Dict[str, List[Task]] = {}
+        by_series: Dict[str, List[Job]] = {}
         for task in tasks:
             if task.future.running():
                 h._resumed.add(task)
@@ -101,13 +101,13 @@ def _reassign(h: TaskHandler, tasks: List[Task]) -> None:
 
 def terminate(
     h: TaskHandler, worker_id: int, timeout: Optional[float], crash: bool, reassign: bool
-) -> List[Task]:
+) -> List[Job]:
     deadline = deadline_of(timeout)
     with h._lock:
         worker = h._workers.get(worker_id)
         if worker is None or worker.abandoned:
             return []
-        tasks: List[Task] = []
+        tasks: List[Job] = []
         updates: List[Update] = []
         if crash:
             tasks, updates = _abandon_locked(h, worker)
@@ -172,9 +172,9 @@ def status(h: TaskHandler) -> Dict[str, Any]:
     return {"series": series, "workers": workers}
 
 
-def _waiting_locked(h: TaskHandler, everywhere: bool, remove: bool) -> Tuple[List[Task], int]:
+def _waiting_locked(h: TaskHandler, everywhere: bool, remove: bool) -> Tuple[List[Job], int]:
     """Waiting tasks of every series (``everywhere``) or of series nobody serves."""
-    found: List[Task] = []
+    found: List[Job] = []
     seq = 0
     for s in h._series.values():
         if everywhere or not s.qualified:
@@ -184,12 +184,12 @@ def _waiting_locked(h: TaskHandler, everywhere: bool, remove: bool) -> Tuple[Lis
     return found, seq
 
 
-def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional[float]) -> List[Task]:
+def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional[float]) -> List[Job]:
     if timeout is not None:
         check_seconds("timeout", timeout)
     deadline = deadline_of(timeout)
-    unfinished: List[Task] = []
-    in_inboxes: List[Task] = []
+    unfinished: List[Job] = []
+    in_inboxes: List[Job] = []
     with h._lock:
         first = not h._shut
         h._shut = True
@@ -212,10 +212,10 @@ def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional
     return unfinished
 
 
-def _after_wait(h: TaskHandler, workers: List[Worker]) -> List[Task]:
+def _after_wait(h: TaskHandler, workers: List[Worker]) -> List[Job]:
     """After the joins: abandon workers still running; collect tasks nobody will run."""
     dropped: List[Tuple[Worker, List[Update]]] = []
-    unfinished: List[Task] = []
+    unfinished: List[Job] = []
     me = threading.current_thread()
     with h._lock:
         for w in workers:

@@ -2,10 +2,10 @@
 
 Internal. Series ``S`` waits in queue ``"task:S"`` of the handler's
 :class:`~unidist_queue.MessageQueue`, through its package-internal fast paths. A task of
-an in-memory queue is stored as the :class:`~unidist_queue.tasks.Task` itself; a task of
+an in-memory queue is stored as the :class:`~unidist_queue.tasks.Job` itself; a task of
 a durable queue as ``(function name, args, kwargs)``, with the same records the public
 API writes: ``add`` when submitted, ``reserve`` when a worker takes it, ``remove`` (ack)
-when it is done, ``nack`` when it goes back. The live ``Task`` of a durable message is
+when it is done, ``nack`` when it goes back. The live ``Job`` of a durable message is
 kept by message id in :attr:`TaskStore.by_msg`.
 
 Every method but :meth:`encode`, :meth:`commit` and :meth:`recover` is called with the
@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ._routing import name_of, resolve
-from ._task import Task
+from ._task import Job
 from .queues import MessageQueue
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ logger = logging.getLogger("unidist_queue.tasks")
 Body = Tuple[str, Tuple[Any, ...], Dict[str, Any]]
 """A durable task as stored: ``(importable function name, args, kwargs)``."""
 
-MakeTask = Callable[[str, Callable[..., Any], Tuple[Any, ...], Dict[str, Any], int], "Task"]
+MakeTask = Callable[[str, Callable[..., Any], Tuple[Any, ...], Dict[str, Any], int], "Job"]
 
 
 class TaskStore:
@@ -40,8 +40,8 @@ class TaskStore:
 
     def __init__(self, mq: MessageQueue) -> None:
         self.mq = mq
-        self.by_msg: Dict[int, Task] = {}  # durable message id -> its live Task
-        self.make: Optional[MakeTask] = None  # builds a recovered Task (set by the handler)
+        self.by_msg: Dict[int, Job] = {}  # durable message id -> its live Job
+        self.make: Optional[MakeTask] = None  # builds a recovered Job (set by the handler)
 
     # -- outside the handler's lock ------------------------------------------------------
 
@@ -71,7 +71,7 @@ class TaskStore:
                 logger.exception("the task store could not commit; a restart may rerun tasks")
 
     def recover(self, make: MakeTask) -> List[str]:
-        """At start-up: a live Task for every message of a durable ``task:*`` queue.
+        """At start-up: a live Job for every message of a durable ``task:*`` queue.
 
         Returns the series names found. Functions are imported here, with no lock held.
         """
@@ -96,7 +96,7 @@ class TaskStore:
             return None
         return q
 
-    def push(self, s: Series, task: Task) -> None:
+    def push(self, s: Series, task: Job) -> None:
         """Queue a task of a MessageQueue without a persistent store (nothing is durable).
 
         :raises ShutDown: the MessageQueue is closed.
@@ -116,7 +116,7 @@ class TaskStore:
             assert q is not None
             mq._insert(q, task, None, None)
 
-    def discard(self, s: Series, task: Task) -> bool:
+    def discard(self, s: Series, task: Job) -> bool:
         """Remove a just-queued in-memory ``task`` if it still waits; whether it did. O(n)."""
         mq = self.mq
         with mq._mutex:
@@ -131,8 +131,8 @@ class TaskStore:
         return False
 
     def add(
-        self, s: Series, make: Callable[[int], Task], stored: Optional[Tuple[Body, bytes]], reserve: bool
-    ) -> Tuple[Optional[Task], int]:
+        self, s: Series, make: Callable[[int], Job], stored: Optional[Tuple[Body, bytes]], reserve: bool
+    ) -> Tuple[Optional[Job], int]:
         """Queue a new task (``reserve``: and take it at once); ``None`` if it needs encoding.
 
         :raises ShutDown: the MessageQueue is closed.
@@ -164,7 +164,7 @@ class TaskStore:
         q.reserve(item, None)
         return seq
 
-    def take(self, s: Series) -> Optional[Task]:
+    def take(self, s: Series) -> Optional[Job]:
         """Take the oldest waiting task of ``s`` from a MessageQueue that is all in memory.
 
         The worker's hot path: it holds its own mutex, not the handler's lock.
@@ -184,11 +184,11 @@ class TaskStore:
                 q.removed += 1
                 if q.putters:
                     q.not_full.notify()
-                if type(task) is Task:
+                if type(task) is Job:
                     return task
         return None
 
-    def pop(self, s: Series) -> Tuple[Optional[Task], int]:
+    def pop(self, s: Series) -> Tuple[Optional[Job], int]:
         """Take the oldest waiting task of ``s`` (reserved if durable): ``(task, seq)``."""
         mq = self.mq
         q = mq._queues.get(s.queue)
@@ -201,7 +201,7 @@ class TaskStore:
                     q.removed += 1
                     if q.putters:
                         q.not_full.notify()
-                    if type(task) is Task:
+                    if type(task) is Job:
                         return task, 0
             return None, 0
         if not q.exists or mq._closed:
@@ -218,30 +218,30 @@ class TaskStore:
                     return task, seq
         return None, seq
 
-    def _task_of(self, s: Series, q: QueueState, item: Tuple[int, float, Any]) -> Optional[Task]:
+    def _task_of(self, s: Series, q: QueueState, item: Tuple[int, float, Any]) -> Optional[Job]:
 
         if not q.durable:
-            return item[2] if isinstance(item[2], Task) else None
+            return item[2] if isinstance(item[2], Job) else None
         task = self.by_msg.pop(item[0], None)
         if task is None and self.make is not None:  # added through the public API: adopt it
             name, args, kwargs = item[2]
             task = self.make(s.name, _importer(name), tuple(args), dict(kwargs), item[0])
         return task
 
-    def ack(self, task: Task) -> int:
+    def ack(self, task: Job) -> int:
         """Delete a durable task's message once it ran (or failed)."""
         mq = self.mq
         with mq._mutex:
             q = mq._queues.get("task:" + task.series)
-            if q is None or mq._closed or task._msg_id not in q.reserved:
+            if q is None or mq._closed or task.msg_id not in q.reserved:
                 return 0
-            seq = mq._rec(q, ("remove", q.name, task._msg_id))
-            q.unreserve(task._msg_id)
-            q.attempts.pop(task._msg_id, None)
+            seq = mq._rec(q, ("remove", q.name, task.msg_id))
+            q.unreserve(task.msg_id)
+            q.attempts.pop(task.msg_id, None)
             q.removed += 1
             return seq
 
-    def requeue(self, s: Series, tasks: List[Task]) -> int:
+    def requeue(self, s: Series, tasks: List[Job]) -> int:
         """Put tasks taken from a worker back at the front of their series, oldest first."""
         mq = self.mq
         seq = 0
@@ -252,21 +252,21 @@ class TaskStore:
             assert q is not None
             now = mq._clock()
             for task in sorted(tasks, key=_task_id, reverse=True):
-                if task._msg_id and task._msg_id in q.reserved:
-                    self.by_msg[task._msg_id] = task
-                    seq = mq._return(q, task._msg_id, None, now) or seq
-                elif not task._msg_id:
+                if task.msg_id and task.msg_id in q.reserved:
+                    self.by_msg[task.msg_id] = task
+                    seq = mq._return(q, task.msg_id, None, now) or seq
+                elif not task.msg_id:
                     q.ready.appendleft((0, now, task))
         return seq
 
-    def take_all(self, s: Series, remove: bool) -> Tuple[List[Task], int]:
+    def take_all(self, s: Series, remove: bool) -> Tuple[List[Job], int]:
         """Every waiting task of ``s``; removed from the queue if in memory or ``remove``."""
         q = self._queue(s)
         if q is None:
             return [], 0
         mq = self.mq
         seq = 0
-        tasks: List[Task] = []
+        tasks: List[Job] = []
         with mq._mutex:
             if q.durable and not remove:
                 tasks = [self.by_msg[i] for i, _, _ in q.ready if i in self.by_msg]
@@ -284,7 +284,7 @@ class TaskStore:
         return 0 if q is None or not q.exists else len(q.ready)
 
 
-def _task_id(task: Task) -> int:
+def _task_id(task: Job) -> int:
     return task.id
 
 

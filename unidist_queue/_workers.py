@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from typing import Protocol
 
     from ._routing import Series, Tally
-    from ._task import Task
+    from ._task import Job
 
     class Handler(Protocol):
-        def run_task(self, worker: Worker, task: Task) -> Optional[Task]: ...
+        def run_task(self, worker: Worker, task: Job) -> Optional[Job]: ...
         def activate(self, worker: Worker) -> None: ...
         def exited(self, worker: Worker) -> None: ...
 
@@ -136,7 +136,7 @@ class Worker:
         self.name = name
         self.series = series  # (priority, Series), in the order the worker listed them
         self.slots = slots
-        self.assigned: Dict[Task, None] = {}  # tasks given to it (inbox or running), in order
+        self.assigned: Dict[Job, None] = {}  # tasks given to it (inbox or running), in order
         # inbox: tasks given to the worker, _WAKE (an update is pending) and _STOP (one per
         # thread: exit once idle). Only this worker's threads take from it.
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -155,7 +155,7 @@ class Worker:
         """Tasks this worker ran, failed ones included."""
         return sum(t.processed for t in list(self.tallies.values()))
 
-    def put(self, task: Task) -> None:
+    def put(self, task: Job) -> None:
         """Hand ``task`` to one of the worker's threads. O(1)."""
         self.inbox.put(task)
 
@@ -170,7 +170,7 @@ class Worker:
         for _ in range(self.slots):
             self.inbox.put(_STOP)
 
-    def next_item(self) -> Union[Task, Update, None]:
+    def next_item(self) -> Union[Job, Update, None]:
         """Wait for an update or a task; ``None`` when the thread should exit."""
         while True:
             if self.updates:
@@ -223,7 +223,7 @@ def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
                     return
                 run_update(worker, update)
             handler.activate(worker)
-        task: Optional[Task] = None
+        task: Optional[Job] = None
         while True:
             if task is None:
                 item = worker.next_item()

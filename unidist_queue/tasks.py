@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 
 from . import _lifecycle
 from ._routing import Series, SeriesSpec, parse_series
-from ._task import Task
+from ._task import Job, Task
 from ._taskstore import TaskStore
 from ._workers import Update, Worker, serve
 from .errors import ShutDown
@@ -85,7 +85,7 @@ class TaskHandler(Executor):
         self._lock = threading.Lock()
         self._series: Dict[str, Series] = {}
         self._workers: Dict[int, Worker] = {}
-        self._resumed: Set[Task] = set()  # reassigned tasks whose future is already running
+        self._resumed: Set[Job] = set()  # reassigned tasks whose future is already running
         self._saved: List[Tuple[Optional[str], Callable[..., Any], Tuple[Any, ...], Dict[str, Any]]] = []
         self._task_ids = itertools.count(1)  # next() is atomic: ids 1, 2, 3...
         self._worker_ids = 0
@@ -136,7 +136,7 @@ class TaskHandler(Executor):
             raise TypeError("fn must be callable")
         future: Future[Any] = Future()
         if not self._mq._persistent:  # nothing is durable: the fast path
-            task = Task(next(self._task_ids), series, fn, args, kwargs, future, _monotonic())
+            task = Job(next(self._task_ids), series, fn, args, kwargs, future, _monotonic())
             self._submit_memory(series, task)
             return future
         if self._shut:
@@ -153,7 +153,7 @@ class TaskHandler(Executor):
         self._store.commit(seq)
         return future
 
-    def _submit_memory(self, series: str, task: Task) -> None:
+    def _submit_memory(self, series: str, task: Job) -> None:
         """Route or queue a task of an in-memory series, taking the lock only when needed.
 
         With a free qualified worker, the task goes to it under the lock. Otherwise it is
@@ -189,14 +189,14 @@ class TaskHandler(Executor):
     def _enqueue(
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any],
         future: Future[Any], stored: Any,
-    ) -> Tuple[Optional[Task], int]:
+    ) -> Tuple[Optional[Job], int]:
         """With the lock held: route a new task, or queue it. ``(None, 0)``: encode first."""
         s = self._series.get(series) or self._series_of(series)
         worker = s.pick()
         now = _monotonic()
 
-        def make(msg_id: int) -> Task:
-            return Task(next(self._task_ids), series, fn, args, kwargs, future, now, msg_id)
+        def make(msg_id: int) -> Job:
+            return Job(next(self._task_ids), series, fn, args, kwargs, future, now, msg_id)
 
         result, seq = self._store.add(s, make, stored, worker is not None)
         if result is not None and worker is not None:
@@ -205,8 +205,8 @@ class TaskHandler(Executor):
 
     def _recovered_task(
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], msg_id: int
-    ) -> Task:
-        return Task(next(self._task_ids), series, fn, args, kwargs, Future(), _monotonic(), msg_id, True)
+    ) -> Job:
+        return Job(next(self._task_ids), series, fn, args, kwargs, Future(), _monotonic(), msg_id, True)
 
     # -- routing (lock held) ----------------------------------------------------------------------
 
@@ -216,12 +216,12 @@ class TaskHandler(Executor):
             s = self._series[name] = Series(name)
         return s
 
-    def _assign(self, worker: Worker, s: Series, task: Task) -> None:
+    def _assign(self, worker: Worker, s: Series, task: Job) -> None:
         """Give ``task`` to ``worker``'s inbox (it has a free slot)."""
         self._claim(worker, s, task)
         worker.put(task)
 
-    def _claim(self, worker: Worker, s: Series, task: Task) -> None:
+    def _claim(self, worker: Worker, s: Series, task: Job) -> None:
         """Book ``task`` on ``worker``: a slot taken, the worker used now."""
         with worker.mutex:
             worker.assigned[task] = None
@@ -232,7 +232,7 @@ class TaskHandler(Executor):
             for p, ws in worker.series:
                 ws.set_busy(worker, p)
 
-    def _take_for(self, worker: Worker) -> Tuple[Optional[Task], int]:
+    def _take_for(self, worker: Worker) -> Tuple[Optional[Job], int]:
         """The oldest waiting task of ``worker``'s series, in its listed order, claimed."""
         for _, s in worker.series:
             task, seq = self._store.pop(s)
@@ -284,7 +284,7 @@ class TaskHandler(Executor):
 
     # -- called by worker threads -------------------------------------------------------------------
 
-    def run_task(self, worker: Worker, task: Task) -> Optional[Task]:
+    def run_task(self, worker: Worker, task: Job) -> Optional[Job]:
         """Run ``task`` in this worker thread; return the next task it should run.
 
         The hot path of the pool, so written flat. The bookkeeping (counters, the slot
@@ -309,14 +309,14 @@ class TaskHandler(Executor):
         else:  # cancelled while waiting
             start = end = -1.0
             value = None
-        nxt: Optional[Task] = None
+        nxt: Optional[Job] = None
         with worker.mutex:
             if worker.assigned.pop(task, _GONE) is _GONE:
                 return None  # abandoned: the output is discarded
             tally = worker.tallies[task.series]
             tally.running -= 1
             if start >= 0:
-                tally.done(start - task._queued_at, end - start, failed)
+                tally.done(start - task.queued_at, end - start, failed)
             if self._resumed:
                 self._resumed.discard(task)
             memory = not self._mq._persistent
@@ -336,7 +336,7 @@ class TaskHandler(Executor):
                 self._mark_free(worker)
         if start < 0:
             return nxt
-        if failed or task._recovered:
+        if failed or task.recovered:
             self._resolve(task, value, failed)
         else:
             try:
@@ -345,10 +345,10 @@ class TaskHandler(Executor):
                 logger.debug("future of %r already resolved", task)
         return nxt
 
-    def _finish_durable(self, worker: Worker, task: Task) -> Optional[Task]:
+    def _finish_durable(self, worker: Worker, task: Job) -> Optional[Job]:
         """Ack a finished task of a persistent MessageQueue; take the worker's next task."""
         with self._lock:
-            seq = self._store.ack(task) if task._msg_id else 0
+            seq = self._store.ack(task) if task.msg_id else 0
             nxt, seq2 = self._take_for(worker) if worker.active else (None, 0)
             if nxt is None and len(worker.assigned) < worker.slots:
                 seq2 = self._mark_free(worker) or seq2
@@ -356,8 +356,8 @@ class TaskHandler(Executor):
         return nxt
 
     @staticmethod
-    def _resolve(task: Task, value: Any, failed: bool) -> None:
-        if task._recovered:
+    def _resolve(task: Job, value: Any, failed: bool) -> None:
+        if task.recovered:
             if failed:
                 logger.error("recovered task %r raised", task, exc_info=value)
             return
@@ -479,7 +479,7 @@ class TaskHandler(Executor):
 
         :raises ValueError, TypeError: a bad ``timeout``.
         """
-        return _lifecycle.terminate(self, worker_id, timeout, crash, reassign)
+        return [job.task() for job in _lifecycle.terminate(self, worker_id, timeout, crash, reassign)]
 
     def update(
         self, fn: Callable[..., Any], *, args: Any = (), kwargs: Optional[Dict[str, Any]] = None,
@@ -532,7 +532,7 @@ class TaskHandler(Executor):
 
         :raises ValueError, TypeError: a bad ``timeout``.
         """
-        return _lifecycle.shutdown(self, wait, cancel_futures, timeout)
+        return [job.task() for job in _lifecycle.shutdown(self, wait, cancel_futures, timeout)]
 
     def __repr__(self) -> str:
         state = "shut down" if self._shut else f"{len(self._workers)} workers"
