@@ -162,3 +162,43 @@ def test_multi_series_worker_serves_each(th: TaskHandler) -> None:
     assert th.submit_to("a", who).result(WAIT) == "both"
     assert th.submit_to("b", who).result(WAIT) == "both"
     assert th.roster("a") == th.roster("b") == [1]
+
+
+def test_priority_is_per_series(th: TaskHandler) -> None:
+    th.hire([(10, "a"), (0, "b")], name="a-first")
+    th.hire([(0, "a"), (5, "b")], name="b-first")
+    for _ in range(3):
+        assert th.submit_to("a", who).result(WAIT) == "a-first"
+        assert th.submit_to("b", who).result(WAIT) == "b-first"
+
+
+def test_equals_take_turns_and_a_lower_priority_is_never_chosen(th: TaskHandler) -> None:
+    th.hire([(1, "s")], name="low")
+    th.hire([(7, "s")], name="x")
+    th.hire([(7, "s")], name="y")
+    ran = [th.submit_to("s", who).result(WAIT) for _ in range(6)]
+    assert ran == ["x", "y", "x", "y", "x", "y"]
+
+
+def test_busy_workers_fall_back_by_priority_then_wait(th: TaskHandler) -> None:
+    gate = Gate()
+    th.hire([(9, "s")], name="high")
+    th.hire([(1, "s")], name="low")
+    held = [th.submit_to("s", gate.task(i)) for i in range(2)]
+    gate.wait_started(2)
+    assert sorted(gate.log) == [(0, "high"), (1, "low")]
+    waiting = th.submit_to("s", gate.task(2))  # both busy: it waits for whoever frees first
+    assert th.status()["series"]["s"]["waiting"] == 1
+    gate.opened.set()
+    assert [f.result(WAIT) for f in [*held, waiting]] == [0, 1, 2]
+
+
+def test_a_hire_takes_the_waiting_tasks_oldest_first(th: TaskHandler) -> None:
+    order: List[int] = []
+    for i in range(20):
+        th.submit_to("s", order.append, i)
+    th.hire("other")  # not qualified: takes none
+    assert th.status()["series"]["s"]["waiting"] == 20
+    th.hire("s")
+    th.shutdown(timeout=WAIT)
+    assert order == list(range(20))

@@ -1,0 +1,332 @@
+"""Durable series on a real ``FileStore``: what is stored, what is refused, what survives.
+
+A task of a durable series is stored as ``(importable function name, args, kwargs)``; a
+task that cannot be stored raises ``SerializationError`` at submit and stores nothing; a
+restart (a new ``MessageQueue`` on the same directory, in this process) runs what was
+left; ``cancel_futures`` removes what it cancels; a reassigned task is acknowledged
+once. The kill -9 of a real process is in ``test_tasks_crash.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Tuple
+
+import pytest
+
+from unidist_queue.errors import SerializationError, ShutDown
+from unidist_queue.queues import MessageQueue
+from unidist_queue.store.file import FileStore
+from unidist_queue.tasks import TaskHandler
+
+WAIT = 10.0  # every wait in these tests is bounded
+
+RAN: List[Any] = []
+RAN_LOCK = threading.Lock()
+
+
+def record(*args: Any, **kwargs: Any) -> Tuple[Any, ...]:
+    """A module-level task (importable by name) that records its arguments."""
+    with RAN_LOCK:
+        RAN.append((args, kwargs))
+    return args
+
+
+def fail(x: Any) -> None:
+    raise ValueError(f"fail {x}")
+
+
+class Holder:
+    """Holds a worker on ``hold`` until ``release`` is set (a module-level instance below)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.started.clear()
+        self.release.clear()
+        self.calls = 0
+
+
+HOLDER = Holder()
+
+
+def hold(x: Any) -> Any:
+    """Blocks the first call until ``HOLDER.release``; later calls return at once."""
+    HOLDER.calls += 1
+    if HOLDER.calls == 1:
+        HOLDER.started.set()
+        assert HOLDER.release.wait(WAIT)
+    return record(x)
+
+
+@pytest.fixture(autouse=True)
+def fresh_state() -> Iterator[None]:
+    with RAN_LOCK:
+        RAN.clear()
+    HOLDER.reset()
+    yield
+    HOLDER.release.set()
+
+
+def ran() -> List[Any]:
+    with RAN_LOCK:
+        return list(RAN)
+
+
+def open_mq(path: Path, **options: Any) -> MessageQueue:
+    return MessageQueue(store=FileStore(path, fsync="never", **options))
+
+
+def resolve(name: str) -> Any:
+    """Import ``name`` given as ``"module:qualname"`` or ``"module.qualname"``."""
+    if ":" in name:
+        module, _, qualname = name.partition(":")
+    else:
+        module, _, qualname = name.rpartition(".")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# -- what is stored ---------------------------------------------------------------------------
+
+
+def test_a_task_is_stored_as_function_name_args_kwargs(tmp_path: Path) -> None:
+    mq = open_mq(tmp_path)
+    th = TaskHandler(mq=mq)
+    try:
+        th.submit_to("d", record, 1, "two", three=3)
+        (msg,) = mq.messages("task:d")
+        name, args, kwargs = msg.body
+        assert isinstance(name, str) and resolve(name) is record
+        assert tuple(args) == (1, "two") and dict(kwargs) == {"three": 3}
+        assert mq.stats("task:d").durable
+    finally:
+        th.shutdown(timeout=WAIT)
+        mq.close()
+
+
+def test_importable_functions_of_other_modules_are_stored(tmp_path: Path) -> None:
+    mq = open_mq(tmp_path)
+    with TaskHandler(mq=mq) as th:
+        th.hire()
+        assert th.submit(functools.reduce, max, [3, 9, 4]).result(WAIT) == 9
+        assert th.submit(Path.exists, tmp_path).result(WAIT) is True  # a function found as Path.exists
+    assert mq.stats("task:default").added == 2 and mq.count("task:default") == 0
+    mq.close()
+
+
+def _local_function() -> Callable[[], int]:
+    def local() -> int:
+        return 1
+
+    return local
+
+
+class _Unpicklable:
+    def __reduce__(self) -> Any:
+        raise TypeError("not today")
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "kwargs"),
+    [
+        (lambda: 1, (), {}),
+        (_local_function(), (), {}),
+        (HOLDER.reset, (), {}),  # a bound method
+        (functools.partial(record, 1), (), {}),
+        (record, (threading.Lock(),), {}),
+        (record, (), {"k": _Unpicklable()}),
+        (record, (lambda: 1,), {}),
+    ],
+    ids=["lambda", "local", "bound-method", "partial", "lock-arg", "unpicklable-kwarg", "lambda-arg"],
+)
+def test_a_task_that_cannot_be_stored_is_refused_and_nothing_is_stored(
+    tmp_path: Path, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any
+) -> None:
+    mq = open_mq(tmp_path)
+    th = TaskHandler(mq=mq)
+    try:
+        with pytest.raises(SerializationError) as info:
+            th.submit_to("d", fn, *args, **kwargs)
+        assert isinstance(info.value, TypeError)
+        kept = th.submit_to("d", record, "kept")  # waits: nobody serves "d"
+        assert mq.count("task:d") == 1 and mq.stats("task:d").added == 1
+        assert th.status()["series"]["d"]["waiting"] == 1
+    finally:
+        th.shutdown(timeout=WAIT)
+        mq.close()
+    assert kept.cancelled()
+    mq = open_mq(tmp_path)  # only the good task was written
+    try:
+        assert len(mq.messages("task:d")) == 1
+        with TaskHandler(mq=mq) as th:
+            th.hire("d")
+    finally:
+        mq.close()
+    assert ran() == [(("kept",), {})]
+
+
+def test_json_store_refuses_what_json_cannot_hold(tmp_path: Path) -> None:
+    mq = open_mq(tmp_path, serializer="json")
+    with TaskHandler(mq=mq) as th:
+        with pytest.raises(SerializationError):
+            th.submit_to("d", record, {1, 2})
+        th.submit_to("d", record, [1, "a"], key={"x": None})  # waits: nobody serves "d"
+    mq.close()
+    mq = open_mq(tmp_path, serializer="json")
+    try:
+        with TaskHandler(mq=mq) as th:
+            th.hire("d")
+    finally:
+        mq.close()
+    assert ran() == [(([1, "a"],), {"key": {"x": None}})]
+
+
+def test_a_series_declared_not_durable_takes_any_callable(tmp_path: Path) -> None:
+    mq = open_mq(tmp_path)
+    mq.declare("task:mem", durable=False)
+    with TaskHandler(mq=mq) as th:
+        th.hire(["mem", "d"])
+        assert th.submit_to("mem", lambda x: x + 1, 1).result(WAIT) == 2
+        with pytest.raises(SerializationError):
+            th.submit_to("d", lambda: 1)
+    assert not mq.stats("task:mem").durable
+    mq.close()
+
+
+# -- restarts ---------------------------------------------------------------------------------
+
+
+def test_waiting_tasks_run_after_restart_in_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    mq = open_mq(tmp_path)
+    th = TaskHandler(mq=mq)
+    futures = [th.submit_to("d", record, i) for i in range(5)]
+    futures.append(th.submit_to("d", fail, "x"))
+    unfinished = th.shutdown(timeout=WAIT)  # nobody serves "d": returned, futures cancelled
+    assert {t.future for t in unfinished} == set(futures)
+    assert all(f.cancelled() for f in futures)
+    with pytest.raises(ShutDown):
+        th.submit_to("d", record, "late")
+    assert mq.count("task:d") == 6  # they stay in their queue
+    mq.close()
+
+    mq = open_mq(tmp_path)
+    try:
+        th = TaskHandler(mq=mq)
+        assert th.status()["series"]["d"]["waiting"] == 6
+        with caplog.at_level(logging.ERROR):
+            th.hire("d")
+            assert th.shutdown(timeout=WAIT) == []
+        assert ran() == [((i,), {}) for i in range(5)]
+        assert "fail x" in caplog.text  # a recovered task's exception is logged
+        s = th.status()["series"]["d"]
+        assert (s["processed"], s["failed"]) == (6, 1)
+        assert mq.count("task:d") == 0 and mq.stats("task:d").reserved == 0
+    finally:
+        mq.close()
+
+
+def test_cancel_futures_removes_durable_tasks(tmp_path: Path) -> None:
+    mq = open_mq(tmp_path)
+    th = TaskHandler(mq=mq)
+    th.hire("busy")
+    held = th.submit_to("busy", hold, "held")
+    assert HOLDER.started.wait(WAIT)
+    waiting = [th.submit_to("busy", record, i) for i in range(3)]
+    orphans = [th.submit_to("nobody", record, i) for i in range(2)]
+    unfinished = th.shutdown(wait=False, cancel_futures=True)
+    assert {t.future for t in unfinished} == {*waiting, *orphans}
+    assert all(f.cancelled() for f in waiting + orphans)
+    HOLDER.release.set()
+    assert th.shutdown(wait=True, timeout=WAIT) == []  # joins; idempotent
+    assert held.result(0) == ("held",)
+    assert mq.count("task:busy") == mq.count("task:nobody") == 0
+    mq.close()
+
+    mq = open_mq(tmp_path)
+    try:
+        with TaskHandler(mq=mq) as th:
+            status = th.status()["series"]
+            assert status["busy"]["waiting"] == status["nobody"]["waiting"] == 0
+            th.hire(["busy", "nobody"])
+    finally:
+        mq.close()
+    assert ran() == [(("held",), {})]
+
+
+def test_shutdown_timeout_keeps_the_abandoned_task_for_a_restart(tmp_path: Path) -> None:
+    mq = open_mq(tmp_path)
+    th = TaskHandler(mq=mq)
+    th.hire("d")
+    stuck = th.submit_to("d", hold, "stuck")
+    assert HOLDER.started.wait(WAIT)
+    waiting = th.submit_to("d", record, "next")
+    unfinished = th.shutdown(timeout=0.01)
+    assert {t.future for t in unfinished} == {stuck, waiting}
+    assert stuck.running() and waiting.cancelled()
+    (thread,) = [t for t in threading.enumerate() if t.name == "worker-1_0"]
+    HOLDER.release.set()
+    thread.join(WAIT)  # the abandoned run ends: its output (and its ack) is discarded
+    mq.close()
+
+    mq = open_mq(tmp_path)
+    try:
+        with TaskHandler(mq=mq) as th:
+            th.hire("d")
+    finally:
+        mq.close()
+    assert [args for args, _ in ran()].count(("next",)) == 1
+    assert ("stuck",) in [args for args, _ in ran()]  # at least once: it may have run twice
+
+
+def test_reassigned_durable_task_is_acknowledged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mq = open_mq(tmp_path)
+    try:
+        with caplog.at_level(logging.WARNING), TaskHandler(mq=mq) as th:
+            first = th.hire("d")
+            f = th.submit_to("d", hold, "again")
+            assert HOLDER.started.wait(WAIT)
+            (thread,) = [t for t in threading.enumerate() if t.name == "worker-1_0"]
+            later = th.submit_to("d", record, "later")
+            assert th.terminate(first, crash=True, reassign=True) == []
+            th.hire("d")
+            assert f.result(WAIT) == ("again",)  # the rerun (the first run is still held)
+            assert later.result(WAIT) == ("later",)
+            HOLDER.release.set()
+            thread.join(WAIT)  # the abandoned first run ends: its result and ack are dropped
+            assert f.result(0) == ("again",)
+        stats = mq.stats("task:d")
+        assert (stats.ready, stats.reserved, stats.added, stats.removed) == (0, 0, 2, 2)
+        assert caplog.text == ""
+    finally:
+        mq.close()
+    mq = open_mq(tmp_path)
+    try:
+        assert mq.count("task:d") == 0 and mq.stats("task:d").reserved == 0
+    finally:
+        mq.close()
+
+
+def test_durable_series_over_workers_and_slots_runs_each_once(tmp_path: Path) -> None:
+    mq = open_mq(tmp_path)
+    with TaskHandler(mq=mq) as th:
+        th.hire(["a", "b"], slots=2)
+        th.hire([(1, "b")])
+        fs = [th.submit_to("ab"[i % 2], record, i) for i in range(300)]
+        assert [f.result(WAIT) for f in fs] == [(i,) for i in range(300)]
+    assert sorted(args[0] for args, _ in ran()) == list(range(300))
+    for q in ("task:a", "task:b"):
+        stats = mq.stats(q)
+        assert (stats.ready, stats.reserved, stats.added, stats.removed) == (0, 0, 150, 150)
+    mq.close()
