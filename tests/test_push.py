@@ -517,6 +517,30 @@ def test_restarting_on_a_queue_with_events_sends_them(
     mq.close()
 
 
+def test_flush_and_close_from_send_do_not_wait_for_themselves() -> None:
+    mq = MessageQueue()
+    errors: List[BaseException] = []
+    closed = threading.Event()
+
+    def send(batch: List[Message]) -> None:
+        try:
+            p.flush(timeout=WAIT)
+        except RuntimeError as exc:
+            errors.append(exc)
+        p.close(timeout=WAIT)  # no last attempt, no wait: returns at once
+        closed.set()
+
+    p = Pusher(send, mq=mq, buffer_delay=0)
+    p.push("x")
+    assert closed.wait(WAIT)
+    p._loop.stop(timeout=WAIT)
+    assert len(errors) == 1 and "itself" in str(errors[0])
+    assert mq.count("push") == 0  # send returned: its batch was acked
+    with pytest.raises(ShutDown):
+        p.push("y")
+    mq.close()
+
+
 def test_context_manager_closes(receiver: Receiver) -> None:
     with Pusher(receiver, buffer_delay=3600) as p:
         p.push("x")
