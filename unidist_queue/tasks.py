@@ -132,13 +132,57 @@ class TaskHandler(Executor):
     def _submit(
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
     ) -> Future[Any]:
+        """Make the future and route the task: the submit path of the pool.
+
+        In memory, a task for a series with no free worker is appended to its queue
+        without the handler's lock (the MessageQueue's mutex suffices), so a busy pool's
+        submitter and finishing workers do not contend. A worker that turns free at that
+        moment either sees the task (it marks itself free, then looks at its queues:
+        :meth:`_mark_free`) or is seen here afterwards (:meth:`_settle`): every step is
+        atomic under the GIL, so one of the two hands the task over.
+        """
         if not callable(fn):
             raise TypeError("fn must be callable")
         future: Future[Any] = Future()
-        if not self._mq._persistent:  # nothing is durable: the fast path
-            task = Job(next(self._task_ids), series, fn, args, kwargs, future, _monotonic())
-            self._submit_memory(series, task)
+        if self._mq._persistent:
+            self._submit_durable(series, fn, args, kwargs, future)
             return future
+        if self._shut:
+            raise ShutDown("the TaskHandler is shut down")
+        job = Job(next(self._task_ids), series, fn, args, kwargs, future, _monotonic())
+        s = self._series.get(series)
+        if s is None or s.has_free():
+            self._route(series, job)
+        else:
+            self._store.push(s, job)
+            if self._shut or s.has_free():
+                self._settle(s, job)
+        return future
+
+    def _route(self, series: str, job: Job) -> None:
+        """Under the lock: give ``job`` to the best free worker, or queue it."""
+        with self._lock:
+            if self._shut:
+                raise ShutDown("the TaskHandler is shut down")
+            s = self._series_of(series)
+            worker = s.pick()
+            if worker is None:
+                self._store.push(s, job)
+            else:
+                self._assign(worker, s, job)
+
+    def _settle(self, s: Series, job: Job) -> None:
+        """``job`` was queued without the lock, but a worker is free or the pool shut down."""
+        with self._lock:
+            if self._shut and self._store.discard(s, job):
+                raise ShutDown("the TaskHandler is shut down")
+            self._pump(s)
+
+    def _submit_durable(
+        self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any],
+        future: Future[Any],
+    ) -> None:
+        """Store, then route or queue a task of a persistent MessageQueue (a durable series)."""
         if self._shut:
             raise ShutDown("the TaskHandler is shut down")
         stored = self._store.encode("task:" + series, fn, args, kwargs)
@@ -151,40 +195,6 @@ class TaskHandler(Executor):
                 break
             stored = self._store.encode("task:" + series, fn, args, kwargs)  # became durable
         self._store.commit(seq)
-        return future
-
-    def _submit_memory(self, series: str, task: Job) -> None:
-        """Route or queue a task of an in-memory series, taking the lock only when needed.
-
-        With a free qualified worker, the task goes to it under the lock. Otherwise it is
-        appended to its queue without the handler's lock (the MessageQueue's mutex
-        suffices), so a busy pool's submitter and finishing workers do not contend. A
-        worker that turns free at that moment either sees the task (it marks itself free,
-        then looks at its queues: :meth:`_mark_free`) or is seen here afterwards: every
-        step is atomic under the GIL, so one of the two hands the task over.
-        """
-        if self._shut:
-            raise ShutDown("the TaskHandler is shut down")
-        s = self._series.get(series)
-        if s is None:
-            with self._lock:
-                s = self._series_of(series)
-        if s.has_free():
-            with self._lock:
-                if self._shut:
-                    raise ShutDown("the TaskHandler is shut down")
-                worker = s.pick()
-                if worker is None:
-                    self._store.push(s, task)
-                else:
-                    self._assign(worker, s, task)
-            return
-        self._store.push(s, task)
-        if self._shut or s.has_free():
-            with self._lock:
-                if self._shut and self._store.discard(s, task):
-                    raise ShutDown("the TaskHandler is shut down")
-                self._pump(s)
 
     def _enqueue(
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any],
@@ -257,7 +267,7 @@ class TaskHandler(Executor):
         """``worker`` found nothing to take and has a free slot: route to it from now on.
 
         A submitter may have queued a task without the lock after the worker looked
-        (see :meth:`_submit_memory`): look again once marked free, and pump.
+        (see :meth:`_submit`): look again once marked free, and pump.
         """
         if worker.retiring or not worker.active:
             return 0
