@@ -292,12 +292,19 @@ class QueueState:
         }
 
     def restore(self, data: Dict[str, Any]) -> None:
-        """Load what :meth:`export` produced (lists may come back for tuples)."""
+        """Load what :meth:`export` produced (lists may come back for tuples).
+
+        Cost: O(n), in bulk: the ready items (tuples, as pickle gives them back) join the
+        deque without per-item Python code; lists (from JSON) are turned into tuples.
+        """
         self.configure(data["maxlen"], data["max_age"], data["overflow"])
-        for item in data["ready"]:
-            self.push_back(tuple(item))
-        for entry in data["delayed"]:
-            self.delayed.add(tuple(entry))
+        ready = data["ready"]
+        if ready and ready[0].__class__ is not tuple:
+            ready = [tuple(item) for item in ready]
+        self.ready.extend(ready)
+        if self.ages is not None:
+            self.ages.update((t, i) for i, t, _ in ready)
+        self.delayed.update(tuple(entry) for entry in data["delayed"])
         for item in data["reserved"]:
             self.reserved[item[0]] = (item[0], item[1], item[2], None)
         self.attempts.update((int(k), int(v)) for k, v in data["attempts"])

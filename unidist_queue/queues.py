@@ -68,6 +68,7 @@ class MessageQueue:
         self._store = store
         self._persistent = bool(store.persistent)
         self._read_only = bool(store.read_only)
+        self._writable = self._persistent and not self._read_only  # adds may be recorded
         self._clock = clock
         self._mutex = threading.Lock()
         self._compacting = threading.Lock()  # one snapshot at a time
@@ -82,12 +83,14 @@ class MessageQueue:
     # -- loading ---------------------------------------------------------------------------
 
     def _load(self) -> None:
-        from ._replay import replay
+        from ._replay import gc_paused, replay
 
-        state, records = self._store.load()
-        self._last_id = replay(self._queues, self._mutex, state, records)
-        for q in self._queues.values():
-            q.release_reserved()
+        with gc_paused():  # millions of objects are made here: see gc_paused
+            state, records = self._store.load()
+            self._last_id = replay(self._queues, self._mutex, state, records)
+            del state, records
+            for q in self._queues.values():
+                q.release_reserved()
         self._id_mark = self._last_id + 1
 
     # -- internal helpers (called with the mutex held unless said otherwise) ----------------
@@ -143,13 +146,18 @@ class MessageQueue:
         """Outside the mutex: make ``seq`` durable, then compact if it is time."""
         if seq:
             self._store.commit(seq)
-            if self._store.compaction_due and self._compacting.acquire(blocking=False):
-                try:
-                    self._compact()
-                except Exception:
-                    logger.exception("automatic compaction failed; the archive keeps growing")
-                finally:
-                    self._compacting.release()
+            if self._store.compaction_due:
+                self._auto_compact()
+
+    def _auto_compact(self) -> None:
+        """Outside the mutex: compact now, unless another thread already is (then it's done)."""
+        if self._compacting.acquire(blocking=False):
+            try:
+                self._compact()
+            except Exception:
+                logger.exception("automatic compaction failed; the archive keeps growing")
+            finally:
+                self._compacting.release()
 
     def _refresh(self, q: QueueState) -> int:
         """Promote due delayed messages, return expired leases, expire old messages."""
@@ -336,13 +344,54 @@ class MessageQueue:
             if fast:
                 self._notify_subscribers(queue)
                 return msg_id
+        elif delay is None and timeout is None and self._writable:
+            return self._add_durable(queue, message)
         return self._add(queue, message, delay, timeout)
 
-    def _add(self, queue: str, message: Any, delay: Optional[float], timeout: Optional[float]) -> int:
+    def _add_durable(self, queue: str, message: Any) -> int:
+        """``add`` without delay or timeout on a writable persistent store: the fast path.
+
+        Applies to an existing durable queue with no ``maxlen`` and nothing timed (no
+        ``max_age``, no delayed message, no lease): nothing to promote, expire or evict,
+        so the add is: encode outside the mutex, then under it one ``append`` and one
+        deque append; commit (fsync per policy) outside it. Anything else goes to
+        :meth:`_add` (with the body already encoded, if it was).
+        """
+        q = self._queues.get(queue)
+        data = None
+        if q is not None and q.durable and q.maxlen is None and not q.timed and q.exists:
+            data = self._store.encode(message)  # SerializationError: nothing changed
+            with self._mutex:
+                if q.durable and q.maxlen is None and not q.timed and q.exists and not self._closed:
+                    self._last_id = msg_id = self._last_id + 1
+                    now = self._clock()
+                    seq = self._store.append(("add", queue, msg_id, now, None), data)
+                    q.ready.append((msg_id, now, message))
+                    q.added += 1
+                    if q.getters:
+                        q.not_empty.notify()
+                    fast = True
+                else:
+                    fast = False
+            if fast:
+                store = self._store
+                store.commit(seq)  # _commit, inlined
+                if store.compaction_due:
+                    self._auto_compact()
+                if self._subscribers:
+                    self._notify_subscribers(queue)
+                return msg_id
+        return self._add(queue, message, None, None, data)
+
+    def _add(
+        self, queue: str, message: Any, delay: Optional[float], timeout: Optional[float],
+        data: Optional[bytes] = None,
+    ) -> int:
         if delay is not None:
             delay = check_seconds("delay", delay)
         deadline = deadline_of(timeout)
-        data = self._encode_for(queue, message)
+        if data is None:
+            data = self._encode_for(queue, message)
         while True:
             with self._mutex:
                 self._check_writable()

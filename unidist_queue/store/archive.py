@@ -60,6 +60,8 @@ FRAME = struct.Struct("<IIQ")
 _ADD = struct.Struct("<BBIQdd")
 _SEQ = struct.Struct("<Q")
 _LEN_CRC = struct.Struct("<II")
+_SEQ_ADD = struct.Struct("<QBBIQdd")  # seq then an add payload's head: the CRC covers them in a row
+_FRAME_ADD = struct.Struct("<IIQBBIQdd")  # a whole add record's fixed part, read in one call
 TAG_SIZE = 32
 MAX_RECORD = 1 << 30
 """No record is longer than this (1 GiB); a longer length field is damage, never an allocation."""
@@ -138,8 +140,8 @@ class Framer:
     def frame_record(self, seq: int, record: Tuple[Any, ...], body: Optional[bytes]) -> bytes:
         """The bytes of record ``seq``: :func:`encode_record` then :meth:`frame`, fused for adds.
 
-        The fast path (an unsigned ``add``) checksums the parts in turn and joins them once,
-        so the body is copied a single time. Cost: O(len(body)).
+        The fast path (an unsigned ``add``) packs seq and the add head in one call and
+        checksums seq, head, queue name and body in one pass. Cost: O(len(body)).
         """
         if body is None or self._mac is not None or record[0] != "add":
             return self.frame(seq, encode_record(record, body))
@@ -149,11 +151,11 @@ class Framer:
             if len(self._names) > 4096:
                 self._names.clear()
             qb = self._names[q] = q.encode("utf-8", "surrogatepass")
-        has_due = due is not None
-        head = _ADD.pack(_OP_ADD, has_due, len(qb), msg_id, enqueued_at, due if has_due else 0.0)
-        seq_bytes = _SEQ.pack(seq)
-        crc = zlib.crc32(body, zlib.crc32(qb, zlib.crc32(head, zlib.crc32(seq_bytes, self.crc0))))
-        return b"".join((_LEN_CRC.pack(_ADD.size + len(qb) + len(body), crc), seq_bytes, head, qb, body))
+        if due is None:
+            rec = _SEQ_ADD.pack(seq, _OP_ADD, 0, len(qb), msg_id, enqueued_at, 0.0) + qb + body
+        else:
+            rec = _SEQ_ADD.pack(seq, _OP_ADD, 1, len(qb), msg_id, enqueued_at, due) + qb + body
+        return _LEN_CRC.pack(len(rec) - 8, zlib.crc32(rec, self.crc0)) + rec
 
     def crc_ok(self, data: Any, off: int, end: int, crc: int) -> bool:
         """Whether the record at ``off`` (ending at ``end``) has checksum ``crc``.
@@ -225,53 +227,70 @@ class ArchiveScan:
         """Yield the decoded records with ``seq > after`` (an ``add`` with its body last).
 
         Every record is checked (length, CRC, seq order, HMAC) before it is decoded;
-        records up to ``after`` are checked but not decoded. One ``loads`` per add.
+        records up to ``after`` are checked but not decoded. One ``loads`` per add, on a
+        memoryview of the file's bytes (no copy); an add's fixed fields are read with
+        one ``unpack_from``. ``count``, ``last_seq`` and ``valid_end`` are kept in locals
+        and stored back whenever the scan stops or calls out.
         """
         data, mv, n = self.data, self._mv, len(self.data)
         off, tag = HEADER.size, self.framer.tag_size
-        unpack, unpack_add, crc32, crc0 = FRAME.unpack_from, _ADD.unpack_from, zlib.crc32, self.framer.crc0
+        unpack, unpack_add = FRAME.unpack_from, _FRAME_ADD.unpack_from
+        crc32, crc0 = zlib.crc32, self.framer.crc0
+        full = _FRAME_ADD.size
         names: Dict[Any, str] = {}
         expect: Optional[int] = None  # the first record only needs seq > base_seq
-        while off < n:
-            ok = n - off >= 16
-            if ok:
-                ln, crc, seq = unpack(data, off)
-                end = off + 16 + ln
-                ok = tag < ln <= MAX_RECORD and end <= n and crc32(mv[off + 8 : end], crc0) == crc
-            if not ok:
-                off = self._damaged(off)
-                expect = None
-                if off < 0:
-                    return
-                continue
-            if seq != expect and not self._sequence_ok(off, seq, expect):
+        count, last_seq, valid_end = self.count, self.last_seq, self.valid_end
+        try:
+            while off < n:
+                if n - off >= full:
+                    ln, crc, seq, op, has_due, qlen, msg_id, enqueued_at, due = unpack_add(data, off)
+                    end = off + 16 + ln
+                    ok = tag < ln <= MAX_RECORD and end <= n and crc32(mv[off + 8 : end], crc0) == crc
+                elif n - off >= 16:
+                    ln, crc, seq = unpack(data, off)
+                    op = -1  # too short to be an add: decoded by decode_payload below
+                    end = off + 16 + ln
+                    ok = tag < ln <= MAX_RECORD and end <= n and crc32(mv[off + 8 : end], crc0) == crc
+                else:
+                    ok = False
+                if not ok or seq != expect:
+                    self.count, self.last_seq, self.valid_end = count, last_seq, valid_end
+                    if not ok:
+                        off = self._damaged(off)
+                        expect = None
+                        if off < 0:
+                            return
+                        continue
+                    if not self._sequence_ok(off, seq, expect):
+                        off = end
+                        continue
+                if tag:
+                    self._verify_tag(mv, off, end, seq)
+                count += 1
+                last_seq, expect, valid_end = seq, seq + 1, end
+                if seq > after:
+                    try:
+                        qs = off + full
+                        if op == _OP_ADD and qs + qlen <= end - tag:
+                            qb = data[qs : qs + qlen]
+                            q = names.get(qb)
+                            if q is None:
+                                q = names[qb] = qb.decode("utf-8", "surrogatepass")
+                            record: Tuple[Any, ...] = (
+                                "add", q, msg_id, enqueued_at, due if has_due else None,
+                                loads(mv[qs + qlen : end - tag]),
+                            )
+                        else:
+                            record = decode_payload(mv[off + 16 : end - tag], loads, names)
+                    except Exception as exc:
+                        self.count, self.last_seq, self.valid_end = count, last_seq, valid_end
+                        self._undecodable(off, seq, exc)
+                        record = ()
+                    if record:
+                        yield record
                 off = end
-                continue
-            if tag:
-                self._verify_tag(mv, off, end, seq)
-            self.count += 1
-            self.last_seq, expect, self.valid_end = seq, seq + 1, end
-            if seq > after:
-                start = off + 16
-                try:
-                    if data[start] == _OP_ADD:
-                        _, has_due, qlen, msg_id, enqueued_at, due = unpack_add(data, start)
-                        qs = start + _ADD.size
-                        qb = data[qs : qs + qlen]
-                        q = names.get(qb)
-                        if q is None:
-                            q = names[qb] = qb.decode("utf-8", "surrogatepass")
-                        body = loads(mv[qs + qlen : end - tag])
-                        due = due if has_due else None
-                        record: Tuple[Any, ...] = ("add", q, msg_id, enqueued_at, due, body)
-                    else:
-                        record = decode_payload(mv[start : end - tag], loads, names)
-                except Exception as exc:
-                    self._undecodable(off, seq, exc)
-                    record = ()
-                if record:
-                    yield record
-            off = end
+        finally:
+            self.count, self.last_seq, self.valid_end = count, last_seq, valid_end
 
     def _undecodable(self, off: int, seq: int, exc: Exception) -> None:
         """A record passed every check but cannot be decoded: raise, or skip under salvage."""

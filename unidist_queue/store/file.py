@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import pickle
 import re
 import threading
 from typing import Any, Dict, List, NoReturn, Optional, Tuple
@@ -29,13 +30,15 @@ from ..errors import StoreError, StoreLocked
 from . import archive
 from .archive import HEADER, ArchiveScan, Framer, Header, pack_header
 from .base import Record, State, Store
-from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name
+from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name, pickling_error
 from .snapshot import check_settings, fsync_dir, read_snapshot, write_snapshot
 
 __all__ = ["FileStore"]
 
 logger = logging.getLogger(__name__)
 
+_PICKLE = by_name("pickle")
+_pickle_dumps = pickle.dumps
 _NAME = re.compile(r"^(snapshot|archive)\.(\d+)$")
 _FSYNC = ("always", "interval", "never")
 _RECOVERY = ("tolerate_tail", "salvage")
@@ -335,7 +338,12 @@ class FileStore(Store):
 
         :raises SerializationError: the body cannot be represented; nothing was stored.
         """
-        return (self._serializer or by_name("pickle")).dumps(body)
+        if self._serializer is _PICKLE:  # inlined: this runs once per durable add
+            try:
+                return _pickle_dumps(body, PICKLE_PROTOCOL)
+            except Exception as exc:
+                raise pickling_error(body, exc) from exc
+        return (self._serializer or _PICKLE).dumps(body)
 
     def append(self, record: Record, body: Optional[bytes] = None) -> int:
         """Write one framed record with a single ``os.write``; return its seq. Called under the queue lock.
@@ -346,11 +354,12 @@ class FileStore(Store):
 
         :raises StoreError: the write failed, or the store is read-only, failed or closed.
         """
-        if self._failed is not None or self._closed or self.read_only or self._framer is None:
+        framer = self._framer
+        if framer is None or self._failed is not None or self._closed or self.read_only:
             self._check_writable()
-        assert self._framer is not None
+            assert framer is not None
         seq = self._seq + 1
-        data = self._framer.frame_record(seq, record, body)
+        data = framer.frame_record(seq, record, body)
         try:
             written = archive.write(self._fd, data)
         except OSError as exc:

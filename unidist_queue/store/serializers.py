@@ -25,7 +25,15 @@ from typing import Any, Dict
 
 from ..errors import SerializationError
 
-__all__ = ["PICKLE_PROTOCOL", "JsonSerializer", "PickleSerializer", "Serializer", "by_id", "by_name"]
+__all__ = [
+    "PICKLE_PROTOCOL",
+    "JsonSerializer",
+    "PickleSerializer",
+    "Serializer",
+    "by_id",
+    "by_name",
+    "pickling_error",
+]
 
 PICKLE_PROTOCOL = 5
 """The pickle protocol every file is written with."""
@@ -65,11 +73,16 @@ class PickleSerializer(Serializer):
         try:
             return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
         except Exception as exc:
-            raise SerializationError(f"cannot pickle {type(obj).__name__}: {exc}") from exc
+            raise pickling_error(obj, exc) from exc
 
     #: Unpickle ``data`` (:func:`pickle.loads` itself, for speed at load time). Runs code
     #: named in the data: only for trusted or signed files.
     loads = staticmethod(pickle.loads)  # type: ignore[assignment]
+
+
+def pickling_error(obj: Any, exc: Exception) -> SerializationError:
+    """The :class:`SerializationError` for ``obj`` failing to pickle with ``exc``."""
+    return SerializationError(f"cannot pickle {type(obj).__name__}: {exc}")
 
 
 class JsonSerializer(Serializer):
