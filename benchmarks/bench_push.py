@@ -5,7 +5,8 @@ run, interleaved (see ``_harness.py``):
 
 * ``push`` cost per event vs ``queue.Queue.put``, one thread, with nothing sent while
   timing (``buffer_delay`` and ``batch_size`` larger than the run): in memory, and on a
-  durable queue (``FileStore``, ``fsync="interval"``);
+  durable queue (``FileStore``, ``fsync="interval"``); for reference, the in-memory
+  ``MessageQueue.add`` that ``push`` is built on, and ``push`` against it;
 * end-to-end events per second from one producer thread to a receiver that just counts,
   with ``batch_size`` 1, 100 and 1000 (``buffer_delay=1.0``, so batches fill up; a final
   ``flush`` sends the tail; timed from the first push until the last event is
@@ -18,6 +19,7 @@ Run: ``python benchmarks/bench_push.py [--repeat 9] [--json] [--quick]``.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import shutil
@@ -77,6 +79,7 @@ def push_cost(n: int, scratch: Optional[Scratch]) -> float:
     mq = mq_for(scratch)
     p = Pusher(lambda batch: None, mq=mq, batch_size=n + 1, buffer_delay=NEVER)
     push = p.push
+    gc.collect()
     t0 = time.perf_counter()
     for e in events:
         push(e)
@@ -87,11 +90,26 @@ def push_cost(n: int, scratch: Optional[Scratch]) -> float:
     return elapsed / n * 1e9
 
 
+def add_cost(n: int) -> float:
+    """Nanoseconds per ``MessageQueue.add`` to an in-memory queue: push's floor."""
+    events = [body(i) for i in range(n)]
+    mq = MessageQueue()
+    add = mq.add
+    gc.collect()
+    t0 = time.perf_counter()
+    for e in events:
+        add("push", e)
+    elapsed = time.perf_counter() - t0
+    mq.close()
+    return elapsed / n * 1e9
+
+
 def put_cost(n: int) -> float:
     """Nanoseconds per ``queue.Queue.put``."""
     events = [body(i) for i in range(n)]
     q: queue.Queue[Any] = queue.Queue()
     put = q.put
+    gc.collect()
     t0 = time.perf_counter()
     for e in events:
         put(e)
@@ -173,6 +191,7 @@ def measure(scratch: Scratch, quick: bool, repeat: int) -> List[Dict[str, Any]]:
     cost = run_cases([
         ("put", lambda: put_cost(n_push)),
         ("push", lambda: push_cost(n_push, None)),
+        ("add", lambda: add_cost(n_push)),
         ("put durable-sized", lambda: put_cost(n_durable)),
         ("push durable", lambda: push_cost(n_durable, scratch)),
     ], repeat)
@@ -190,6 +209,8 @@ def measure(scratch: Scratch, quick: bool, repeat: int) -> List[Dict[str, Any]]:
 
     return [
         row("push, in memory (ns/event)", cost["push"], "queue.Queue.put (ns)", cost["put"]),
+        row("  floor: MessageQueue.add (ns/event)", cost["add"], "queue.Queue.put (ns)", cost["put"]),
+        row("  push over its add (Pusher's own cost)", cost["push"], "MessageQueue.add (ns)", cost["add"]),
         row('push, durable fsync="interval" (ns/event)', cost["push durable"], "queue.Queue.put (ns)",
             cost["put durable-sized"]),
         row("end to end, batch_size 1 (events/s)", rate["b1"], "Queue put + consumer get", rate["queue"]),
