@@ -198,7 +198,9 @@ def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional
             unfinished, seq = _waiting_locked(h, cancel_futures, cancel_futures)
             for w in list(h._workers.values()):
                 if cancel_futures:
-                    in_inboxes += [t for t in w.assigned if not t.future.running()]
+                    with w.mutex:  # its threads change it under their own mutex
+                        given = list(w.assigned)
+                    in_inboxes += [t for t in given if not t.future.running()]
                 _retire_locked(h, w, drain=True)
         workers = list(h._workers.values())
     h._store.commit(seq)

@@ -12,10 +12,10 @@ mutex. A worker's ``mutex`` guards its pending updates, the tasks it was given
 the next one under its own mutex and the queue's, never the handler's. No user code
 runs while any lock is held.
 
-Which tasks a worker owns is decided by ``Worker.assigned`` under the handler's lock,
+Which tasks a worker owns is decided by ``Worker.assigned`` under the worker's mutex,
 not by the inbox: a task abandoned with its worker is in the list ``terminate``
-returns, and a thread that picks it from the inbox afterwards sees ``abandoned`` and
-exits without running it.
+returns, and a thread that picks it from the inbox (or took it as its next task)
+afterwards sees ``abandoned`` and exits without running it.
 """
 
 from __future__ import annotations
