@@ -53,12 +53,16 @@ def report(
     rows: Sequence[Dict[str, Any]],
     as_json: bool,
     notes: Optional[Sequence[str]] = None,
+    extra: Optional[Dict[str, Any]] = None,
 ) -> None:
-    """Print ``rows`` (dicts with the same keys) as a table, or as JSON with the environment."""
+    """Print ``rows`` (dicts with the same keys) as a table, or as JSON with the environment.
+
+    ``extra``: more data for the JSON output only (raw samples, sweeps), for plots.
+    """
     env = environment()
     if as_json:
         json.dump({"title": title, "environment": env, "rows": list(rows),
-                   "notes": list(notes or [])}, sys.stdout, indent=2)
+                   "notes": list(notes or []), "extra": dict(extra or {})}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     print(f"{title}  (Python {env['python']}, {env['cores']} cores)")

@@ -6,7 +6,7 @@ interleaved in each repetition, median of ``--repeat`` (9) repetitions. Pools ar
 created and warmed up (threads started) outside the timed region, and shut down after
 it. Target: ratio >= 1.0 (stretch 2.0).
 
-Run: ``python benchmarks/bench_tasks.py [--repeat 9] [--json] [--quick]``.
+Run: ``python benchmarks/bench_tasks.py [--repeat 9] [--workers 2 8] [--json] [--quick]``.
 """
 
 from __future__ import annotations
@@ -49,11 +49,13 @@ def rate(make: Callable[[], Executor], n: int) -> float:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--workers", type=int, nargs="+", default=[2, 8], help="pool sizes to measure")
+    args = p.parse_args()
     n = 2_000 if args.quick else 20_000
     repeat = 3 if args.quick else args.repeat
     rows: List[Dict[str, Any]] = []
-    for workers in (2, 8):
+    for workers in args.workers:
         cases = [
             ("ours", lambda w=workers: rate(lambda: TaskHandler(w), n)),
             ("stdlib", lambda w=workers: rate(lambda: ThreadPoolExecutor(w), n)),
