@@ -9,19 +9,24 @@ Durable stores reuse this machine: subclass :class:`QueueMachine`, override
 :meth:`QueueMachine.reopen` (close, then return a new MessageQueue on the same store),
 and add a rule that calls :meth:`QueueMachine.restart`, which reopens and moves the
 model's reservations back to the front in id order, as DESIGN.md section 3 says.
+:class:`DurableQueueMachine` does so on a ``FileStore``, with ``close_and_reopen`` and
+``compact`` rules.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from typing import Any, Dict, List, Optional
 
 import attrs
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule
 
 from unidist_queue import Empty, Full, Message, MessageQueue
+from unidist_queue.store.file import FileStore
 
 NAMES = st.sampled_from(["a", "b", "c"])
 MAXLENS = st.one_of(st.none(), st.integers(1, 4))
@@ -227,3 +232,52 @@ class QueueMachine(RuleBasedStateMachine):
 
 QueueMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestQueueMachine = QueueMachine.TestCase
+
+
+class DurableQueueMachine(QueueMachine):
+    """The same rules on a FileStore, plus a close-and-reopen rule and compaction.
+
+    ``compact_every`` is small so that automatic compaction happens between the rules too.
+    Each run starts with messages in every queue, and ``reserve_two`` holds two
+    reservations at once, so that restarts often find several unsettled reservations.
+    """
+
+    @initialize()
+    def fill(self) -> None:
+        for name in ["a", "b", "c"]:
+            for _ in range(3):
+                self.add(name)
+
+    @rule(target=QueueMachine.reservations, name=NAMES)
+    def reserve_two(self, name: str) -> Any:
+        held = [self.reserve(name), self.reserve(name)]
+        return multiple(*[m for m in held if m is not None])
+
+    def make_queue(self) -> MessageQueue:
+        self.path = tempfile.mkdtemp(prefix="unidist-machine-")
+        return self._open()
+
+    def _open(self) -> MessageQueue:
+        return MessageQueue(store=FileStore(self.path, fsync="never", compact_every=7))
+
+    def reopen(self) -> MessageQueue:
+        self.mq.close()
+        return self._open()
+
+    @rule()
+    def close_and_reopen(self) -> None:
+        self.restart()
+
+    @rule()
+    def compact(self) -> None:
+        self.mq.compact()
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+DurableQueueMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestDurableQueueMachine = DurableQueueMachine.TestCase

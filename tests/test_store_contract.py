@@ -620,6 +620,23 @@ def test_a_restart_returns_reservations_as_nack_does(make_persistent_store: Make
         assert [m.attempts for m in mq.messages("q")] == [1, 1, 1, 0, 0]
 
 
+def test_attempts_keep_counting_across_restarts(make_persistent_store: MakeStore) -> None:
+    """A reservation released by a restart and reserved again counts each time."""
+    for expected in (1, 2, 3):
+        with MessageQueue(store=make_persistent_store()) as mq:
+            if expected == 1:
+                mq.add("q", "x")
+                mq.add("q", "y")
+            m = mq.reserve("q")
+            assert (m.body, m.attempts) == ("x", expected)
+    with MessageQueue(store=make_persistent_store()) as mq:
+        assert [m.attempts for m in mq.messages("q")] == [3, 0]
+        mq.nack(mq.reserve("q"))
+        mq.ack(mq.reserve("q"))
+    with MessageQueue(store=make_persistent_store()) as mq:
+        assert mq.all("q") == ["y"]
+
+
 def test_delayed_and_nacked_with_delay_survive(make_persistent_store: MakeStore, clock: Any) -> None:
     with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
         mq.add("q", "later", delay=50)

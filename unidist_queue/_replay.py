@@ -131,6 +131,8 @@ def _reserve(q: QueueState, r: Record) -> None:
     item = q.pop_ready_id(r[2])
     if item is not None:
         q.reserve(item, None)
+    elif r[2] in q.reserved:  # a restart released it (recording nothing); reserved again
+        q.attempts[r[2]] = q.attempts.get(r[2], 0) + 1
 
 
 def _nack(q: QueueState, r: Record) -> None:
