@@ -332,3 +332,26 @@ def test_a_task_can_submit_and_wait_for_another(th: TaskHandler) -> None:
         return th.submit(pow, x, 2).result(WAIT) + 1
 
     assert th.submit(outer, 4).result(WAIT) == 17
+
+
+def test_keyword_arguments_named_like_the_parameters_reach_the_task(th: TaskHandler) -> None:
+    th.hire(["default", "x"])
+    assert th.submit(dict, fn=1, series=2, self=3).result(WAIT) == {"fn": 1, "series": 2, "self": 3}
+    assert th.submit_to("x", dict, fn=1, series=2).result(WAIT) == {"fn": 1, "series": 2}
+
+
+def test_a_callback_can_submit_from_the_worker_thread(th: TaskHandler) -> None:
+    th.hire()
+    second: List[cf.Future[Any]] = []
+    chained = threading.Event()
+
+    def callback(_: cf.Future[Any]) -> None:
+        f = th.submit(abs, -2)  # no lock of the handler is held while a future resolves
+        second.append(f)
+        f.add_done_callback(lambda _: chained.set())
+
+    first = th.submit(abs, -1)
+    first.add_done_callback(callback)
+    assert first.result(WAIT) == 1
+    assert chained.wait(WAIT)
+    assert second[0].result(0) == 2

@@ -159,6 +159,10 @@ def test_abandoned_thread_output_is_discarded(th: TaskHandler) -> None:
     (thread,) = threads_named("worker-1_")
     unfinished = th.terminate(wid, crash=True)
     assert [t.future for t in unfinished] == [f]
+    (task,) = unfinished
+    assert isinstance(task, Task) and isinstance(task.id, int)
+    assert (task.series, task.args, task.kwargs) == ("default", (), {})
+    assert callable(task.fn)
     assert th.roster() == [] and th.status()["workers"] == {}
     gate.opened.set()
     thread.join(WAIT)  # the abandoned thread ran the task to its end...
@@ -281,6 +285,28 @@ def test_update_for_a_series_is_not_replayed_to_other_hires(th: TaskHandler) -> 
     for x, w in seen.seen:
         by_worker.setdefault(w, []).append(x)
     assert by_worker == {"wa": ["for-all", "sync"], "wab": ["for-b", "for-all", "sync"]}
+
+
+def test_no_slot_of_a_new_hire_takes_a_task_before_the_saved_updates_ran(th: TaskHandler) -> None:
+    release = threading.Event()
+    in_update = threading.Event()
+    order = Recorder()
+
+    def slow_setup() -> None:
+        in_update.set()
+        assert release.wait(WAIT)
+        order("update")
+
+    th.update(slow_setup)
+    fs = [th.submit(order, i) for i in range(3)]  # waiting: nobody serves "default" yet
+    th.hire(slots=3)
+    assert in_update.wait(WAIT)
+    s = th.status()["series"]["default"]
+    assert (s["waiting"], s["running"], s["processed"]) == (3, 0, 0)  # it took none yet
+    assert order.values() == []
+    release.set()
+    assert [f.result(WAIT) for f in fs] == [0, 1, 2]
+    assert order.values()[0] == "update" and sorted(order.values()[1:]) == [0, 1, 2]
 
 
 def test_update_waits_for_a_busy_worker_and_runs_before_its_next_task(th: TaskHandler) -> None:
@@ -470,3 +496,28 @@ def test_no_task_lost_or_run_twice_while_workers_come_and_go() -> None:
         assert not not_done and not churner.is_alive()
         assert [f.result() for f in fs] == list(range(6000))
     assert counts == dict.fromkeys(range(6000), 1)
+
+
+def test_graceful_terminate_runs_the_pending_update_and_twice_is_harmless(th: TaskHandler) -> None:
+    gate = Gate()
+    wid = th.hire()
+    f = th.submit(gate.task("busy"))
+    gate.wait_started()
+    pending = th.update(who, ephemeral=True)
+    results: List[List[Task]] = []
+    lock = threading.Lock()
+
+    def stop() -> None:
+        got = th.terminate(wid)
+        with lock:
+            results.append(got)
+
+    stoppers = [threading.Thread(target=stop) for _ in range(2)]
+    for t in stoppers:
+        t.start()
+    gate.opened.set()
+    for t in stoppers:
+        t.join(WAIT)
+    assert results == [[], []]
+    assert f.result(0) == "busy"
+    assert pending.result(WAIT) == ["worker-1"]
