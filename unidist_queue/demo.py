@@ -138,15 +138,19 @@ class _Relay(logging.Handler):
         self.run.say(f"  {record.levelname.lower()}: {record.getMessage()}")
 
 
-def _setup(mq: MessageQueue, run: _Run, down_for: int) -> TaskHandler:
-    """The Pusher, then the TaskHandler and its two workers, on ``mq``."""
-    global _run
-    _run = run
+def _unrelay() -> None:
     library = logging.getLogger("unidist_queue")
     for handler in list(library.handlers):
         if isinstance(handler, _Relay):
             library.removeHandler(handler)
-    library.addHandler(_Relay(run))  # without a traceback: the demo's lines tell the story
+
+
+def _setup(mq: MessageQueue, run: _Run, down_for: int) -> TaskHandler:
+    """The Pusher, then the TaskHandler and its two workers, on ``mq``."""
+    global _run
+    _run = run
+    _unrelay()
+    logging.getLogger("unidist_queue").addHandler(_Relay(run))  # no tracebacks: lines tell the story
     run.pusher = Pusher(_Receiver(run, down_for), mq=mq, queue="events", batch_size=4,
                         buffer_delay=0.05, retry_delay=0.04, max_retry_delay=0.16)
     th = TaskHandler(mq=mq)
@@ -190,7 +194,10 @@ def main(child: Optional[str] = None, out: TextIO = sys.stdout) -> int:
         run.say("== 1. first run (a child process): tasks, workers, a Pusher whose receiver is down")
         _first_run(path, out)
         run.say("== 2. crash: the child was killed with SIGKILL (kill -9), work in flight")
-        found = _restart(path, out)
+        try:
+            found = _restart(path, out)
+        finally:
+            _unrelay()
         lost = _report(path, found, run)
         run.say(f"({time.monotonic() - started:.1f} s)")
     return 1 if lost else 0
