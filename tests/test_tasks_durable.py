@@ -330,3 +330,31 @@ def test_durable_series_over_workers_and_slots_runs_each_once(tmp_path: Path) ->
         stats = mq.stats(q)
         assert (stats.ready, stats.reserved, stats.added, stats.removed) == (0, 0, 150, 150)
     mq.close()
+
+
+def test_shutdown_returns_each_unfinished_durable_task_once(tmp_path: Path) -> None:
+    mq = MessageQueue(store=FileStore(str(tmp_path / "s"), fsync="never"))
+    try:
+        th = TaskHandler(mq=mq)
+        futures = [th.submit_to("nobody", record, i) for i in range(3)]
+        unfinished = th.shutdown(wait=True, timeout=WAIT)
+        assert [t.future for t in unfinished] == futures
+        assert all(f.cancelled() for f in futures)
+        assert mq.count("task:nobody") == 3  # kept for a restart
+    finally:
+        mq.close()
+
+
+def test_a_waiting_task_cancelled_by_its_caller_leaves_the_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "s")
+    with MessageQueue(store=FileStore(path, fsync="never")) as mq:
+        th = TaskHandler(mq=mq)
+        keep = th.submit_to("later", record, "keep")
+        gone = th.submit_to("later", record, "gone")
+        assert gone.cancel()
+        assert mq.count("task:later") == 1
+        th.shutdown(wait=False)
+        assert keep.cancelled()  # nobody serves "later": shutdown cancels it, and keeps it
+        assert mq.count("task:later") == 1
+    with MessageQueue(store=FileStore(path, fsync="never")) as mq:
+        assert [m.body[1] for m in mq.messages("task:later")] == [("keep",)]

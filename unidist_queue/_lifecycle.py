@@ -209,7 +209,8 @@ def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional
     unfinished += [t for t in in_inboxes if t.future.cancel()]
     if wait:
         _join([t for w in workers for t in w.threads], deadline)
-        unfinished += _after_wait(h, workers)
+        seen = set(unfinished)  # a durable queue lists its unserved tasks again
+        unfinished += [t for t in _after_wait(h, workers) if t not in seen]
     _close_mq(h)
     return unfinished
 

@@ -241,6 +241,22 @@ class TaskStore:
             q.removed += 1
             return seq
 
+    def forget(self, job: Job) -> int:
+        """Delete the message of a durable ``job`` cancelled while waiting (not reserved)."""
+        mq = self.mq
+        with mq._mutex:
+            q = mq._queues.get("task:" + job.series)
+            if q is None or mq._closed or not q.durable or job.msg_id in q.reserved:
+                return 0
+            if not any(item[0] == job.msg_id for item in q.ready):
+                return 0
+            seq = mq._rec(q, ("remove", q.name, job.msg_id))
+            q.pop_ready_id(job.msg_id)
+            q.attempts.pop(job.msg_id, None)
+            q.removed += 1
+            self.by_msg.pop(job.msg_id, None)
+            return seq
+
     def requeue(self, s: Series, tasks: List[Job]) -> int:
         """Put tasks taken from a worker back at the front of their series, oldest first."""
         mq = self.mq

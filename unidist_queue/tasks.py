@@ -195,6 +195,20 @@ class TaskHandler(Executor):
                 break
             stored = self._store.encode("task:" + series, fn, args, kwargs)  # became durable
         self._store.commit(seq)
+        if result.msg_id:
+            job = result
+            future.add_done_callback(lambda f: self._forget(job) if f.cancelled() else None)
+
+    def _forget(self, job: Job) -> None:
+        """A durable task was cancelled by its caller: it leaves the store unless running.
+
+        Not after :meth:`shutdown`, which keeps waiting durable tasks for a restart.
+        """
+        if self._shut:
+            return
+        with self._lock:
+            seq = self._store.forget(job)
+        self._store.commit(seq)
 
     def _enqueue(
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any],
