@@ -521,9 +521,10 @@ def test_durable_tasks_run_again_after_restart(caplog: pytest.LogCaptureFixture)
     assert STARTED.wait(WAIT)
     assert len(th.terminate(wid, crash=True)) == 1  # "dies" while running: stays reserved
     waiting = [th.submit_to("d", record, f"w{i}") for i in range(3)]
-    th.submit_to("d", explode, "x")
+    exploding = th.submit_to("d", explode, "x")
     unfinished = th.shutdown(timeout=WAIT)  # nobody serves "d": returned, kept in the queue
-    assert [t.future for t in unfinished][:3] == waiting and all(f.cancelled() for f in waiting)
+    assert [t.future for t in unfinished] == [*waiting, exploding]
+    assert all(f.cancelled() for f in waiting)
     assert mq.stats("task:d").ready == 4 and mq.stats("task:d").reserved == 1
     # restart: a new MessageQueue on the same store, a new handler
     mq2 = MessageQueue(store)
