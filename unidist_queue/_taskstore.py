@@ -102,11 +102,12 @@ class TaskStore:
         :raises ShutDown: the MessageQueue is closed.
         """
         mq = self.mq
+        q = mq._queues.get(s.queue)
+        now = mq._clock()  # calls stay out of the mutex: a thread preempted in it stalls all
         with mq._mutex:
-            q = mq._queues.get(s.queue)
-            if q is not None and q.plain and q.exists and not mq._closed:
+            if q is not None and q.plain and q.exists and not mq._closed:  # drop clears exists
                 mq._last_id = msg_id = mq._last_id + 1
-                q.ready.append((msg_id, mq._clock(), task))
+                q.ready.append((msg_id, now, task))
                 q.added += 1
                 if q.getters:
                     q.not_empty.notify()
@@ -178,15 +179,15 @@ class TaskStore:
         ready = q.ready
         if not ready:
             return None
-        with mq._mutex:
-            while ready and q.exists and not mq._closed:
-                task = ready.popleft()[2]
-                q.removed += 1
-                if q.putters:
-                    q.not_full.notify()
-                if type(task) is Job:
-                    return task
-        return None
+        with mq._mutex:  # one pop and counters only: a thread preempted in here stalls all
+            if not ready or not q.exists or mq._closed:
+                return None
+            item = ready.popleft()
+            q.removed += 1
+            if q.putters:
+                q.not_full.notify()
+        task = item[2]
+        return task if type(task) is Job else self.take(s)  # skip what is not a task
 
     def pop(self, s: Series) -> Tuple[Optional[Job], int]:
         """Take the oldest waiting task of ``s`` (reserved if durable): ``(task, seq)``."""
