@@ -154,6 +154,8 @@ class MessageQueue:
         if self._compacting.acquire(blocking=False):
             try:
                 self._compact()
+            except ShutDown:
+                pass  # closed meanwhile: close() made everything durable
             except Exception:
                 logger.exception("automatic compaction failed; the archive keeps growing")
             finally:
@@ -354,27 +356,35 @@ class MessageQueue:
         Applies to an existing durable queue with no ``maxlen`` and nothing timed (no
         ``max_age``, no delayed message, no lease): nothing to promote, expire or evict,
         so the add is: encode outside the mutex, then under it one ``append`` and one
-        deque append; commit (fsync per policy) outside it. Anything else goes to
-        :meth:`_add` (with the body already encoded, if it was).
+        deque append; commit (fsync per policy) outside it. With a group-commit store
+        the append is bracketed by ``enter``/``leave`` (see :meth:`Store.enter`).
+        Anything else goes to :meth:`_add` (with the body already encoded, if it was).
         """
         q = self._queues.get(queue)
         data = None
         if q is not None and q.durable and q.maxlen is None and not q.timed and q.exists:
-            data = self._store.encode(message)  # SerializationError: nothing changed
-            with self._mutex:
-                if q.durable and q.maxlen is None and not q.timed and q.exists and not self._closed:
-                    self._last_id = msg_id = self._last_id + 1
-                    now = self._clock()
-                    seq = self._store.append(("add", queue, msg_id, now, None), data)
-                    q.ready.append((msg_id, now, message))
-                    q.added += 1
-                    if q.getters:
-                        q.not_empty.notify()
-                    fast = True
-                else:
-                    fast = False
+            store = self._store
+            data = store.encode(message)  # SerializationError: nothing changed
+            gather = store.group_commit
+            if gather:
+                store.enter()  # a commit round about to start waits for this append
+            try:
+                with self._mutex:
+                    if q.durable and q.maxlen is None and not q.timed and q.exists and not self._closed:
+                        self._last_id = msg_id = self._last_id + 1
+                        now = self._clock()
+                        seq = store.append(("add", queue, msg_id, now, None), data)
+                        q.ready.append((msg_id, now, message))
+                        q.added += 1
+                        if q.getters:
+                            q.not_empty.notify()
+                        fast = True
+                    else:
+                        fast = False
+            finally:
+                if gather:
+                    store.leave()
             if fast:
-                store = self._store
                 store.commit(seq)  # _commit, inlined
                 if store.compaction_due:
                     self._auto_compact()

@@ -23,9 +23,11 @@ layout belongs to the queue and the store treats it as opaque.
 Calling protocol, per change to a durable queue::
 
     body = store.encode(message)          # outside the queue lock; SerializationError
+    store.enter()                         # only for an add, if store.group_commit
     with queue_lock:
         seq = store.append(record, body)  # the one disk write under the lock; StoreError
         ...apply the change in memory...
+    store.leave()                         # after enter(), even when something raised
     store.commit(seq)                     # outside the lock: fsync per policy
 
 and per snapshot (one at a time)::
@@ -68,6 +70,23 @@ class Store(abc.ABC):
     #: Whether the store only reads (inspection while another process writes): the
     #: queue then refuses every change with ``StoreError`` and records nothing.
     read_only: bool = False
+
+    #: Whether the queue should bracket an add with :meth:`enter` and :meth:`leave`
+    #: (a store that batches commits of concurrent writers uses it; see :meth:`enter`).
+    group_commit: bool = False
+
+    def enter(self) -> None:  # noqa: B027 (an optional hook: a no-op unless overridden)
+        """A thread is about to append: called once the body is encoded, before the queue lock.
+
+        Only called when :attr:`group_commit` is true, and always followed by
+        :meth:`leave` in the same thread once the append is done (or failed). A store
+        with group commit may hold a commit round back while threads are between the
+        two, so their records join it. Must be O(1), non-blocking and thread-safe. The
+        default does nothing.
+        """
+
+    def leave(self) -> None:  # noqa: B027 (an optional hook: a no-op unless overridden)
+        """The thread that called :meth:`enter` appended, or gave up. The default does nothing."""
 
     @abc.abstractmethod
     def load(self) -> Tuple[Optional[State], Iterable[Record]]:

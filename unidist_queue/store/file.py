@@ -107,8 +107,15 @@ class FileStore(Store):
             raise TypeError("read_only must be a bool")
         self.read_only = read_only
         self._mutex = threading.Lock()
-        # Notified by the thread leading an fsync round when it ends, and by close().
+        # Notified by the thread leading an fsync round when it ends, and by close(); only
+        # close() and write_snapshot() wait on it (committers wait on their own _Waiter).
         self._synced = threading.Condition(self._mutex)
+        self._waiters: List[_Waiter] = []  # committers waiting for a round to come
+        # One item per thread about to append (between enter() and leave(), or released
+        # by a round and not yet out of commit()); list.append/pop are atomic.
+        self._busy: List[None] = []
+        self._deferred: Optional[_Waiter] = None  # a leader waiting for _busy to empty
+        self.group_commit = self.fsync == "always"
         self._stop = threading.Event()
         self._flusher: Optional[threading.Thread] = None
         self._fd = -1
@@ -385,7 +392,8 @@ class FileStore(Store):
         """Make record ``seq`` durable per the policy; with ``"always"``, group commit.
 
         Returns once an fsync that began after ``seq`` was written has completed; one
-        caller fsyncs for every waiter. ``"interval"`` and ``"never"``: returns at once.
+        caller (the leader of a round) fsyncs for every waiter. ``"interval"`` and
+        ``"never"``: returns at once. See :meth:`_sync_to` for how rounds are batched.
 
         :raises StoreError: the fsync failed (the store then refuses writes), or the
             store was closed before ``seq`` could be made durable.
@@ -393,21 +401,143 @@ class FileStore(Store):
         if self.fsync == "always":
             self._sync_to(seq)
 
+    def enter(self) -> None:
+        """With ``fsync="always"``: a thread is about to append (see :meth:`Store.enter`). O(1)."""
+        self._busy.append(None)
+
+    def leave(self) -> None:
+        """The thread that called :meth:`enter` appended (or gave up). O(1).
+
+        The last one to leave wakes a leader waiting to start a round (:meth:`_gather`).
+        """
+        busy = self._busy
+        busy.pop()
+        if not busy:
+            with self._mutex:
+                deferred = self._deferred
+                if deferred is not None and not busy:
+                    self._deferred = None
+                    deferred.lock.release()
+
     def _sync_to(self, seq: int) -> None:
-        with self._mutex:
-            while self._durable < seq:
-                if self._failed is not None:
-                    raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
-                if self._syncing:
-                    self._synced.wait()
-                elif self._closed:
-                    raise StoreError(f"{self.path}: the store is closed")
-                else:
+        """Group commit: wait for, or lead, an fsync round that covers ``seq``.
+
+        A round fsyncs everything written when it begins (its *target*). A committer
+        arriving while a round runs (or is about to) registers a :class:`_Waiter` and
+        blocks on its own lock; when the fsync returns, the round's leader releases
+        exactly the waiters it covered (no thundering herd, no re-check under the
+        mutex) and hands the next round to one of the others, if any; else the next
+        committer to arrive leads.
+
+        Before its fsync a leader gathers (:meth:`_gather`): it waits until no thread is
+        about to append -- between :meth:`enter` and :meth:`leave`, or released by the
+        last round and not yet out of here -- so those records join this round instead
+        of missing it by a few microseconds and waiting a whole fsync more. Such a
+        thread never blocks for long (it takes the queue lock and writes once),
+        and the last one to leave wakes the leader: no sleep, no timer, and a lone
+        committer leads at once. Thread-safe; the mutex is never held during an fsync.
+
+        :raises StoreError: the fsync failed, or the store failed or closed meanwhile.
+        """
+        mutex = self._mutex
+        with mutex:
+            if self._durable >= seq:
+                return
+            if self._failed is not None:
+                raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
+            if self._closed:
+                raise StoreError(f"{self.path}: the store is closed")
+            if not (self._syncing or self._waiters):
+                self._syncing = True
+                self._gather()
+                self._lead_round()
+                return
+            waiter = _Waiter(seq)
+            self._waiters.append(waiter)
+        try:
+            waiter.lock.acquire()  # released once this waiter's fate is settled
+        except BaseException:  # interrupted (KeyboardInterrupt): pass on what it was given
+            self._abandon(waiter)
+            raise
+        state = waiter.state
+        if state == _COVERED:
+            self.leave()  # the round counted this thread as about to append again
+            return
+        with mutex:
+            if state == _LEAD:
+                if self._failed is None and not self._closed:
+                    self._gather()  # _syncing was set for us by _hand_over
                     self._lead_round()
+                    return
+                self._syncing = False  # failed or closed meanwhile: no more rounds
+                self._settle_all(_FAILED)
+                self._synced.notify_all()
+            if self._failed is not None:
+                raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
+        raise StoreError(f"{self.path}: the store was closed before record {seq} was fsynced")
+
+    def _gather(self) -> None:
+        """With the mutex held, as the next leader: wait until no thread is about to append.
+
+        Committers arriving meanwhile register as waiters (``_syncing`` is set). Each
+        wait ends when the last busy thread leaves (:meth:`leave`); busy threads only
+        take the queue lock and write (or leave :meth:`commit`), so this is short and
+        always ends. Interrupted (``KeyboardInterrupt``), it gives the round up to a
+        waiter and re-raises.
+        """
+        while self._busy:
+            deferred = self._deferred = _Waiter(0)
+            self._mutex.release()
+            try:
+                deferred.lock.acquire()
+            except BaseException:  # interrupted: give the round up, let a waiter lead it
+                self._mutex.acquire()
+                self._deferred = None
+                self._syncing = False
+                if self._waiters:
+                    self._hand_over()
+                self._synced.notify_all()
+                raise
+            self._mutex.acquire()
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiter was interrupted: forget it, or pass on the role it was given meanwhile."""
+        with self._mutex:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                return
+            if waiter.state == _LEAD:
+                self._syncing = False
+                if self._waiters:
+                    self._hand_over()
+                self._synced.notify_all()
+        if waiter.state == _COVERED:
+            self.leave()
+
+    def _hand_over(self) -> None:
+        """With the mutex held: make the oldest waiter lead the next round."""
+        waiter = self._waiters.pop(0)
+        self._syncing = True
+        waiter.state = _LEAD
+        waiter.lock.release()
+
+    def _settle_all(self, state: int) -> None:
+        """With the mutex held: release every waiter with ``state``."""
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            w.state = state
+            w.lock.release()
 
     def _lead_round(self) -> None:
-        """With the mutex held: fsync everything written so far (mutex released meanwhile)."""
-        self._syncing = True
+        """With the mutex held and ``_syncing`` set: fsync everything written so far.
+
+        The mutex is released during the fsync. Afterwards: covered waiters are
+        released (each counted as about to append again, see :meth:`_gather`), the next
+        round is handed over to a waiter left, and ``_synced`` is notified. On failure
+        the store is marked failed and every waiter released with an error.
+
+        :raises StoreError: the fsync failed.
+        """
         target = self._seq
         retired = list(self._retired)
         fds = [*retired, self._fd]
@@ -421,11 +551,25 @@ class FileStore(Store):
         finally:
             self._mutex.acquire()
             self._syncing = False
+            waiters = self._waiters
             if error is None:
                 self._durable = max(self._durable, target)
                 self._close_retired(retired)
+                if waiters:
+                    pending = [w for w in waiters if w.seq > target]
+                    if len(pending) < len(waiters):
+                        busy = self._busy
+                        for w in waiters:
+                            if w.seq <= target:
+                                busy.append(None)  # popped by the waiter on its way out
+                                w.state = _COVERED
+                                w.lock.release()
+                        self._waiters = pending
+                    if pending:
+                        self._hand_over()
             else:
                 self._failed = f"fsync failed: {error}"
+                self._settle_all(_FAILED)
             self._synced.notify_all()
         if error is not None:
             logger.error("%s: fsync failed (%s); the store refuses writes until reopened", self.path, error)
@@ -444,6 +588,7 @@ class FileStore(Store):
                     return
                 if self._syncing or self._durable >= self._seq:
                     continue
+                self._syncing = True
                 try:
                     self._lead_round()
                 except StoreError:
@@ -522,9 +667,11 @@ class FileStore(Store):
             while self._syncing:
                 self._synced.wait()
             if self._fd >= 0 and self._failed is None:
+                self._syncing = True
                 with contextlib.suppress(StoreError):  # logged; nothing more to do at close
-                    self._lead_round()
+                    self._lead_round()  # covers every waiter: each has appended already
             self._closed = True
+            self._settle_all(_FAILED)  # appended during the last fsync: they raise "closed"
             self._synced.notify_all()
             fds = [*self._retired, self._fd, self._lock_fd]
             if self._prepared is not None:
@@ -537,6 +684,25 @@ class FileStore(Store):
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else f"fsync={self.fsync}"
         return f"<FileStore {self.path!r} {mode}>"
+
+
+_COVERED, _LEAD, _FAILED = 1, 2, 3
+
+
+class _Waiter:
+    """A committer waiting for an fsync round: its seq, a lock it blocks on, and its fate.
+
+    Created locked; whoever settles it sets ``state`` (covered, lead the next round, or
+    failed) and then releases ``lock``, which the waiter acquires to wake up.
+    """
+
+    __slots__ = ("lock", "seq", "state")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.state = 0
+        self.lock = threading.Lock()
+        self.lock.acquire()
 
 
 def _check_policy(fsync: Any, interval: Any, compact_every: Any) -> Tuple[str, float, Optional[int]]:
