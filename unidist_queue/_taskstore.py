@@ -36,10 +36,21 @@ MakeTask = Callable[[str, Callable[..., Any], Tuple[Any, ...], Dict[str, Any], i
 
 
 class TaskStore:
-    """The waiting tasks of every series, in the MessageQueue ``mq``."""
+    """The waiting tasks of every series, in the MessageQueue ``mq``.
 
-    def __init__(self, mq: MessageQueue) -> None:
+    ``private``: ``mq`` is the handler's own in-memory MessageQueue, which nothing else
+    can reach. Its task queues are then handed over without its mutex: a task is
+    appended to, and taken from, the queue's deque by single ``deque`` operations,
+    which are atomic (under the GIL, and per object on free-threaded builds), so the
+    submitting thread and the workers never wait on each other. Such queues keep no
+    ``added``/``removed`` counters and their message ids are the task ids; every other
+    change to them (``discard``, ``take_all``, ``requeue``) is also made of single
+    atomic deque operations, so it never races a take.
+    """
+
+    def __init__(self, mq: MessageQueue, private: bool = False) -> None:
         self.mq = mq
+        self.private = private and not mq._persistent
         self.by_msg: Dict[int, Job] = {}  # durable message id -> its live Job
         self.make: Optional[MakeTask] = None  # builds a recovered Job (set by the handler)
 
@@ -104,6 +115,9 @@ class TaskStore:
         mq = self.mq
         q = mq._queues.get(s.queue)
         now = mq._clock()  # calls stay out of the mutex: a thread preempted in it stalls all
+        if self.private and q is not None and q.plain and q.exists:
+            q.ready.append((task.id, now, task))  # atomic: see the class docstring
+            return
         with mq._mutex:
             if q is not None and q.plain and q.exists and not mq._closed:  # drop clears exists
                 mq._last_id = msg_id = mq._last_id + 1
@@ -124,12 +138,16 @@ class TaskStore:
             q = mq._queues.get(s.queue)
             if q is None:
                 return False
-            for i in range(len(q.ready) - 1, -1, -1):
-                if q.ready[i][2] is task:
-                    del q.ready[i]
-                    q.added -= 1
-                    return True
-        return False
+            found = [item for item in list(q.ready) if item[2] is task]  # list(): one atomic copy
+            if not found:
+                return False
+            try:
+                q.ready.remove(found[0])  # atomic; a worker may have taken it meanwhile
+            except ValueError:
+                return False
+            if not self.private:
+                q.added -= 1
+            return True
 
     def add(
         self, s: Series, make: Callable[[int], Job], stored: Optional[Tuple[Body, bytes]], reserve: bool
@@ -179,6 +197,12 @@ class TaskStore:
         ready = q.ready
         if not ready:
             return None
+        if self.private:
+            try:
+                item = ready.popleft()  # atomic: see the class docstring
+            except IndexError:
+                return None
+            return item[2]  # type: ignore[no-any-return]
         with mq._mutex:  # one pop and counters only: a thread preempted in here stalls all
             if not ready or not q.exists or mq._closed:
                 return None
@@ -195,6 +219,8 @@ class TaskStore:
         q = mq._queues.get(s.queue)
         if q is None or not (q.ready or q.timed):
             return None, 0
+        if self.private and q.plain and not q.timed:
+            return self.take(s), 0
         if q.plain and not q.timed:  # the fast path: an in-memory queue
             with mq._mutex:
                 while q.ready and q.exists and not mq._closed:
@@ -284,6 +310,12 @@ class TaskStore:
         mq = self.mq
         seq = 0
         tasks: List[Job] = []
+        if self.private:
+            task = self.take(s)
+            while task is not None:
+                tasks.append(task)
+                task = self.take(s)
+            return tasks, 0
         with mq._mutex:
             if q.durable and not remove:
                 tasks = [self.by_msg[i] for i, _, _ in q.ready if i in self.by_msg]

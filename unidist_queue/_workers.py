@@ -2,9 +2,9 @@
 
 Internal. A :class:`Worker` owns ``slots`` daemon threads and one inbox: a
 :class:`queue.SimpleQueue` its idle threads block on, so handing a task to a free worker
-is one C-level ``put`` (no Python-level Condition). A thread that finishes a task asks the
-handler for its next one (:meth:`Handler.run_task` returns it) and runs it at once
-without touching the inbox, so a busy pool never sleeps between tasks.
+is one C-level ``put`` (no Python-level Condition). A thread that finishes a task takes
+its next one itself (in :meth:`Handler.run_tasks`) and runs it at once without touching
+the inbox, so a busy pool never sleeps between tasks.
 
 Lock order: the handler's lock, then a worker's ``mutex``, then the MessageQueue's
 mutex. A worker's ``mutex`` guards its pending updates, the tasks it was given
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ._task import Job
 
     class Handler(Protocol):
-        def run_task(self, worker: Worker, task: Job) -> Optional[Job]: ...
+        def run_tasks(self, worker: Worker, task: Job) -> Optional[Job]: ...
         def activate(self, worker: Worker) -> None: ...
         def exited(self, worker: Worker) -> None: ...
 
@@ -238,6 +238,6 @@ def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
                 if pending is not None:
                     run_update(worker, pending)
                 continue
-            task = handler.run_task(worker, task)
+            task = handler.run_tasks(worker, task)
     finally:
         handler.exited(worker)

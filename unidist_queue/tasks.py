@@ -52,8 +52,11 @@ class TaskHandler(Executor):
     ``TaskHandler(max_workers=None, *, mq=None)``: ``max_workers=N`` hires N workers for
     the ``"default"`` series (``None`` or 0: none yet). ``mq``: the MessageQueue holding
     waiting tasks (a private in-memory one if omitted, closed by :meth:`shutdown`; one
-    passed in is left open). Tasks found in its durable ``"task:*"`` queues (left by a
-    process that died) run again once a qualified worker is hired.
+    passed in is left open). Tasks move fastest through the private one: nothing else
+    can reach it, so they are handed over by single atomic deque operations, without
+    its lock (and its task queues keep no ``stats`` counters). Tasks found in the
+    durable ``"task:*"`` queues of ``mq`` (left by a process that died) run again once a
+    qualified worker is hired.
 
     Methods by purpose:
 
@@ -79,7 +82,7 @@ class TaskHandler(Executor):
             raise TypeError(f"mq must be a MessageQueue, not {type(mq).__name__}")
         self._own_mq = mq is None
         self._mq = MessageQueue() if mq is None else mq
-        self._store = TaskStore(self._mq)
+        self._store = TaskStore(self._mq, private=self._own_mq)
         # One lock for the routing tables, series, workers and counters. No Condition
         # waits on it: threads are joined, and a worker waits on its own Condition.
         self._lock = threading.Lock()
@@ -308,66 +311,82 @@ class TaskHandler(Executor):
 
     # -- called by worker threads -------------------------------------------------------------------
 
-    def run_task(self, worker: Worker, task: Job) -> Optional[Job]:
-        """Run ``task`` in this worker thread; return the next task it should run.
+    def run_tasks(self, worker: Worker, task: Job) -> Optional[Job]:
+        """Run ``task`` in this worker thread, then each task the worker takes next.
 
-        The hot path of the pool, so written flat. The bookkeeping (counters, the slot
-        freed, the next task taken) is done before the future is resolved. In memory, a
-        busy worker does it under its own mutex and the queue's, never the handler's
-        lock, which it takes only when it turns free; a durable store goes through
-        :meth:`_finish_durable`.
+        Returns ``None`` when the worker has nothing more to run (it is marked free) or
+        was abandoned, or the next task when an update is pending (the caller runs it
+        first). The hot path of the pool, so written flat: for each task the
+        bookkeeping (counters, the slot freed, the next task taken) is done before its
+        future is resolved; in memory, a busy worker does it under its own mutex and the
+        queue's, never the handler's lock, which it takes only when it turns free; a
+        durable store goes through :meth:`_finish_durable`.
         """
-        if worker.abandoned:
-            return None  # given to it before it was abandoned: terminate returned it
-        future = task.future
-        failed = False
-        if task in self._resumed or future.set_running_or_notify_cancel():
-            start = _monotonic()
-            try:
-                value = task.fn(*task.args, **task.kwargs)
-            except BaseException as exc:
-                value = exc
-                failed = True
-                del exc
-            end = _monotonic()
-        else:  # cancelled while waiting
-            start = end = -1.0
-            value = None
-        nxt: Optional[Job] = None
-        with worker.mutex:
-            if worker.assigned.pop(task, _GONE) is _GONE:
-                return None  # abandoned: the output is discarded
-            tally = worker.tallies[task.series]
-            tally.running -= 1
+        resumed = self._resumed
+        memory = not self._mq._persistent
+        take = self._store.take
+        assigned, tallies, mutex = worker.assigned, worker.tallies, worker.mutex
+        while True:
+            if worker.abandoned:
+                return None  # given to it before it was abandoned: terminate returned it
+            future = task.future
+            failed = False
+            if task in resumed or future.set_running_or_notify_cancel():
+                start = _monotonic()
+                try:
+                    value = task.fn(*task.args, **task.kwargs)
+                except BaseException as exc:
+                    value = exc
+                    failed = True
+                    del exc
+                end = _monotonic()
+            else:  # cancelled while waiting
+                start = end = -1.0
+                value = None
+            nxt: Optional[Job] = None
+            with mutex:
+                if assigned.pop(task, _GONE) is _GONE:
+                    return None  # abandoned: the output is discarded
+                tally = tallies[task.series]
+                tally.running -= 1
+                if start >= 0:  # the counters of Tally, inline
+                    tally.processed += 1
+                    queued = start - task.queued_at
+                    tally.queued_sum += queued
+                    if queued > tally.queued_max:
+                        tally.queued_max = queued
+                    run = end - start
+                    tally.run_sum += run
+                    if run > tally.run_max:
+                        tally.run_max = run
+                    if failed:
+                        tally.failed += 1
+                if resumed:
+                    resumed.discard(task)
+                if memory and worker.active:
+                    for _, ws in worker.series:
+                        nxt = take(ws)
+                        if nxt is not None:
+                            assigned[nxt] = None
+                            tallies[ws.name].running += 1
+                            worker.last_used = next(self._stamps)
+                            break
+            if not memory:
+                nxt = self._finish_durable(worker, task)
+            elif nxt is None and worker.active and len(assigned) < worker.slots:
+                with self._lock:
+                    self._mark_free(worker)
             if start >= 0:
-                tally.done(start - task.queued_at, end - start, failed)
-            if self._resumed:
-                self._resumed.discard(task)
-            memory = not self._mq._persistent
-            if memory and worker.active:
-                take = self._store.take
-                for _, ws in worker.series:
-                    nxt = take(ws)
-                    if nxt is not None:
-                        worker.assigned[nxt] = None
-                        worker.tallies[ws.name].running += 1
-                        worker.last_used = next(self._stamps)
-                        break
-        if not memory:
-            nxt = self._finish_durable(worker, task)
-        elif nxt is None and worker.active and len(worker.assigned) < worker.slots:
-            with self._lock:
-                self._mark_free(worker)
-        if start < 0:
-            return nxt
-        if failed or task.recovered:
-            self._resolve(task, value, failed)
-        else:
-            try:
-                future.set_result(value)
-            except InvalidStateError:  # resolved elsewhere meanwhile (a reassigned task)
-                logger.debug("future of %r already resolved", task)
-        return nxt
+                if failed or task.recovered:
+                    self._resolve(task, value, failed)
+                else:
+                    try:
+                        future.set_result(value)
+                    except InvalidStateError:  # resolved elsewhere meanwhile (reassigned)
+                        logger.debug("future of %r already resolved", task)
+            if nxt is None or worker.updates:
+                return nxt
+            task = nxt
 
     def _finish_durable(self, worker: Worker, task: Job) -> Optional[Job]:
         """Ack a finished task of a persistent MessageQueue; take the worker's next task."""
