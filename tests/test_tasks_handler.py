@@ -521,3 +521,50 @@ def test_graceful_terminate_runs_the_pending_update_and_twice_is_harmless(th: Ta
     assert results == [[], []]
     assert f.result(0) == "busy"
     assert pending.result(WAIT) == ["worker-1"]
+
+
+def _race_shutdown_once(mq: Any) -> None:
+    th = TaskHandler(2, mq=mq)
+    start = threading.Barrier(4)
+    busy = threading.Event()  # set once a submitter is well under way
+    futures: List[cf.Future[Any]] = []
+    lock = threading.Lock()
+
+    def submitter() -> None:
+        start.wait(WAIT)
+        mine: List[cf.Future[Any]] = []
+        for i in range(100_000):
+            if i == 300:
+                busy.set()
+            try:
+                mine.append(th.submit(int, i))
+            except ShutDown:
+                break
+        with lock:
+            futures.extend(mine)
+
+    threads = [threading.Thread(target=submitter) for _ in range(3)]
+    for t in threads:
+        t.start()
+    start.wait(WAIT)
+    assert busy.wait(WAIT)
+    th.shutdown(wait=True)
+    for t in threads:
+        t.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    done, pending = cf.wait(futures, timeout=WAIT)
+    assert not pending  # every accepted task ran: shutdown waited for them
+    assert all(f.result() in range(100_000) for f in done)
+
+
+@pytest.mark.parametrize("own_mq", [True, False], ids=["private mq", "mq passed in"])
+def test_submit_racing_shutdown_never_strands_a_task(own_mq: bool) -> None:
+    """Submitters racing ``shutdown``: each submit raises ShutDown or its task runs."""
+    from unidist_queue.queues import MessageQueue
+
+    for _ in range(20):
+        mq = None if own_mq else MessageQueue()
+        _race_shutdown_once(mq)
+        if mq is not None:
+            assert mq.count("task:default") == 0
+            mq.close()
