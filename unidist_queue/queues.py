@@ -329,7 +329,9 @@ class MessageQueue:
         :raises ValueError: ``delay`` or ``timeout`` is negative.
         :raises ShutDown: the MessageQueue is closed (also while waiting for room).
         """
-        if delay is None and timeout is None and not self._persistent:
+        if delay is not None or timeout is not None:
+            pass
+        elif not self._persistent:
             with self._mutex:
                 q = self._queues.get(queue)
                 if q is not None and q.plain and not q.timed and q.exists and not self._closed:
@@ -346,23 +348,16 @@ class MessageQueue:
             if fast:
                 self._notify_subscribers(queue)
                 return msg_id
-        elif delay is None and timeout is None and self._writable:
-            return self._add_durable(queue, message)
-        return self._add(queue, message, delay, timeout)
-
-    def _add_durable(self, queue: str, message: Any) -> int:
-        """``add`` without delay or timeout on a writable persistent store: the fast path.
-
-        Applies to an existing durable queue with no ``maxlen`` and nothing timed (no
-        ``max_age``, no delayed message, no lease): nothing to promote, expire or evict,
-        so the add is: encode outside the mutex, then under it one ``append`` and one
-        deque append; commit (fsync per policy) outside it. With a group-commit store
-        the append is bracketed by ``enter``/``leave`` (see :meth:`Store.enter`).
-        Anything else goes to :meth:`_add` (with the body already encoded, if it was).
-        """
-        q = self._queues.get(queue)
-        data = None
-        if q is not None and q.durable and q.maxlen is None and not q.timed and q.exists:
+        elif self._writable:
+            # The durable fast path: an existing durable queue with no maxlen and nothing
+            # timed (no max_age, no delayed message, no lease) has nothing to promote,
+            # expire or evict. Encode outside the mutex, then under it one append and one
+            # deque append; commit (fsync per policy) outside it. With a group-commit
+            # store the append is bracketed by enter/leave (see Store.enter). Anything
+            # else goes to _add, with the body already encoded if it was.
+            q = self._queues.get(queue)
+            if q is None or not (q.durable and q.maxlen is None and not q.timed and q.exists):
+                return self._add(queue, message, None, None)
             store = self._store
             data = store.encode(message)  # SerializationError: nothing changed
             gather = store.group_commit
@@ -384,14 +379,16 @@ class MessageQueue:
             finally:
                 if gather:
                     store.leave()
-            if fast:
+            if not fast:
+                return self._add(queue, message, None, None, data)
+            if store.needs_commit:
                 store.commit(seq)  # _commit, inlined
-                if store.compaction_due:
-                    self._auto_compact()
-                if self._subscribers:
-                    self._notify_subscribers(queue)
-                return msg_id
-        return self._add(queue, message, None, None, data)
+            if store.compaction_due:
+                self._auto_compact()
+            if self._subscribers:
+                self._notify_subscribers(queue)
+            return msg_id
+        return self._add(queue, message, delay, timeout)
 
     def _add(
         self, queue: str, message: Any, delay: Optional[float], timeout: Optional[float],

@@ -71,6 +71,10 @@ class Store(abc.ABC):
     #: queue then refuses every change with ``StoreError`` and records nothing.
     read_only: bool = False
 
+    #: ``False`` when :meth:`commit` does nothing (every record is as durable as the
+    #: policy promises once appended): the queue may then skip calling it.
+    needs_commit: bool = True
+
     #: Whether the queue should bracket an add with :meth:`enter` and :meth:`leave`
     #: (a store that batches commits of concurrent writers uses it; see :meth:`enter`).
     group_commit: bool = False

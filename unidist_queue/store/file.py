@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import re
+import sys
 import threading
 from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
@@ -81,6 +82,10 @@ class FileStore(Store):
 
     persistent = True
 
+    #: Whether ``compact_every`` records were appended since the last snapshot began
+    #: (an attribute, set by :meth:`append`, cleared by :meth:`begin_snapshot`).
+    compaction_due: bool = False
+
     def __init__(
         self,
         path: Any,
@@ -110,12 +115,14 @@ class FileStore(Store):
         # Notified by the thread leading an fsync round when it ends, and by close(); only
         # close() and write_snapshot() wait on it (committers wait on their own _Waiter).
         self._synced = threading.Condition(self._mutex)
+        self._watchers = 0  # threads waiting on _synced (see _wait_no_round)
         self._waiters: List[_Waiter] = []  # committers waiting for a round to come
         # One item per thread about to append (between enter() and leave(), or released
         # by a round and not yet out of commit()); list.append/pop are atomic.
         self._busy: List[None] = []
         self._deferred: Optional[_Waiter] = None  # a leader waiting for _busy to empty
-        self.group_commit = self.fsync == "always"
+        self.group_commit = self.needs_commit = self.fsync == "always"
+        self._compact_at = compact_every if compact_every is not None else sys.maxsize
         self._stop = threading.Event()
         self._flusher: Optional[threading.Thread] = None
         self._fd = -1
@@ -375,7 +382,9 @@ class FileStore(Store):
             self._cut_back(OSError(f"short write: {written} of {len(data)} bytes (disk full?)"))
         self._end += written
         self._seq = seq
-        self._since += 1
+        self._since = since = self._since + 1
+        if since >= self._compact_at:
+            self.compaction_due = True
         return seq
 
     def _cut_back(self, exc: OSError) -> NoReturn:
@@ -461,6 +470,8 @@ class FileStore(Store):
             raise
         state = waiter.state
         if state == _COVERED:
+            if waiter.next is not None:
+                waiter.next.lock.release()  # covered too: one wake-up at a time, in order
             self.leave()  # the round counted this thread as about to append again
             return
         with mutex:
@@ -512,6 +523,8 @@ class FileStore(Store):
                     self._hand_over()
                 self._synced.notify_all()
         if waiter.state == _COVERED:
+            if waiter.next is not None:
+                waiter.next.lock.release()  # keep the chain of wake-ups going
             self.leave()
 
     def _hand_over(self) -> None:
@@ -539,13 +552,15 @@ class FileStore(Store):
         :raises StoreError: the fsync failed.
         """
         target = self._seq
-        retired = list(self._retired)
-        fds = [*retired, self._fd]
+        fd = self._fd
+        retired = list(self._retired) if self._retired else None  # fsync these too, then close
         error: Optional[OSError] = None
         self._mutex.release()
         try:
-            for fd in fds:
-                archive.fsync(fd)
+            if retired is not None:
+                for old in retired:
+                    archive.fsync(old)
+            archive.fsync(fd)
         except OSError as exc:
             error = exc
         finally:
@@ -553,27 +568,43 @@ class FileStore(Store):
             self._syncing = False
             waiters = self._waiters
             if error is None:
-                self._durable = max(self._durable, target)
-                self._close_retired(retired)
+                if target > self._durable:
+                    self._durable = target
+                if retired is not None:
+                    self._close_retired(retired)
                 if waiters:
                     pending = [w for w in waiters if w.seq > target]
                     if len(pending) < len(waiters):
                         busy = self._busy
-                        for w in waiters:
+                        first: Optional[_Waiter] = None
+                        for w in reversed(waiters):
                             if w.seq <= target:
                                 busy.append(None)  # popped by the waiter on its way out
                                 w.state = _COVERED
-                                w.lock.release()
+                                w.next = first
+                                first = w
+                        assert first is not None
+                        first.lock.release()  # it wakes the next one: see _sync_to
                         self._waiters = pending
                     if pending:
                         self._hand_over()
             else:
                 self._failed = f"fsync failed: {error}"
                 self._settle_all(_FAILED)
-            self._synced.notify_all()
+            if self._watchers:
+                self._synced.notify_all()
         if error is not None:
             logger.error("%s: fsync failed (%s); the store refuses writes until reopened", self.path, error)
             raise StoreError(f"{self.path}: fsync failed: {error}") from error
+
+    def _wait_no_round(self) -> None:
+        """With the mutex held: wait until no fsync round runs or is about to."""
+        self._watchers += 1
+        try:
+            while self._syncing:
+                self._synced.wait()
+        finally:
+            self._watchers -= 1
 
     def _close_retired(self, fds: List[int]) -> None:
         for fd in fds:
@@ -595,11 +626,6 @@ class FileStore(Store):
                     return  # logged by _lead_round; appends now raise
 
     # -- snapshots -----------------------------------------------------------------------------
-
-    @property
-    def compaction_due(self) -> bool:
-        """Whether ``compact_every`` records were appended since the last snapshot began."""
-        return self.compact_every is not None and self._since >= self.compact_every and not self.read_only
 
     def prepare_snapshot(self) -> None:
         """Create the next archive (header written and fsynced, directory fsynced). Idempotent.
@@ -624,6 +650,7 @@ class FileStore(Store):
             self._retired.append(self._fd)
             self._fd, self._framer, self._end, self._gen = fd, framer, HEADER.size, gen
             self._since = 0
+            self.compaction_due = False
             return gen, self._seq
 
     def write_snapshot(self, state: State, token: Any) -> None:
@@ -638,8 +665,7 @@ class FileStore(Store):
         assert self._serializer is not None
         write_snapshot(self.path, f"snapshot.{gen}", state, last_seq, self._serializer, self._key)
         with self._mutex:
-            while self._syncing:
-                self._synced.wait()
+            self._wait_no_round()
             self._close_retired(list(self._retired))  # their records are in the snapshot now
         self._delete_before(gen)
 
@@ -664,8 +690,9 @@ class FileStore(Store):
         with self._mutex:
             if self._closed:
                 return
-            while self._syncing:
-                self._synced.wait()
+            self._wait_no_round()
+            if self._closed:  # another close() finished meanwhile
+                return
             if self._fd >= 0 and self._failed is None:
                 self._syncing = True
                 with contextlib.suppress(StoreError):  # logged; nothing more to do at close
@@ -696,11 +723,12 @@ class _Waiter:
     failed) and then releases ``lock``, which the waiter acquires to wake up.
     """
 
-    __slots__ = ("lock", "seq", "state")
+    __slots__ = ("lock", "next", "seq", "state")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
         self.state = 0
+        self.next: Optional[_Waiter] = None  # the next covered waiter to wake
         self.lock = threading.Lock()
         self.lock.acquire()
 
