@@ -120,7 +120,6 @@ class FileStore(Store):
         # One item per thread about to append (between enter() and leave(), or released
         # by a round and not yet out of commit()); list.append/pop are atomic.
         self._busy: List[None] = []
-        self._deferred: Optional[_Waiter] = None  # a leader waiting for _busy to empty
         self.group_commit = self.needs_commit = self.fsync == "always"
         self._compact_at = compact_every if compact_every is not None else sys.maxsize
         self._stop = threading.Event()
@@ -415,35 +414,44 @@ class FileStore(Store):
         self._busy.append(None)
 
     def leave(self) -> None:
-        """The thread that called :meth:`enter` appended (or gave up). O(1).
+        """The thread that called :meth:`enter` appended (or gave up).
 
-        The last one to leave wakes a leader waiting to start a round (:meth:`_gather`).
+        The last one to leave, if committers are waiting and no round runs, leads the
+        round itself (see :meth:`_sync_to`): it is running already, where waking one of
+        the waiters would cost a thread switch. O(1), plus that fsync when it leads.
+        A failed fsync is logged and raised to the waiters, not here: this thread's
+        own :meth:`commit` raises it.
         """
         busy = self._busy
         busy.pop()
         if not busy:
             with self._mutex:
-                deferred = self._deferred
-                if deferred is not None and not busy:
-                    self._deferred = None
-                    deferred.lock.release()
+                if self._waiters and not busy and not self._syncing:
+                    if self._failed is not None or self._closed:
+                        self._settle_all(_FAILED)
+                        return
+                    self._syncing = True
+                    with contextlib.suppress(StoreError):
+                        self._lead_round()
 
     def _sync_to(self, seq: int) -> None:
         """Group commit: wait for, or lead, an fsync round that covers ``seq``.
 
         A round fsyncs everything written when it begins (its *target*). A committer
-        arriving while a round runs (or is about to) registers a :class:`_Waiter` and
-        blocks on its own lock; when the fsync returns, the round's leader releases
-        exactly the waiters it covered (no thundering herd, no re-check under the
-        mutex) and hands the next round to one of the others, if any; else the next
-        committer to arrive leads.
+        arriving while a round runs, or while other threads are about to append,
+        registers a :class:`_Waiter` and blocks on its own lock. When the fsync
+        returns, the round's leader releases the waiters it covered, one after another
+        (each wakes the next: no herd of threads contending for the GIL at once).
 
-        Before its fsync a leader gathers (:meth:`_gather`): it waits until no thread is
-        about to append -- between :meth:`enter` and :meth:`leave`, or released by the
-        last round and not yet out of here -- so those records join this round instead
-        of missing it by a few microseconds and waiting a whole fsync more. Such a
-        thread never blocks for long (it takes the queue lock and writes once),
-        and the last one to leave wakes the leader: no sleep, no timer, and a lone
+        The next round is led by the last thread to leave the set of threads about to
+        append (from :meth:`enter` to :meth:`leave`, or released by the last round and
+        not yet out of here), so the records they were about to write join it instead
+        of missing it by a few microseconds and waiting a whole fsync more. An
+        appender that leaves last leads at once; a released committer that leaves last
+        (it may not append again) wakes the oldest waiter to lead, which first checks
+        that nobody started to append meanwhile (else it waits again: the last of those
+        leads). These threads never block for long (they take the queue lock and write
+        once, or return), so a round always starts: no sleep, no timer, and a lone
         committer leads at once. Thread-safe; the mutex is never held during an fsync.
 
         :raises StoreError: the fsync failed, or the store failed or closed meanwhile.
@@ -456,60 +464,49 @@ class FileStore(Store):
                 raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
             if self._closed:
                 raise StoreError(f"{self.path}: the store is closed")
-            if not (self._syncing or self._waiters):
+            if not (self._syncing or self._busy):
                 self._syncing = True
-                self._gather()
                 self._lead_round()
                 return
             waiter = _Waiter(seq)
             self._waiters.append(waiter)
-        try:
-            waiter.lock.acquire()  # released once this waiter's fate is settled
-        except BaseException:  # interrupted (KeyboardInterrupt): pass on what it was given
-            self._abandon(waiter)
-            raise
-        state = waiter.state
-        if state == _COVERED:
-            if waiter.next is not None:
-                waiter.next.lock.release()  # covered too: one wake-up at a time, in order
-            self.leave()  # the round counted this thread as about to append again
-            return
-        with mutex:
-            if state == _LEAD:
-                if self._failed is None and not self._closed:
-                    self._gather()  # _syncing was set for us by _hand_over
-                    self._lead_round()
-                    return
-                self._syncing = False  # failed or closed meanwhile: no more rounds
-                self._settle_all(_FAILED)
-                self._synced.notify_all()
-            if self._failed is not None:
-                raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
-        raise StoreError(f"{self.path}: the store was closed before record {seq} was fsynced")
-
-    def _gather(self) -> None:
-        """With the mutex held, as the next leader: wait until no thread is about to append.
-
-        Committers arriving meanwhile register as waiters (``_syncing`` is set). Each
-        wait ends when the last busy thread leaves (:meth:`leave`); busy threads only
-        take the queue lock and write (or leave :meth:`commit`), so this is short and
-        always ends. Interrupted (``KeyboardInterrupt``), it gives the round up to a
-        waiter and re-raises.
-        """
-        while self._busy:
-            deferred = self._deferred = _Waiter(0)
-            self._mutex.release()
+        while True:
             try:
-                deferred.lock.acquire()
-            except BaseException:  # interrupted: give the round up, let a waiter lead it
-                self._mutex.acquire()
-                self._deferred = None
-                self._syncing = False
-                if self._waiters:
-                    self._hand_over()
-                self._synced.notify_all()
+                waiter.lock.acquire()  # released once this waiter's fate is settled
+            except BaseException:  # interrupted (KeyboardInterrupt): pass on what it was given
+                self._abandon(waiter)
                 raise
-            self._mutex.acquire()
+            state = waiter.state
+            if state == _COVERED:
+                if waiter.next is not None:
+                    waiter.next.lock.release()  # covered too: one wake-up at a time, in order
+                self._leave_covered()
+                return
+            with mutex:
+                if state == _LEAD and self._failed is None and not self._closed:
+                    if not self._busy:
+                        self._lead_round()
+                        return
+                    self._syncing = False  # threads are about to append: the last of them leads
+                    waiter = _Waiter(seq)
+                    self._waiters.append(waiter)
+                    continue
+                if state == _LEAD:
+                    self._syncing = False
+                    self._settle_all(_FAILED)
+                if self._failed is not None:
+                    raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
+            raise StoreError(f"{self.path}: the store was closed before record {seq} was fsynced")
+
+    def _leave_covered(self) -> None:
+        """A released committer leaves :meth:`commit`: like :meth:`leave`, but if it is the
+        last one out it wakes a waiter to lead instead (it may never append again)."""
+        busy = self._busy
+        busy.pop()
+        if not busy:
+            with self._mutex:
+                if self._waiters and not busy and not self._syncing:
+                    self._hand_over()
 
     def _abandon(self, waiter: _Waiter) -> None:
         """A waiter was interrupted: forget it, or pass on the role it was given meanwhile."""
@@ -521,11 +518,11 @@ class FileStore(Store):
                 self._syncing = False
                 if self._waiters:
                     self._hand_over()
-                self._synced.notify_all()
+                self._notify_watchers()
         if waiter.state == _COVERED:
             if waiter.next is not None:
                 waiter.next.lock.release()  # keep the chain of wake-ups going
-            self.leave()
+            self._leave_covered()
 
     def _hand_over(self) -> None:
         """With the mutex held: make the oldest waiter lead the next round."""
@@ -541,61 +538,80 @@ class FileStore(Store):
             w.state = state
             w.lock.release()
 
+    def _notify_watchers(self) -> None:
+        """With the mutex held: wake close() or write_snapshot() waiting for no round."""
+        if self._watchers:
+            self._synced.notify_all()
+
     def _lead_round(self) -> None:
         """With the mutex held and ``_syncing`` set: fsync everything written so far.
 
-        The mutex is released during the fsync. Afterwards: covered waiters are
-        released (each counted as about to append again, see :meth:`_gather`), the next
-        round is handed over to a waiter left, and ``_synced`` is notified. On failure
-        the store is marked failed and every waiter released with an error.
+        The mutex is released during the fsync. Afterwards the covered waiters are
+        released (each counted as about to append again, see :meth:`_sync_to`); if
+        waiters are left and no thread is about to append, this thread leads the next
+        round too. On failure the store is marked failed and every waiter released
+        with an error; if interrupted (``KeyboardInterrupt``), nothing counts as
+        durable and a waiter is made to lead instead.
 
         :raises StoreError: the fsync failed.
         """
-        target = self._seq
-        fd = self._fd
-        retired = list(self._retired) if self._retired else None  # fsync these too, then close
-        error: Optional[OSError] = None
-        self._mutex.release()
-        try:
-            if retired is not None:
-                for old in retired:
-                    archive.fsync(old)
-            archive.fsync(fd)
-        except OSError as exc:
-            error = exc
-        finally:
-            self._mutex.acquire()
-            self._syncing = False
-            waiters = self._waiters
-            if error is None:
-                if target > self._durable:
-                    self._durable = target
+        while True:
+            target = self._seq
+            fd = self._fd
+            retired = list(self._retired) if self._retired else None  # fsync these too, then close
+            error: Optional[OSError] = None
+            done = False
+            self._mutex.release()
+            try:
                 if retired is not None:
-                    self._close_retired(retired)
-                if waiters:
-                    pending = [w for w in waiters if w.seq > target]
-                    if len(pending) < len(waiters):
-                        busy = self._busy
-                        first: Optional[_Waiter] = None
-                        for w in reversed(waiters):
-                            if w.seq <= target:
-                                busy.append(None)  # popped by the waiter on its way out
-                                w.state = _COVERED
-                                w.next = first
-                                first = w
-                        assert first is not None
-                        first.lock.release()  # it wakes the next one: see _sync_to
-                        self._waiters = pending
-                    if pending:
-                        self._hand_over()
-            else:
-                self._failed = f"fsync failed: {error}"
-                self._settle_all(_FAILED)
-            if self._watchers:
-                self._synced.notify_all()
-        if error is not None:
-            logger.error("%s: fsync failed (%s); the store refuses writes until reopened", self.path, error)
-            raise StoreError(f"{self.path}: fsync failed: {error}") from error
+                    for old in retired:
+                        archive.fsync(old)
+                archive.fsync(fd)
+                done = True
+            except OSError as exc:
+                error = exc
+            finally:
+                self._mutex.acquire()
+                self._syncing = False
+                if done:
+                    self._round_done(target, retired)
+                elif error is not None:
+                    self._failed = f"fsync failed: {error}"
+                    self._settle_all(_FAILED)
+                elif self._waiters:
+                    self._hand_over()
+                self._notify_watchers()
+            if error is not None:
+                logger.error("%s: fsync failed (%s); the store refuses writes until reopened",
+                             self.path, error)
+                raise StoreError(f"{self.path}: fsync failed: {error}") from error
+            if not self._waiters or self._busy or self._failed is not None or self._closed:
+                return
+            self._syncing = True  # waiters left and nobody else to lead: go on
+
+    def _round_done(self, target: int, retired: Optional[List[int]]) -> None:
+        """With the mutex held: record ``target`` as durable and release the waiters it covers."""
+        if target > self._durable:
+            self._durable = target
+        if retired is not None:
+            self._close_retired(retired)
+        waiters = self._waiters
+        if not waiters:
+            return
+        pending = [w for w in waiters if w.seq > target]
+        if len(pending) == len(waiters):
+            return
+        busy = self._busy
+        first: Optional[_Waiter] = None
+        for w in reversed(waiters):
+            if w.seq <= target:
+                busy.append(None)  # popped by the waiter on its way out
+                w.state = _COVERED
+                w.next = first
+                first = w
+        self._waiters = pending
+        assert first is not None
+        first.lock.release()  # it wakes the next one: see _sync_to
 
     def _wait_no_round(self) -> None:
         """With the mutex held: wait until no fsync round runs or is about to."""
