@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Iterator
@@ -27,6 +28,24 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.now += seconds
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def child_env(*paths: str) -> dict:  # type: ignore[type-arg]
+    """The environment for a child Python process that a test may SIGKILL.
+
+    ``PYTHONPATH`` starts with the repository (and ``paths``), so the child imports this
+    checkout. Coverage measurement is left out of the child: a child killed while
+    coverage writes its data file would leave a damaged file behind, and a killed
+    child's coverage is never saved anyway.
+    """
+    env = dict(os.environ)
+    env.pop("COVERAGE_PROCESS_CONFIG", None)
+    env.pop("COVERAGE_PROCESS_START", None)
+    env["PYTHONPATH"] = os.pathsep.join([REPO, *paths, *filter(None, [env.get("PYTHONPATH")])])
+    return env
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ from typing import IO, Dict, List, Optional, Set, Tuple
 
 import attrs
 import pytest
+from conftest import child_env
 
 from unidist_queue import MessageQueue
 from unidist_queue.store.file import FileStore
@@ -206,7 +207,7 @@ def master_seed() -> int:
 
 def kill_child(run: Run, tmp_path: Path) -> Report:
     """Start the child, read ``run.kill_after`` lines, SIGKILL it, read the rest."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = child_env()
     argv = [
         sys.executable, "-c", CHILD, str(run.path), run.policy, str(run.seed), str(run.threads),
         str(run.compact_every), "1" if run.compact_loop else "0",

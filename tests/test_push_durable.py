@@ -10,7 +10,6 @@ the restart marks with ``attempts == 2``.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Set
 
 import pytest
+from conftest import child_env
 
 from unidist_queue import Message, MessageQueue, SerializationError
 from unidist_queue.push import Pusher
@@ -149,7 +149,7 @@ never.wait()
 
 def test_kill_9_while_pushing_then_restart_delivers_every_acknowledged_event(tmp_path: Path) -> None:
     store, delivered = str(tmp_path / "store"), str(tmp_path / "delivered.txt")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     lines: queue.Queue[str] = queue.Queue()
     with subprocess.Popen([sys.executable, "-c", CHILD, store, delivered], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Tuple
 
 import pytest
+from conftest import child_env
 
 from unidist_queue import MessageQueue, StoreError, StoreLocked
 from unidist_queue.store.archive import FRAME, HEADER
@@ -167,7 +168,7 @@ _HOLDER = textwrap.dedent(
 
 def test_lock_across_processes_dies_with_the_process(tmp_path: Path) -> None:
     path = str(tmp_path / "s")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), *sys.path]))
+    env = child_env()
     command = [sys.executable, "-c", _HOLDER, path]
     holder = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     try:

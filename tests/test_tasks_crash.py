@@ -23,6 +23,7 @@ from typing import IO, Dict, Iterator, List, Set
 
 import _crash_tasks
 import pytest
+from conftest import child_env
 
 from unidist_queue.queues import MessageQueue
 from unidist_queue.store.file import FileStore
@@ -71,10 +72,7 @@ class Child:
     """The child process and a thread reading its stdout lines into a queue."""
 
     def __init__(self, tmp: Path, store: Path, log: Path) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO), str(TESTS)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-        )
+        env = child_env(str(TESTS))
         self.stderr_path = tmp / "child.stderr"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
