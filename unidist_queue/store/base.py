@@ -90,7 +90,12 @@ class Store(abc.ABC):
         """
 
     def leave(self) -> None:  # noqa: B027 (an optional hook: a no-op unless overridden)
-        """The thread that called :meth:`enter` appended, or gave up. The default does nothing."""
+        """The thread that called :meth:`enter` appended, or gave up (outside the queue lock).
+
+        A group-commit store may make the last thread to leave lead a commit round
+        here (an fsync for the waiting committers); it must not raise for it (their
+        :meth:`commit` does). The default does nothing.
+        """
 
     @abc.abstractmethod
     def load(self) -> Tuple[Optional[State], Iterable[Record]]:
