@@ -39,7 +39,7 @@ class Full(UnidistQueueError, _stdlib_queue.Full):
 
 
 _shutdown_bases: Tuple[Type[BaseException], ...] = (UnidistQueueError,)
-if hasattr(_stdlib_queue, "ShutDown"):  # Python 3.13+
+if hasattr(_stdlib_queue, "ShutDown"):  # pragma: no cover - taken on Python 3.13+ only (queue.ShutDown)
     _shutdown_bases += (_stdlib_queue.ShutDown,)
 
 
