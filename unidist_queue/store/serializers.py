@@ -18,6 +18,7 @@ Both are stateless and thread-safe.
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import pickle
@@ -39,26 +40,26 @@ PICKLE_PROTOCOL = 5
 """The pickle protocol every file is written with."""
 
 
-class Serializer:
+class Serializer(abc.ABC):
     """Base class: ``dumps`` an object to bytes, ``loads`` it back. Subclasses set ``name`` and ``ident``."""
 
     name = ""
     ident = 0
 
+    @abc.abstractmethod
     def dumps(self, obj: Any) -> bytes:
         """Serialize ``obj``.
 
         :raises SerializationError: ``obj`` cannot be represented (the cause is chained).
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def loads(self, data: Any) -> Any:
         """Deserialize bytes (or a memoryview) written by :meth:`dumps`.
 
         :raises Exception: whatever the decoder raises on bad input; callers check
             checksums first, so this only happens for files written by another tool.
         """
-        raise NotImplementedError
 
 
 class PickleSerializer(Serializer):
