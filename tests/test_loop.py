@@ -523,6 +523,25 @@ def test_a_processor_removed_during_a_pass_is_skipped() -> None:
     assert rec.calls == ["added"]
 
 
+def test_a_processor_that_removes_itself_gets_no_timer(clock: Any) -> None:
+    rec = Recorder()
+    loop = Loop(min_delay=0.0, clock=clock)
+
+    def leaving() -> float:
+        rec.add("leaving")
+        loop.remove(leaving)
+        return clock() + 10
+
+    staying = rec.proc("staying", clock() + 10)
+    loop.add(leaving)
+    loop.add(staying)
+    with loop:
+        loop.trigger()
+        assert loop.wait_quiet(WAIT)  # timers are set before the loop goes quiet
+        assert "1 timer(s)" in repr(loop)  # the staying processor's only
+        assert loop.processors() == [staying] and rec.calls == ["leaving", "staying"]
+
+
 def test_wait_quiet_times_out_and_refuses_its_own_thread() -> None:
     started, release = threading.Event(), threading.Event()
     errors: List[BaseException] = []

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import abc
 import itertools
 import logging
 import math
@@ -44,7 +45,7 @@ def _timer_key(entry: _Timer) -> Tuple[float, int]:
     return entry[0], entry[1]
 
 
-class LoopBase:
+class LoopBase(abc.ABC):
     """What :class:`Loop` and :class:`DelegateLoop` share; see :class:`Loop`."""
 
     def __init__(self, *, min_delay: float = 5.0, clock: Callable[[], float] = time.time,
@@ -184,17 +185,17 @@ class LoopBase:
 
     # -- the processors: what subclasses provide (called outside the lock) ---------------------
 
+    @abc.abstractmethod
     def _pass_processors(self) -> List[Processor]:
         """The processors of a full pass, in order."""
-        raise NotImplementedError
 
     def _pass_processors_locked(self) -> List[Processor]:
         """The processors of a full pass if known without user code, else ``[]``."""
         return []
 
+    @abc.abstractmethod
     def _registered(self, due: List[Processor]) -> List[Processor]:
         """Those of ``due`` (timers that fired) that are still the loop's processors."""
-        raise NotImplementedError
 
     def _still_registered_locked(self, processor: Processor) -> bool:
         """Checked under the lock before each call, and before setting its timer."""
