@@ -59,6 +59,7 @@ class QueueView:
         """
         if block and timeout is not None:
             check_seconds("timeout", timeout)  # "'timeout' must be a non-negative number"
+        deadline = deadline_of(timeout) if block else None
         mq = self._mq
         data = mq._encode_for(self.name, item)
         while True:
@@ -66,26 +67,25 @@ class QueueView:
                 if self.is_shutdown:
                     raise ShutDown("the queue view is shut down")
                 mq._check_writable()
+                self._wait_for_room(block, deadline)
                 q = mq._queue(self.name, create=True)
                 assert q is not None
-                if q.durable and data is None:
-                    continue
-                self._wait_for_room(block, timeout)
-                q = mq._queue(self.name, create=True)
-                assert q is not None
-                q, seq = mq._make_room(q, None, block=False)
-                _, seq2 = mq._insert(q, item, data, None)
-                self.unfinished_tasks += 1
-            break
+                if data is not None or not q.durable:
+                    q, seq = mq._make_room(q, None, block=False)
+                    _, seq2 = mq._insert(q, item, data, None)
+                    self.unfinished_tasks += 1
+                    break
+            # Durable now (dropped and made again since the body was looked at, perhaps
+            # while this put waited for room): encode it, outside the mutex, and retry.
+            data = mq._encode_for(self.name, item)
         mq._commit(seq2 or seq)
         if mq._subscribers:
             mq._notify_subscribers(self.name)
 
-    def _wait_for_room(self, block: bool, timeout: Optional[float]) -> None:
+    def _wait_for_room(self, block: bool, deadline: Optional[float]) -> None:
         """With the mutex held: wait until fewer than ``maxsize`` items are ready."""
         if self.maxsize <= 0:
             return
-        deadline = deadline_of(timeout) if block else None
         while True:
             q = self._mq._waiting_room(self.name)
             if len(q.ready) < self.maxsize:
