@@ -1,12 +1,14 @@
-"""QueueView: a put woken after its queue was dropped and made again."""
+"""QueueView: subscribers, a blocked put woken by shutdown, immediate shutdown, repr."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
-from unidist_queue import FileStore, MessageQueue
+import pytest
+
+from unidist_queue import FileStore, MessageQueue, ShutDown
 
 WAIT = 30.0
 
@@ -23,6 +25,40 @@ def wait_for_putter(mq: MessageQueue, queue: str) -> None:
                 break
         parked.wait(0.01)
     assert parked.is_set(), "the put never blocked"
+
+
+def test_a_put_through_the_view_notifies_subscribers_before_returning() -> None:
+    with MessageQueue() as mq:
+        heard: List[Any] = []
+        mq.subscribe("q", lambda name: heard.append((name, mq.count(name))))
+        view = mq.view("q")
+        view.put("a")
+        assert heard == [("q", 1)]
+        view.put_nowait("b")
+        assert heard == [("q", 1), ("q", 2)]
+
+
+def test_a_put_waiting_for_room_wakes_with_shutdown_and_adds_nothing() -> None:
+    with MessageQueue() as mq:
+        view = mq.view("q", maxsize=1)
+        view.put("a")
+        outcome: List[BaseException] = []
+
+        def put() -> None:
+            try:
+                view.put("b", timeout=60)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=put)
+        t.start()
+        wait_for_putter(mq, "q")
+        view.shutdown()
+        t.join(WAIT)
+        assert not t.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], ShutDown)
+        assert mq.all("q") == ["a"]
+        assert view.get(timeout=WAIT) == "a"
 
 
 def test_a_put_woken_by_drop_stores_its_item_in_the_queue_made_again(tmp_path: Path) -> None:
@@ -49,3 +85,20 @@ def test_a_put_woken_by_drop_stores_its_item_in_the_queue_made_again(tmp_path: P
         assert mq.all("v") == ["b"] and mq.stats("v").durable
     with MessageQueue(store=FileStore(tmp_path / "s", fsync="never")) as mq:
         assert mq.all("v") == ["b"]
+
+
+def test_immediate_shutdown_removes_every_item_counting_only_view_puts_as_done() -> None:
+    with MessageQueue() as mq:
+        mq.add("q", "added directly")
+        view = mq.view("q")
+        view.put("put through the view")
+        view.shutdown(immediate=True)
+        assert mq.count("q") == 0 and view.empty()
+        view.join()  # the one item put through the view counts as done
+        with pytest.raises(ValueError, match="too many times"):
+            view.task_done()
+
+
+def test_repr_names_the_queue_and_maxsize() -> None:
+    with MessageQueue() as mq:
+        assert repr(mq.view("jobs", 3)) == "<QueueView 'jobs' maxsize=3>"
