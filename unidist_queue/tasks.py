@@ -83,8 +83,9 @@ class TaskHandler(Executor):
         self._own_mq = mq is None
         self._mq = MessageQueue() if mq is None else mq
         self._store = TaskStore(self._mq, private=self._own_mq)
-        # One lock for the routing tables, series, workers and counters. No Condition
-        # waits on it: threads are joined, and a worker waits on its own Condition.
+        # One lock for the routing tables, series and workers (a worker's tasks and
+        # counters are under its own mutex). No Condition waits on it: threads are
+        # joined, and an idle worker thread waits on its inbox (a SimpleQueue).
         self._lock = threading.Lock()
         self._series: Dict[str, Series] = {}
         self._workers: Dict[int, Worker] = {}
@@ -138,8 +139,9 @@ class TaskHandler(Executor):
         """Make the future and route the task: the submit path of the pool.
 
         In memory, a task for a series with no free worker is appended to its queue
-        without the handler's lock (the MessageQueue's mutex suffices), so a busy pool's
-        submitter and finishing workers do not contend. A worker that turns free at that
+        without the handler's lock (under the MessageQueue's mutex, or none for a private
+        one: see :class:`~unidist_queue._taskstore.TaskStore`), so a busy pool's submitter
+        and finishing workers do not contend. A worker that turns free at that
         moment either sees the task (it marks itself free, then looks at its queues:
         :meth:`_mark_free`) or is seen here afterwards (:meth:`_settle`): every step is
         atomic under the GIL, so one of the two hands the task over.
