@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, Optional, Tuple
 
 from sortedcontainers import SortedList
 
@@ -330,10 +330,3 @@ class QueueState:
             if self.ages is not None:
                 self.ages.add((item[1], item[0]))
         self.retime()
-
-    def waiting_ids(self) -> List[int]:
-        """Ids of every message held (ready, delayed, reserved); for tests and tools."""
-        ids = [i for i, _, _ in self.ready]
-        ids += [e[1] for e in self.delayed]
-        ids += list(self.reserved)
-        return ids
