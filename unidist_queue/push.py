@@ -423,11 +423,8 @@ class Pusher:
             self._stopped = True
             self._state = _IDLE
             self._progress.notify_all()
-        if self._own_mq:
-            try:
-                pending = self._pending_now()
-            except ShutDown:
-                pending = 0
+        if self._own_mq:  # open: only this close() closes a private queue
+            pending = self._pending_now()
             if pending:
                 logger.warning("Pusher %r: closed with %d unsent events in its private "
                                "in-memory queue; they are dropped", self._queue, pending)
