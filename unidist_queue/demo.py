@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from typing import Any, Dict, List, Optional, TextIO
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from .message import Message
 from .push import Pusher
@@ -162,8 +162,15 @@ def _setup(mq: MessageQueue, run: _Run, down_for: int) -> TaskHandler:
 # -- the first run: the child process -------------------------------------------------------------
 
 
-def _child(path: str, out: TextIO) -> int:
+def _child(path: str, out: TextIO) -> int:  # pragma: no cover - the child process: SIGKILLed, never measured
     """Submit every task and work until killed (exits by itself after ``WAIT`` seconds)."""
+    _start_first_run(path, out)
+    time.sleep(WAIT)  # the parent kills us long before
+    os._exit(1)
+
+
+def _start_first_run(path: str, out: TextIO) -> Tuple[MessageQueue, TaskHandler]:
+    """The first run's side: open the store, make the Pusher and workers, submit every task."""
     run = _Run(path, out, "")
     mq = MessageQueue(store=FileStore(os.path.join(path, "store")))
     th = _setup(mq, run, DOWN_FOR)
@@ -173,8 +180,7 @@ def _child(path: str, out: TextIO) -> int:
     for user in USERS:
         th.submit_to("mail", mail, user)
     run.say(f"submitted {len(PHOTOS)} resize and {len(USERS)} mail tasks (durable series)")
-    time.sleep(WAIT)  # the parent kills us long before
-    os._exit(1)
+    return mq, th
 
 
 # -- the parent --------------------------------------------------------------------------------------
@@ -185,7 +191,7 @@ def main(child: Optional[str] = None, out: TextIO = sys.stdout) -> int:
 
     ``child``: run the first run's side in directory ``child`` (the parent starts this).
     """
-    if child is not None:
+    if child is not None:  # pragma: no cover - runs in the child process, which the demo SIGKILLs
         return _child(child, out)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="unidist_queue-demo.") as path:
