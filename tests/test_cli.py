@@ -89,6 +89,17 @@ def test_verify_ok_torn_and_damaged(store: str, capsys: pytest.CaptureFixture[st
     assert "DAMAGED" in capsys.readouterr().out
 
 
+def test_verify_notes_an_empty_archive_that_opening_ignores(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path(store, "archive.2").write_bytes(b"")  # as a crash right after creating it leaves it
+    assert main(["verify", store]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "archive.2: empty file (ignored on open)" in out and out[-1] == "ok"
+    with MessageQueue(store=FileStore(store)) as mq:
+        assert mq.all("jobs") == [{"n": 1}, "two", (4,)]
+
+
 def test_verify_damaged_snapshot(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     snap = Path(store, "snapshot.1")
     snap.write_bytes(snap.read_bytes()[:-1])
