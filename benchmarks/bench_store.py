@@ -11,9 +11,13 @@ Figures (issue 3), each a ratio against a baseline taken in the same run:
   default ``compact_every=100_000`` leaves there for N = 1,000,000), and for reference
   half and half (records cost more to replay one by one than a snapshot does);
 * persist-queue's ``Queue`` and queuelib's ``FifoDiskQueue`` on the ``add`` workload,
-  for reference (skipped with a note when not installed).
+  for reference (skipped with a note when not installed), and what each (and ours)
+  still holds after a child process that made 500 acknowledged adds is killed with
+  SIGKILL and the queue is reopened;
+* ``fsync="interval"`` for reference, and with ``--open-sweep`` the open time against
+  store size (100k to 1M messages), for the charts of ``run_all.py --plot``.
 
-Run: ``python benchmarks/bench_store.py [--repeat 9] [--json] [--quick]``.
+Run: ``python benchmarks/bench_store.py [--repeat 9] [--json] [--quick] [--open-sweep]``.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -158,19 +164,103 @@ def queuelib_fifo(scratch: Scratch, n: int) -> Optional[float]:
     return rate
 
 
+_KILL9_CHILD = r"""
+import sys
+kind, path = sys.argv[1], sys.argv[2]
+if kind == "ours":
+    from unidist_queue import FileStore, MessageQueue
+    mq = MessageQueue(store=FileStore(path, fsync="never"))
+    put = lambda i: mq.add("q", i)
+elif kind == "persist-queue":
+    import persistqueue
+    q = persistqueue.Queue(path)
+    put = q.put
+else:
+    from queuelib import FifoDiskQueue
+    q = FifoDiskQueue(path)
+    put = lambda i: q.push(str(i).encode())
+i = 0
+while True:
+    put(i)
+    i += 1
+    sys.stdout.write(f"{i}\n")
+    sys.stdout.flush()
+"""
+
+
+def kill9_recovered(scratch: Scratch, kind: str, at_least: int = 500) -> Optional[Tuple[int, int]]:
+    """``(acknowledged, kept)``: adds that returned before a SIGKILL, messages found after.
+
+    The child reports each add once it returned; the parent kills it after
+    ``at_least`` reports, reads the reports still in the pipe, and reopens the queue.
+    """
+    path = scratch.new()
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    env.pop("COVERAGE_PROCESS_CONFIG", None)
+    with subprocess.Popen([sys.executable, "-c", _KILL9_CHILD, kind, path], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as child:
+        assert child.stdout is not None
+        for _ in range(at_least):
+            if not child.stdout.readline():
+                return None  # the peer is not installed: the child died at once
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+        acked = int([str(at_least), *child.stdout.read().split()][-1])
+    try:
+        return acked, _count_after_kill(kind, path)
+    finally:
+        scratch.done(path)
+
+
+def _count_after_kill(kind: str, path: str) -> int:
+    if kind == "ours":
+        with MessageQueue(store=FileStore(path)) as mq:
+            return mq.count("q")
+    if kind == "persist-queue":
+        import persistqueue
+
+        return int(persistqueue.Queue(path).qsize())
+    from queuelib import FifoDiskQueue
+
+    fifo = FifoDiskQueue(path)
+    count = len(fifo)
+    fifo.close()
+    return count
+
+
+def open_sweep(scratch: Scratch, sizes: List[int], repeat: int) -> List[Dict[str, Any]]:
+    """Open time (90% snapshot) against size, next to the plain unpickling loop."""
+    points = []
+    for n in sizes:
+        path = build_store(scratch, n, 0.9)
+        blobs = [pickle.dumps(("add", "q", i, time.time(), None, body(i)), protocol=5) for i in range(n)]
+        cases = [("open", lambda p=path, k=n: open_time(p, k)),
+                 ("unpickle", lambda b=blobs: unpickle_time(b))]
+        t = run_cases(cases, repeat)
+        points.append({"messages": n, "open_s": t["open"], "unpickle_s": t["unpickle"]})
+        scratch.done(path)
+    return points
+
+
 def _row(figure: str, value: float, baseline: str, base: float, ratio: float, target: str) -> Dict[str, Any]:
     return {"figure": figure, "ours": value, "baseline": baseline, "baseline value": base,
             "ratio": ratio, "target": target}
 
 
 def main(argv: List[str]) -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--open-sweep", action="store_true", help="also time opening 100k to 1M messages")
+    args = p.parse_args(argv)
     scratch = Scratch()
     try:
-        rows, notes = measure(scratch, args.quick, args.repeat)
+        rows, notes, extra = measure(scratch, args.quick, args.repeat)
+        if args.open_sweep:
+            sizes = [20_000, 50_000, 100_000] if args.quick else [100_000, 250_000, 500_000, 1_000_000]
+            extra["open_sweep"] = open_sweep(scratch, sizes, 3 if args.quick else 5)
     finally:
         shutil.rmtree(scratch.root, ignore_errors=True)
-    report(f"bench_store: median of {args.repeat} interleaved repetitions", rows, args.json, notes)
+    report(f"bench_store: median of {args.repeat} interleaved repetitions", rows, args.json, notes, extra)
 
 
 def measure(scratch: Scratch, quick: bool, repeat: int) -> Any:
@@ -180,6 +270,7 @@ def measure(scratch: Scratch, quick: bool, repeat: int) -> Any:
     cases: List[Any] = [
         ("raw", lambda: raw_floor(scratch, n_never, False)),
         ("never", lambda: ours(scratch, n_never, "never")),
+        ("interval", lambda: ours(scratch, n_never, "interval")),
         ("raw sync", lambda: raw_floor(scratch, n_sync, True)),
         ("always", lambda: ours(scratch, n_sync, "always")),
         ("always 8", lambda: ours(scratch, n_sync * 4, "always", 8)),
@@ -206,6 +297,8 @@ def measure(scratch: Scratch, quick: bool, repeat: int) -> Any:
              t["open"] / t["unpickle"], "<= 3x"),
         _row(f"open {n_open:,} msgs, 50% snapshot (s)", t["open heavy"], "unpickle loop (s)", t["unpickle"],
              t["open heavy"] / t["unpickle"], "(reference)"),
+        _row('add, fsync="interval" (adds/s)', r["interval"], "raw pickle+frame+write", r["raw"],
+             r["interval"] / r["raw"], "(reference)"),
     ]
     notes = []
     for name, _fn in peers:
@@ -214,6 +307,19 @@ def measure(scratch: Scratch, quick: bool, repeat: int) -> Any:
                              r[name] / r["raw"], "(reference)"))
         else:
             notes.append(f"{name}: not installed (pip install {name}); skipped")
+    for kind in ["ours", *[name for name, _ in available]]:
+        found = kill9_recovered(scratch, kind)
+        if found is not None:
+            acked, kept = found
+            label = "unidist_queue" if kind == "ours" else kind
+            rows.append(_row(f"{label}: kept after kill -9", kept, "acknowledged adds", acked,
+                             kept / acked, ">= 1 (all)" if kind == "ours" else "(reference)"))
+    extra: Dict[str, Any] = {"fsync": [
+        {"label": "never", "ours": r["never"], "floor": r["raw"]},
+        {"label": "interval", "ours": r["interval"], "floor": r["raw"]},
+        {"label": "always, 1 thread", "ours": r["always"], "floor": r["raw sync"]},
+        {"label": "always, 8 threads", "ours": r["always 8"], "floor": r["raw sync"]},
+    ]}
     notes += [
         "After kill -9: ours keeps every add that returned, in every fsync mode (the record is",
         "  written before add returns; a torn last record is cut on open). persist-queue's file",
@@ -222,7 +328,7 @@ def measure(scratch: Scratch, quick: bool, repeat: int) -> Any:
         "  push but saves its head/size index only in close(): after kill -9 it reopens as of the",
         "  last clean close, and the later pushes are invisible.",
     ]
-    return rows, notes
+    return rows, notes, extra
 
 
 if __name__ == "__main__":
