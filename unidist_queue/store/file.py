@@ -549,7 +549,8 @@ class FileStore(Store):
         The mutex is released during the fsync. Afterwards the covered waiters are
         released (each counted as about to append again, see :meth:`_sync_to`); if
         waiters are left and no thread is about to append, this thread leads the next
-        round too. On failure the store is marked failed and every waiter released
+        round too. On failure (or if the store failed meanwhile: a write that could not
+        be cut back) the store is marked failed and every waiter left is released
         with an error; if interrupted (``KeyboardInterrupt``), nothing counts as
         durable and a waiter is made to lead instead.
 
@@ -585,7 +586,10 @@ class FileStore(Store):
                 logger.error("%s: fsync failed (%s); the store refuses writes until reopened",
                              self.path, error)
                 raise StoreError(f"{self.path}: fsync failed: {error}") from error
-            if not self._waiters or self._busy or self._failed is not None or self._closed:
+            if self._failed is not None:  # a write failed meanwhile (not cut back): no more rounds
+                self._settle_all(_FAILED)
+                return
+            if not self._waiters or self._busy or self._closed:
                 return
             self._syncing = True  # waiters left and nobody else to lead: go on
 
