@@ -93,9 +93,7 @@ class Series:
 
     def retire_tally(self, worker_id: int) -> None:
         """The worker is gone: keep its finished counts in ``past``."""
-        tally = self.tallies.pop(worker_id, None)
-        if tally is not None:
-            self.past.fold(tally)
+        self.past.fold(self.tallies.pop(worker_id, _NO_TALLY))
 
     def set_free(self, worker: Worker, priority: int) -> None:
         self.free[priority][worker.id] = worker
@@ -117,8 +115,7 @@ class Series:
             bucket = self.free[p]
             if bucket:
                 if len(bucket) == 1:
-                    for worker in bucket.values():
-                        return worker
+                    return next(iter(bucket.values()))
                 return min(bucket.values(), key=_last_used)
         return None
 
@@ -144,6 +141,9 @@ class Series:
                 "run_max": total.run_max * 1000.0,
             },
         }
+
+
+_NO_TALLY = Tally()  # folds nothing: a worker retired twice counts once
 
 
 def _last_used(worker: Worker) -> int:

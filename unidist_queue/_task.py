@@ -2,14 +2,14 @@
 
 ``Task`` is the public, frozen view (import it from ``unidist_queue``); ``Job`` is the
 handler's own record of the same call, a plain slotted object that is cheap to make on
-the submit path. A job's ``Task`` is made when the handler first hands it out (from
-``terminate`` or ``shutdown``) and is the same object every later time.
+the submit path. A job's ``Task`` is made when the handler hands it out (from
+``terminate`` or ``shutdown``, which hand a job out once at most).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import attrs
 
@@ -46,7 +46,7 @@ class Job:
     """
 
     __slots__ = (
-        "_task", "args", "fn", "future", "id", "kwargs", "msg_id", "queued_at", "recovered", "series",
+        "args", "fn", "future", "id", "kwargs", "msg_id", "queued_at", "recovered", "series",
     )
 
     def __init__(
@@ -70,13 +70,10 @@ class Job:
         self.queued_at = queued_at
         self.msg_id = msg_id
         self.recovered = recovered
-        self._task: Optional[Task] = None
 
     def task(self) -> Task:
-        """The public :class:`Task` of this job (made once, then the same object)."""
-        if self._task is None:
-            self._task = Task(self.id, self.series, self.fn, self.args, self.kwargs, self.future)
-        return self._task
+        """The public :class:`Task` of this job (a job is handed out once at most)."""
+        return Task(self.id, self.series, self.fn, self.args, self.kwargs, self.future)
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.series!r} {getattr(self.fn, '__qualname__', self.fn)!r}>"

@@ -376,8 +376,7 @@ class TaskHandler(Executor):
             if not memory:
                 nxt = self._finish_durable(worker, task)
             elif nxt is None and worker.active and len(assigned) < worker.slots:
-                with self._lock:
-                    self._mark_free(worker)
+                nxt = self._turn_free(worker)
             if start >= 0:
                 if failed or task.recovered:
                     self._resolve(task, value, failed)
@@ -389,6 +388,19 @@ class TaskHandler(Executor):
             if nxt is None or worker.updates:
                 return nxt
             task = nxt
+
+    def _turn_free(self, worker: Worker) -> Optional[Job]:
+        """An in-memory worker found its queues empty: mark it free, or, while it drains at
+        shutdown, look once more under the lock and return what it finds.
+
+        The lock orders that look after ``shutdown`` set ``_shut``, so a task queued
+        without the lock by a submitter that still saw the pool open is found here.
+        """
+        with self._lock:
+            if not worker.retiring:
+                self._mark_free(worker)
+                return None
+            return self._take_for(worker)[0] if worker.active else None
 
     def _finish_durable(self, worker: Worker, task: Job) -> Optional[Job]:
         """Ack a finished task of a persistent MessageQueue; take the worker's next task."""
@@ -402,16 +414,17 @@ class TaskHandler(Executor):
 
     @staticmethod
     def _resolve(task: Job, value: Any, failed: bool) -> None:
+        """Settle a task that failed or was recovered (``run_tasks`` sets plain results).
+
+        A recovered task has no caller: its result is dropped and its exception logged.
+        """
         if task.recovered:
             if failed:
                 logger.error("recovered task %r raised", task, exc_info=value)
             return
         try:
-            if failed:
-                task.future.set_exception(value)
-            else:
-                task.future.set_result(value)
-        except Exception:  # InvalidStateError: resolved elsewhere meanwhile
+            task.future.set_exception(value)
+        except InvalidStateError:  # resolved elsewhere meanwhile (reassigned)
             logger.debug("future of %r already resolved", task)
 
     def activate(self, worker: Worker) -> None:
