@@ -201,11 +201,12 @@ class ArchiveScan:
         self.count = 0
 
     def _check(self, off: int, after: int, strict: bool) -> Optional[Tuple[int, int]]:
-        """``(seq, end)`` if a valid frame starts at ``off`` with ``seq`` after ``after``."""
+        """``(seq, end)`` if a valid frame starts at ``off`` with ``seq`` after ``after``.
+
+        ``off`` leaves room for a frame header (:meth:`_resume` looks no further).
+        """
         data = self.data
         n = len(data)
-        if n - off < FRAME.size:
-            return None
         ln, crc, seq = FRAME.unpack_from(data, off)
         end = off + FRAME.size + ln
         if ln <= self.framer.tag_size or ln > MAX_RECORD or end > n or seq <= after:

@@ -334,15 +334,17 @@ class FileStore(Store):
         if self._serializer is None:
             self._serializer = by_id(ident)
 
-    def _check_writable(self) -> None:
+    def _check_writable(self) -> Framer:
+        """The framer of the archive appends go to; ``StoreError`` if nothing may be written."""
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only")
         if self._failed is not None:
             raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
         if self._closed:
             raise StoreError(f"{self.path}: the store is closed")
-        if self._fd < 0:
+        if self._fd < 0 or self._framer is None:
             raise StoreError("FileStore.load() must be called first")
+        return self._framer
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -369,8 +371,7 @@ class FileStore(Store):
         """
         framer = self._framer
         if framer is None or self._failed is not None or self._closed or self.read_only:
-            self._check_writable()
-            assert framer is not None
+            framer = self._check_writable()  # raises
         seq = self._seq + 1
         data = framer.frame_record(seq, record, body)
         try:
