@@ -102,3 +102,26 @@ def test_immediate_shutdown_removes_every_item_counting_only_view_puts_as_done()
 def test_repr_names_the_queue_and_maxsize() -> None:
     with MessageQueue() as mq:
         assert repr(mq.view("jobs", 3)) == "<QueueView 'jobs' maxsize=3>"
+
+
+def test_an_add_woken_by_drop_stores_its_body_in_the_queue_made_again(tmp_path: Path) -> None:
+    with MessageQueue(store=FileStore(tmp_path / "s", fsync="never")) as mq:
+        mq.declare("b", durable=False, maxlen=1, overflow="block")
+        mq.add("b", "a")
+        errors: List[BaseException] = []
+
+        def add() -> None:
+            try:
+                mq.add("b", "late", timeout=60)
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=add)
+        t.start()
+        wait_for_putter(mq, "b")
+        mq.drop("b")
+        t.join(WAIT)
+        assert not t.is_alive() and errors == []
+        assert mq.stats("b").durable
+    with MessageQueue(store=FileStore(tmp_path / "s", fsync="never")) as mq:  # was IndexError: no body
+        assert mq.all("b") == ["late"]

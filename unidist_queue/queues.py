@@ -399,19 +399,24 @@ class MessageQueue:
         deadline = deadline_of(timeout)
         if data is None:
             data = self._encode_for(queue, message)
+        seq = 0
         while True:
             with self._mutex:
                 self._check_writable()
                 q = self._queue(queue, create=True)
                 assert q is not None
-                if q.durable and data is None:
-                    continue  # declared durable meanwhile: encode, then try again
                 if delay is None:
-                    q, seq = self._make_room(q, deadline)
+                    q, seq1 = self._make_room(q, deadline)  # may wait, the mutex released
                 else:  # not ready until due: overflow applies then (see _refresh)
-                    seq = self._refresh(q) if q.timed else 0
-                msg_id, seq2 = self._insert(q, message, data, delay)
-            break
+                    seq1 = self._refresh(q) if q.timed else 0
+                seq = seq1 or seq
+                if data is not None or not q.durable:
+                    msg_id, seq2 = self._insert(q, message, data, delay)
+                    break
+            # Durable now (made durable, or dropped and made again, since the body was
+            # looked at, perhaps while this add waited for room): encode it, outside the
+            # mutex, and try again.
+            data = self._store.encode(message)
         self._commit(seq2 or seq)
         if self._subscribers:
             self._notify_subscribers(queue)
