@@ -214,6 +214,10 @@ def _first_run(path: str, out: TextIO) -> None:
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = [package_dir, os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    # The child is killed on purpose: a coverage run's settings are not passed on, as a
+    # killed child cannot save its data and would leave a damaged data file behind.
+    env.pop("COVERAGE_PROCESS_CONFIG", None)
+    env.pop("COVERAGE_PROCESS_START", None)
     lines: queue.Queue[Optional[str]] = queue.Queue()
     relay = _Run(path, out, "   first run | ")
     with subprocess.Popen([sys.executable, "-m", "unidist_queue", "demo", "--child", path],
