@@ -15,18 +15,17 @@ from typing import Any, Iterator, List, Optional, Tuple
 
 import pytest
 from conftest import ManualClock
+from helpers import InMemoryStore
 
-from unidist_queue import FileStore, MessageQueue, Store, StoreError
+from unidist_queue import FileStore, MessageQueue, StoreError
 from unidist_queue.store.base import Record, State
 
 WAIT = 30.0
 
 
-class RecordStore(Store):
+class RecordStore(InMemoryStore):
     """A persistent store in memory whose ``load`` returns ``records`` (after ``loading``,
     a hook run inside the load)."""
-
-    persistent = True
 
     def __init__(self, records: List[Record], loading: Optional[Any] = None) -> None:
         self.records = list(records)
@@ -37,31 +36,9 @@ class RecordStore(Store):
             self.loading()
         return None, iter(self.records)
 
-    def encode(self, body: Any) -> bytes:
-        return pickle.dumps(body)
-
     def append(self, record: Record, body: Optional[bytes] = None) -> int:
         self.records.append(record if body is None else (*record, pickle.loads(body)))
         return len(self.records)
-
-    def commit(self, seq: int) -> None:
-        pass
-
-    @property
-    def compaction_due(self) -> bool:
-        return False
-
-    def prepare_snapshot(self) -> None:
-        pass
-
-    def begin_snapshot(self) -> Any:
-        return None
-
-    def write_snapshot(self, state: State, token: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_records_about_messages_it_does_not_hold_are_skipped(clock: ManualClock) -> None:

@@ -10,10 +10,11 @@ import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from helpers import InMemoryStore
 
 from unidist_queue.errors import SerializationError, ShutDown
 from unidist_queue.queues import MessageQueue
-from unidist_queue.store.base import Record, State, Store
+from unidist_queue.store.base import Record, State
 from unidist_queue.tasks import Task, TaskHandler
 
 WAIT = 10.0  # every wait in these tests is bounded
@@ -22,10 +23,8 @@ WAIT = 10.0  # every wait in these tests is bounded
 # -- helpers -----------------------------------------------------------------------------
 
 
-class FakeStore(Store):
+class FakeStore(InMemoryStore):
     """A persistent store in memory: a "restart" is a new MessageQueue on the same object."""
-
-    persistent = True
 
     def __init__(self) -> None:
         self.records: List[Tuple[Record, Optional[bytes]]] = []
@@ -39,7 +38,7 @@ class FakeStore(Store):
 
     def encode(self, body: Any) -> bytes:
         try:
-            return pickle.dumps(body)
+            return super().encode(body)
         except Exception as exc:
             raise SerializationError(str(exc)) from exc
 
@@ -47,25 +46,6 @@ class FakeStore(Store):
         with self.lock:
             self.records.append((record, body))
             return len(self.records)
-
-    def commit(self, seq: int) -> None:
-        pass
-
-    @property
-    def compaction_due(self) -> bool:
-        return False
-
-    def prepare_snapshot(self) -> None:
-        pass
-
-    def begin_snapshot(self) -> Any:
-        return None
-
-    def write_snapshot(self, state: State, token: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 DONE: List[Any] = []
