@@ -13,6 +13,7 @@ import random
 import struct
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
@@ -241,14 +242,25 @@ def test_damaged_snapshot_raises_naming_it(store_dir: str) -> None:
         assert info.value.path == str(snap)
 
 
-def test_snapshot_of_a_future_version_is_refused(store_dir: str) -> None:
+@pytest.mark.parametrize(
+    ("offset", "value", "message"),
+    [(8, 99, "format version 99 not supported"), (10, 9, "unknown serializer id 9")],
+    ids=["version", "serializer"],
+)
+def test_snapshot_of_a_future_version_is_refused(
+    store_dir: str, offset: int, value: int, message: str
+) -> None:
     build(store_dir, 3, snapshot_at=2)
     snap = Path(store_dir, "snapshot.1")
     data = bytearray(snap.read_bytes())
-    data[8] = 99
+    data[offset] = value
+    body_len = struct.unpack_from("<Q", data, 32)[0]
+    crc = zlib.crc32(data[48 : 48 + body_len], zlib.crc32(data[:40]))
+    struct.pack_into("<I", data, 40, crc)  # a valid checksum: only the field is wrong
     snap.write_bytes(bytes(data))
-    with pytest.raises(CorruptArchive):
+    with pytest.raises(CorruptArchive, match=message) as info:
         load(store_dir)
+    assert (info.value.path, info.value.offset) == (str(snap), 0)
 
 
 def test_snapshot_then_archive_replay(store_dir: str) -> None:
