@@ -1,4 +1,4 @@
-"""Shared fixtures: a manual clock and a check that no test leaks threads."""
+"""Shared fixtures: a manual clock, a TaskHandler, and a check that no test leaks threads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import time
 from typing import Iterator
 
 import pytest
+from helpers import WAIT
 from hypothesis import settings
+
+from unidist_queue.tasks import TaskHandler
 
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci")
@@ -51,6 +54,14 @@ def child_env(*paths: str) -> dict:  # type: ignore[type-arg]
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+def th() -> Iterator[TaskHandler]:
+    """A TaskHandler with no workers, shut down (bounded) after the test."""
+    handler = TaskHandler()
+    yield handler
+    handler.shutdown(timeout=WAIT)
 
 
 @pytest.fixture(autouse=True)

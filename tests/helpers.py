@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any
+import threading
+from typing import Any, Callable, Dict, List, Tuple
 
 from unidist_queue.store.base import State, Store
 
@@ -35,3 +36,95 @@ class InMemoryStore(Store):
 
     def close(self) -> None:
         pass
+
+
+# -- TaskHandler tests ------------------------------------------------------------------------
+
+WAIT = 10.0  # every wait in these helpers is bounded
+
+
+def who() -> str:
+    """The worker name of the calling thread ("worker-3_0" -> "worker-3")."""
+    return threading.current_thread().name.rsplit("_", 1)[0]
+
+
+def threads_named(prefix: str) -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def worker_threads() -> List[threading.Thread]:
+    return threads_named("worker-")
+
+
+def blocker() -> Tuple[threading.Event, threading.Event, Callable[[Any], Any]]:
+    """A task function that signals ``started`` and waits for ``release``."""
+    started = threading.Event()
+    release = threading.Event()
+
+    def fn(value: Any = None) -> Any:
+        started.set()
+        assert release.wait(WAIT)
+        return value
+
+    return started, release, fn
+
+
+class Gate:
+    """Tasks that block until opened; ``started`` counts the ones that began, ``runs()``
+    gives ``(tag, worker name)`` in start order."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.started = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        self.log: List[Tuple[Any, str]] = []  # (tag, worker name), in start order
+
+    def task(self, tag: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            with self.lock:
+                self.log.append((tag, who()))
+            self.started.release()
+            assert self.opened.wait(WAIT)
+            return tag
+
+        return run
+
+    def wait_started(self, n: int = 1) -> None:
+        for _ in range(n):
+            assert self.started.acquire(timeout=WAIT)
+
+    def runs(self) -> List[Tuple[Any, str]]:
+        with self.lock:
+            return list(self.log)
+
+
+class Recorder:
+    """A task function recording ``(argument, worker name)`` in ``seen`` (thread-safe);
+    ``values()`` gives the arguments."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: List[Tuple[Any, str]] = []
+
+    def __call__(self, x: Any) -> Any:
+        with self.lock:
+            self.seen.append((x, who()))
+        return x
+
+    def values(self) -> List[Any]:
+        with self.lock:
+            return [x for x, _ in self.seen]
+
+
+class RunCounter:
+    """A task function counting in ``counts`` how many times it ran with each argument
+    (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Dict[int, int] = {}
+
+    def __call__(self, i: int) -> int:
+        with self.lock:
+            self.counts[i] = self.counts.get(i, 0) + 1
+        return i

@@ -44,13 +44,6 @@ def wait_until(predicate: Callable[[], bool]) -> None:
 
 
 @pytest.fixture
-def th() -> Iterator[TaskHandler]:
-    handler = TaskHandler()
-    yield handler
-    handler.shutdown(timeout=WAIT)
-
-
-@pytest.fixture
 def shared() -> Iterator[MessageQueue]:
     with MessageQueue() as mq:
         yield mq

@@ -10,7 +10,7 @@ import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from helpers import InMemoryStore
+from helpers import InMemoryStore, RunCounter, blocker, worker_threads
 
 from unidist_queue.errors import SerializationError, ShutDown
 from unidist_queue.queues import MessageQueue
@@ -65,30 +65,6 @@ def explode(x: Any) -> Any:
 
 def square(x: int) -> int:
     return x * x
-
-
-@pytest.fixture
-def th() -> Iterator[TaskHandler]:
-    handler = TaskHandler()
-    yield handler
-    handler.shutdown(timeout=WAIT)
-
-
-def blocker() -> Tuple[threading.Event, threading.Event, Any]:
-    """A task function that signals ``started`` and waits for ``release``."""
-    started = threading.Event()
-    release = threading.Event()
-
-    def fn(value: Any = None) -> Any:
-        started.set()
-        assert release.wait(WAIT)
-        return value
-
-    return started, release, fn
-
-
-def worker_threads() -> List[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("worker-")]
 
 
 # -- the Executor -----------------------------------------------------------------------------
@@ -436,14 +412,8 @@ def test_bookkeeping_done_before_future_resolves(th: TaskHandler) -> None:
 
 
 def test_ten_thousand_tasks_each_run_exactly_once() -> None:
-    counts: Dict[int, int] = {}
-    lock = threading.Lock()
-
-    def count(i: int) -> int:
-        with lock:
-            counts[i] = counts.get(i, 0) + 1
-        return i
-
+    count = RunCounter()
+    counts = count.counts
     series = ["a", "b", "c", "d"]
     with TaskHandler() as th:
         th.hire([(1, "a"), "b"], slots=3)

@@ -10,55 +10,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import threading
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Any, Callable, List, Tuple
 
 import pytest
+from helpers import Recorder, blocker, worker_threads
 
 from unidist_queue.errors import ShutDown, UnidistQueueError
 from unidist_queue.tasks import TaskHandler
 
 WAIT = 10.0  # every wait in these tests is bounded
-
-
-class Recorder:
-    """A task function recording its arguments (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.seen: List[Any] = []
-
-    def __call__(self, x: Any) -> Any:
-        with self.lock:
-            self.seen.append(x)
-        return x
-
-    def values(self) -> List[Any]:
-        with self.lock:
-            return list(self.seen)
-
-
-def blocker() -> Tuple[threading.Event, threading.Event, Callable[[Any], Any]]:
-    """A task function that signals ``started`` and waits for ``release``."""
-    started = threading.Event()
-    release = threading.Event()
-
-    def fn(value: Any = None) -> Any:
-        started.set()
-        assert release.wait(WAIT)
-        return value
-
-    return started, release, fn
-
-
-def worker_threads() -> List[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("worker-")]
-
-
-@pytest.fixture
-def th() -> Iterator[TaskHandler]:
-    handler = TaskHandler()
-    yield handler
-    handler.shutdown(timeout=WAIT)
 
 
 # -- max_workers and the context manager -----------------------------------------------------

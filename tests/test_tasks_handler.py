@@ -12,9 +12,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List
 
 import pytest
+from helpers import Gate, Recorder, RunCounter, threads_named, who
 
 from unidist_queue.errors import ShutDown
 from unidist_queue.tasks import Task, TaskHandler
@@ -22,70 +23,9 @@ from unidist_queue.tasks import Task, TaskHandler
 WAIT = 10.0  # every wait in these tests is bounded
 
 
-def who() -> str:
-    """The worker name of the calling thread ("worker-3_0" -> "worker-3")."""
-    return threading.current_thread().name.rsplit("_", 1)[0]
-
-
-class Gate:
-    """Tasks that block until opened; ``started`` counts the ones that began."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.started = threading.Semaphore(0)
-        self.lock = threading.Lock()
-        self.log: List[Tuple[Any, str]] = []  # (tag, worker name), in start order
-
-    def task(self, tag: Any) -> Callable[[], Any]:
-        def run() -> Any:
-            with self.lock:
-                self.log.append((tag, who()))
-            self.started.release()
-            assert self.opened.wait(WAIT)
-            return tag
-
-        return run
-
-    def wait_started(self, n: int = 1) -> None:
-        for _ in range(n):
-            assert self.started.acquire(timeout=WAIT)
-
-    def runs(self) -> List[Tuple[Any, str]]:
-        with self.lock:
-            return list(self.log)
-
-
-class Recorder:
-    """A task function recording ``(argument, worker name)`` (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.seen: List[Tuple[Any, str]] = []
-
-    def __call__(self, x: Any) -> Any:
-        with self.lock:
-            self.seen.append((x, who()))
-        return x
-
-    def values(self) -> List[Any]:
-        with self.lock:
-            return [x for x, _ in self.seen]
-
-
 def status(th: TaskHandler) -> Dict[str, Any]:
     """``th.status()`` as JSON would give it back (it must survive the round trip)."""
     return json.loads(json.dumps(th.status()))  # type: ignore[no-any-return]
-
-
-def threads_named(prefix: str) -> List[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
-
-
-@pytest.fixture
-def th() -> Iterator[TaskHandler]:
-    handler = TaskHandler()
-    yield handler
-    handler.shutdown(timeout=WAIT)
 
 
 # -- ids and names ----------------------------------------------------------------------------
@@ -461,14 +401,8 @@ def test_failed_counts_before_the_waiter_wakes(th: TaskHandler) -> None:
 
 
 def test_no_task_lost_or_run_twice_while_workers_come_and_go() -> None:
-    counts: Dict[int, int] = {}
-    lock = threading.Lock()
-
-    def count(i: int) -> int:
-        with lock:
-            counts[i] = counts.get(i, 0) + 1
-        return i
-
+    count = RunCounter()
+    counts = count.counts
     series = ["a", "b", "c"]
     rounds = threading.Semaphore(0)
     with TaskHandler() as th:

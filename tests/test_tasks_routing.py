@@ -2,51 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import List
 
-import pytest
+from helpers import Gate, who
 
 from unidist_queue._routing import parse_series
 from unidist_queue.tasks import TaskHandler
 
 WAIT = 10.0
-
-
-@pytest.fixture
-def th() -> Iterator[TaskHandler]:
-    handler = TaskHandler()
-    yield handler
-    handler.shutdown(timeout=WAIT)
-
-
-def who() -> str:
-    """The worker name of the calling thread ("worker-3_0" -> "worker-3")."""
-    return threading.current_thread().name.rsplit("_", 1)[0]
-
-
-class Gate:
-    """Tasks that block until opened, recording which worker ran them, in start order."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.lock = threading.Lock()
-        self.log: List[Tuple[Any, str]] = []
-        self.started = threading.Semaphore(0)
-
-    def task(self, tag: Any) -> Callable[[], Any]:
-        def run() -> Any:
-            with self.lock:
-                self.log.append((tag, who()))
-            self.started.release()
-            assert self.opened.wait(WAIT)
-            return tag
-
-        return run
-
-    def wait_started(self, n: int = 1) -> None:
-        for _ in range(n):
-            assert self.started.acquire(timeout=WAIT)
 
 
 def test_parse_series() -> None:
