@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Callable, List, Tuple
 
 import pytest
 
@@ -27,6 +27,25 @@ def wait_for_putter(mq: MessageQueue, queue: str) -> None:
     assert parked.is_set(), "the put never blocked"
 
 
+def start_parked_put(
+    mq: MessageQueue, queue: str, put: Callable[[], Any]
+) -> Tuple[threading.Thread, List[BaseException]]:
+    """Run ``put`` in a new thread and wait until it is parked waiting for room in
+    ``queue``; return the thread and a list that gets what ``put`` raised."""
+    raised: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            put()
+        except BaseException as exc:
+            raised.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    wait_for_putter(mq, queue)
+    return t, raised
+
+
 def test_a_put_through_the_view_notifies_subscribers_before_returning() -> None:
     with MessageQueue() as mq:
         heard: List[Any] = []
@@ -42,17 +61,7 @@ def test_a_put_waiting_for_room_wakes_with_shutdown_and_adds_nothing() -> None:
     with MessageQueue() as mq:
         view = mq.view("q", maxsize=1)
         view.put("a")
-        outcome: List[BaseException] = []
-
-        def put() -> None:
-            try:
-                view.put("b", timeout=60)
-            except BaseException as exc:
-                outcome.append(exc)
-
-        t = threading.Thread(target=put)
-        t.start()
-        wait_for_putter(mq, "q")
+        t, outcome = start_parked_put(mq, "q", lambda: view.put("b", timeout=60))
         view.shutdown()
         t.join(WAIT)
         assert not t.is_alive()
@@ -68,17 +77,7 @@ def test_a_put_woken_by_drop_stores_its_item_in_the_queue_made_again(tmp_path: P
         mq.declare("v", durable=False)
         view = mq.view("v", maxsize=1)
         view.put("a")
-        outcome: List[BaseException] = []
-
-        def put() -> None:
-            try:
-                view.put("b", timeout=60)
-            except BaseException as exc:
-                outcome.append(exc)
-
-        t = threading.Thread(target=put)
-        t.start()
-        wait_for_putter(mq, "v")
+        t, outcome = start_parked_put(mq, "v", lambda: view.put("b", timeout=60))
         mq.drop("v")
         t.join(WAIT)
         assert not t.is_alive() and outcome == []
@@ -108,17 +107,7 @@ def test_an_add_woken_by_drop_stores_its_body_in_the_queue_made_again(tmp_path: 
     with MessageQueue(store=FileStore(tmp_path / "s", fsync="never")) as mq:
         mq.declare("b", durable=False, maxlen=1, overflow="block")
         mq.add("b", "a")
-        errors: List[BaseException] = []
-
-        def add() -> None:
-            try:
-                mq.add("b", "late", timeout=60)
-            except BaseException as exc:
-                errors.append(exc)
-
-        t = threading.Thread(target=add)
-        t.start()
-        wait_for_putter(mq, "b")
+        t, errors = start_parked_put(mq, "b", lambda: mq.add("b", "late", timeout=60))
         mq.drop("b")
         t.join(WAIT)
         assert not t.is_alive() and errors == []
