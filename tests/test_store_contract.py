@@ -78,10 +78,13 @@ def mq(make_store: MakeStore, clock: Any) -> Iterable[MessageQueue]:
 
 
 def in_thread(fn: Callable[[], Any]) -> Tuple[threading.Thread, List[Any]]:
-    """Run ``fn`` in a new thread; return the thread and a list that gets its result."""
+    """Run ``fn`` in a new thread; return, once the thread is about to call it, the thread
+    and a list that gets its result."""
     results: List[Any] = []
+    started = threading.Event()
 
     def run() -> None:
+        started.set()
         try:
             results.append(("ok", fn()))
         except BaseException as exc:
@@ -89,6 +92,7 @@ def in_thread(fn: Callable[[], Any]) -> Tuple[threading.Thread, List[Any]]:
 
     t = threading.Thread(target=run)
     t.start()
+    assert started.wait(30)
     return t, results
 
 
@@ -234,14 +238,7 @@ def test_declare_options(mq: MessageQueue) -> None:
 def test_blocked_add_waits_for_room(mq: MessageQueue) -> None:
     mq.declare("q", maxlen=1, overflow="block")
     mq.add("q", 1)
-    started = threading.Event()
-
-    def add() -> int:
-        started.set()
-        return mq.add("q", 2, timeout=60)
-
-    t, results = in_thread(add)
-    assert started.wait(30)
+    t, results = in_thread(lambda: mq.add("q", 2, timeout=60))
     assert mq.get("q", timeout=30) == 1
     join(t)
     assert results[0][0] == "ok"
@@ -249,14 +246,7 @@ def test_blocked_add_waits_for_room(mq: MessageQueue) -> None:
 
 
 def test_blocked_get_wakes_on_add(mq: MessageQueue) -> None:
-    started = threading.Event()
-
-    def get() -> Any:
-        started.set()
-        return mq.get("q", timeout=60)
-
-    t, results = in_thread(get)
-    assert started.wait(30)
+    t, results = in_thread(lambda: mq.get("q", timeout=60))
     mq.add("q", "x")
     join(t)
     assert results == [("ok", "x")]
@@ -401,14 +391,7 @@ def test_stats(make_store: MakeStore, clock: Any) -> None:
 
 
 def test_close_wakes_waiters_and_refuses_calls(mq: MessageQueue) -> None:
-    started = threading.Event()
-
-    def get() -> Any:
-        started.set()
-        return mq.get("q", timeout=60)
-
-    t, results = in_thread(get)
-    assert started.wait(30)
+    t, results = in_thread(lambda: mq.get("q", timeout=60))
     mq.close()
     join(t)
     assert results[0][0] == "raised" and isinstance(results[0][1], ShutDown)
