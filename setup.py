@@ -1,1 +1,1 @@
-from setuptools import setup; setup()  # noqa: E702 - metadata lives in setup.cfg
+from setuptools import setup; setup()  # noqa: E702, I001 - metadata lives in setup.cfg
