@@ -13,11 +13,34 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 Case = Tuple[str, Callable[[], float]]
+
+
+def body(i: int) -> Dict[str, Any]:
+    """A small event, about 150 bytes pickled."""
+    return {"user": i, "event": "click", "data": "x" * 100}
+
+
+class Scratch:
+    """Fresh directories under one temporary root (its name starts with ``prefix``); the
+    caller removes ``root`` at exit."""
+
+    def __init__(self, prefix: str) -> None:
+        self.root = tempfile.mkdtemp(prefix=prefix)
+        self.n = 0
+
+    def new(self) -> str:
+        self.n += 1
+        return os.path.join(self.root, f"d{self.n}")
+
+    def done(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -24,7 +24,6 @@ import os
 import queue
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -32,29 +31,12 @@ from typing import Any, Dict, List, Optional
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import parser, report, run_cases
+from _harness import Scratch, body, parser, report, run_cases
 
 from unidist_queue import Message, MessageQueue, Pusher
 from unidist_queue.store.file import FileStore
 
 NEVER = 10**9  # a buffer_delay no run reaches
-
-
-def body(i: int) -> Dict[str, Any]:
-    """A small event, about 150 bytes pickled."""
-    return {"user": i, "event": "click", "data": "x" * 100}
-
-
-class Scratch:
-    """Fresh store directories under one temporary root."""
-
-    def __init__(self) -> None:
-        self.root = tempfile.mkdtemp(prefix="bench_push.")
-        self.n = 0
-
-    def new(self) -> str:
-        self.n += 1
-        return os.path.join(self.root, f"d{self.n}")
 
 
 def mq_for(scratch: Optional[Scratch]) -> MessageQueue:
@@ -170,7 +152,7 @@ def queue_rate(n: int) -> float:
 
 def main(argv: List[str]) -> None:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    scratch = Scratch()
+    scratch = Scratch("bench_push.")
     try:
         rows = measure(scratch, args.quick, args.repeat)
     finally:

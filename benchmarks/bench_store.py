@@ -29,7 +29,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -38,32 +37,12 @@ from typing import Any, Dict, List, Optional, Tuple
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import parser, report, run_cases
+from _harness import Scratch, body, parser, report, run_cases
 
 from unidist_queue import MessageQueue
 from unidist_queue.store.file import FileStore
 
 FRAME = struct.Struct("<II")
-
-
-def body(i: int) -> Dict[str, Any]:
-    """A small event, about 150 bytes pickled."""
-    return {"user": i, "event": "click", "data": "x" * 100}
-
-
-class Scratch:
-    """Fresh directories under one temporary root, removed at exit."""
-
-    def __init__(self) -> None:
-        self.root = tempfile.mkdtemp(prefix="bench_store.")
-        self.n = 0
-
-    def new(self) -> str:
-        self.n += 1
-        return os.path.join(self.root, f"d{self.n}")
-
-    def done(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def raw_floor(scratch: Scratch, n: int, sync: bool) -> float:
@@ -252,7 +231,7 @@ def main(argv: List[str]) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--open-sweep", action="store_true", help="also time opening 100k to 1M messages")
     args = p.parse_args(argv)
-    scratch = Scratch()
+    scratch = Scratch("bench_store.")
     try:
         rows, notes, extra = measure(scratch, args.quick, args.repeat)
         if args.open_sweep:
