@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from conftest import child_env
 
 from unidist_queue import MessageQueue, SerializationError, StoreError
 from unidist_queue.store import archive
@@ -180,7 +181,7 @@ _DISK_FULL = textwrap.dedent(
 
 
 def test_disk_full_via_file_size_limit(path: str, caplog: pytest.LogCaptureFixture) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), *sys.path]))
+    env = child_env()  # no coverage in the child: its data file would hit the size limit too
     done = subprocess.run(
         [sys.executable, "-c", _DISK_FULL, path], capture_output=True, text=True, timeout=120, env=env
     )
