@@ -1,0 +1,63 @@
+"""Every public name: importable from ``unidist_queue``, documented, and as DESIGN.md names it."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import queue
+
+import pytest
+
+import unidist_queue
+
+EXPECTED = {
+    "CorruptArchive", "DelegateLoop", "Empty", "FileStore", "Full", "Loop", "MemoryStore", "Message",
+    "MessageQueue", "PushStats", "Pusher", "QueueStats", "QueueView", "SerializationError", "ShutDown",
+    "Store", "StoreError", "StoreLocked", "Task", "TaskHandler", "UnidistQueueError",
+}
+
+
+def test_all_lists_the_public_names() -> None:
+    assert set(unidist_queue.__all__) == EXPECTED
+    assert isinstance(unidist_queue.__version__, str)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_public_name_imports_and_has_a_docstring(name: str) -> None:
+    module = importlib.import_module("unidist_queue")
+    obj = getattr(module, name)
+    assert inspect.getdoc(obj), f"{name} has no docstring"
+    exec(f"from unidist_queue import {name}", {})  # the import a user writes
+
+
+def test_public_methods_have_docstrings() -> None:
+    missing = []
+    for name in sorted(EXPECTED):
+        cls = getattr(unidist_queue, name)
+        for attr, value in vars(cls).items():
+            if attr.startswith("_") or not callable(value):
+                continue
+            if not inspect.getdoc(value):
+                missing.append(f"{name}.{attr}")
+    assert missing == []
+
+
+def test_error_hierarchy_is_as_designed() -> None:
+    u = unidist_queue
+    for error in (u.Empty, u.Full, u.ShutDown, u.SerializationError, u.StoreError):
+        assert issubclass(error, u.UnidistQueueError)
+    assert issubclass(u.Empty, queue.Empty) and issubclass(u.Full, queue.Full)
+    assert issubclass(u.SerializationError, TypeError)
+    assert issubclass(u.CorruptArchive, u.StoreError) and issubclass(u.StoreLocked, u.StoreError)
+    if hasattr(queue, "ShutDown"):  # Python 3.13+
+        assert issubclass(u.ShutDown, queue.ShutDown)
+
+
+def test_the_seed_module_and_the_command_line_import() -> None:
+    from unidist_queue import messagequeue
+    from unidist_queue.__main__ import main
+
+    for name in ("AddMessage", "GetMessageCount", "GetMessage_Oldest", "GetMessage_Newest",
+                 "GetAllMessages", "QueueExists", "set_default", "get_default"):
+        assert inspect.getdoc(getattr(messagequeue, name)), name
+    assert inspect.getdoc(main)
