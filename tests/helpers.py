@@ -38,6 +38,33 @@ class InMemoryStore(Store):
         pass
 
 
+# -- threads ---------------------------------------------------------------------------------
+
+
+def in_thread(fn: Callable[[], Any]) -> Tuple[threading.Thread, List[Any]]:
+    """Run ``fn`` in a new thread; return, once the thread is about to call it, the thread
+    and a list that gets its result: ``("ok", value)`` or ``("raised", exception)``."""
+    results: List[Any] = []
+    started = threading.Event()
+
+    def run() -> None:
+        started.set()
+        try:
+            results.append(("ok", fn()))
+        except BaseException as exc:
+            results.append(("raised", exc))
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert started.wait(30)
+    return t, results
+
+
+def join(t: threading.Thread) -> None:
+    t.join(30)
+    assert not t.is_alive()
+
+
 # -- TaskHandler tests ------------------------------------------------------------------------
 
 WAIT = 10.0  # every wait in these helpers is bounded

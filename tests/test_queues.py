@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, List
+from typing import Any, List
 
 import pytest
+from helpers import in_thread, join
 
 from unidist_queue import Empty, Full, Message, MessageQueue, QueueStats, ShutDown, UnidistQueueError
 
@@ -24,24 +25,6 @@ def cmq(clock: Any) -> MessageQueue:
         yield mq
 
 
-def in_thread(fn: Callable[[], Any]) -> tuple:
-    """Run ``fn`` in a new thread; return (thread, results list, started event)."""
-    results: List[Any] = []
-    started = threading.Event()
-
-    def run() -> None:
-        started.set()
-        try:
-            results.append(("ok", fn()))
-        except BaseException as e:
-            results.append(("raised", e))
-
-    t = threading.Thread(target=run)
-    t.start()
-    assert started.wait(30)
-    return t, results
-
-
 def wait_blocked(mq: MessageQueue, queue: str, getters: int = 0, putters: int = 0) -> None:
     """Wait (bounded) until threads are parked on ``queue``'s Conditions (an internal peek,
     only to make the wake-up tests deterministic)."""
@@ -54,11 +37,6 @@ def wait_blocked(mq: MessageQueue, queue: str, getters: int = 0, putters: int = 
                 break
         ok.wait(0.01)
     assert ok.is_set(), "the thread never blocked"
-
-
-def join(t: threading.Thread) -> None:
-    t.join(30)
-    assert not t.is_alive()
 
 
 # -- add and take ---------------------------------------------------------------------------

@@ -17,13 +17,13 @@ Three parts:
 from __future__ import annotations
 
 import contextlib
-import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import attrs
 import pytest
+from helpers import in_thread, join
 
 from unidist_queue import Empty, Full, MemoryStore, Message, MessageQueue, ShutDown, Store
 from unidist_queue.store.base import Record, State
@@ -75,30 +75,6 @@ def mq(make_store: MakeStore, clock: Any) -> Iterable[MessageQueue]:
     """A MessageQueue on the backend under test and the manual clock."""
     with MessageQueue(store=make_store(), clock=clock) as mq:
         yield mq
-
-
-def in_thread(fn: Callable[[], Any]) -> Tuple[threading.Thread, List[Any]]:
-    """Run ``fn`` in a new thread; return, once the thread is about to call it, the thread
-    and a list that gets its result."""
-    results: List[Any] = []
-    started = threading.Event()
-
-    def run() -> None:
-        started.set()
-        try:
-            results.append(("ok", fn()))
-        except BaseException as exc:
-            results.append(("raised", exc))
-
-    t = threading.Thread(target=run)
-    t.start()
-    assert started.wait(30)
-    return t, results
-
-
-def join(t: threading.Thread) -> None:
-    t.join(30)
-    assert not t.is_alive()
 
 
 class SpyStore(Store):
