@@ -52,7 +52,9 @@ class TaskHandler(Executor):
     ``TaskHandler(max_workers=None, *, mq=None)``: ``max_workers=N`` hires N workers for
     the ``"default"`` series (``None`` or 0: none yet). ``mq``: the MessageQueue holding
     waiting tasks (a private in-memory one if omitted, closed by :meth:`shutdown`; one
-    passed in is left open). Tasks move fastest through the private one: nothing else
+    passed in is left open; close it only after :meth:`shutdown`, as tasks still
+    waiting in a closed queue can neither run nor be handed back). Tasks move fastest
+    through the private one: nothing else
     can reach it, so they are handed over by single atomic deque operations, without
     its lock (and its task queues keep no ``stats`` counters). Tasks found in the
     durable ``"task:*"`` queues of ``mq`` (left by a process that died) run again once a
