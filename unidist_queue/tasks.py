@@ -54,11 +54,10 @@ class TaskHandler(Executor):
     waiting tasks (a private in-memory one if omitted, closed by :meth:`shutdown`; one
     passed in is left open; close it only after :meth:`shutdown`, as tasks still
     waiting in a closed queue can neither run nor be handed back). Tasks move fastest
-    through the private one: nothing else
-    can reach it, so they are handed over by single atomic deque operations, without
-    its lock (and its task queues keep no ``stats`` counters). Tasks found in the
-    durable ``"task:*"`` queues of ``mq`` (left by a process that died) run again once a
-    qualified worker is hired.
+    through the private one: nothing else can reach it, so they are handed over by
+    single atomic deque operations, without its lock (and its task queues keep no
+    ``stats`` counters). Tasks found in the durable ``"task:*"`` queues of ``mq`` (left by
+    a process that died) run again once a qualified worker is hired.
 
     Methods by purpose:
 
