@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
 
@@ -188,6 +188,21 @@ def fail_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "ftruncate", no_truncate)
 
 
+def a_in_a_round_b_waiting(
+    mq: MessageQueue, monkeypatch: pytest.MonkeyPatch, **modes: str
+) -> Tuple[FsyncGate, Waiters, Worker, Worker]:
+    """After one add: thread A's add is inside an fsync round (held at ``gate``), and
+    thread B's add waits for the next round (``modes``: as for :class:`Waiters`)."""
+    mq.add("q", 0)
+    gate = FsyncGate(monkeypatch, "A")
+    waiters = Waiters(monkeypatch, **modes)
+    a = Worker("A", lambda: mq.add("q", 1))
+    gate.wait_entered()
+    b = Worker("B", lambda: mq.add("q", 2))
+    waiters.wait(1)
+    return gate, waiters, a, b
+
+
 def test_an_add_waiting_for_the_next_round_raises_when_the_store_fails_meanwhile(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,13 +210,7 @@ def test_an_add_waiting_for_the_next_round_raises_when_the_store_fails_meanwhile
     next one: the store fails, and B gets a StoreError instead of waiting forever."""
     mq = MessageQueue(store=FileStore(path, fsync="always"))
     try:
-        mq.add("q", 0)
-        gate = FsyncGate(monkeypatch, "A")
-        waiters = Waiters(monkeypatch)
-        a = Worker("A", lambda: mq.add("q", 1))
-        gate.wait_entered()
-        b = Worker("B", lambda: mq.add("q", 2))
-        waiters.wait(1)
+        gate, _waiters, a, b = a_in_a_round_b_waiting(mq, monkeypatch)
         fail_writes(monkeypatch)
         with pytest.raises(StoreError, match="cannot write"):
             mq.add("q", 3)
@@ -390,13 +399,7 @@ def test_an_interrupted_fsync_counts_as_nothing(path: str, monkeypatch: pytest.M
 def test_an_interrupted_leader_passes_the_round_on(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always"))
     try:
-        mq.add("q", 0)
-        gate = FsyncGate(monkeypatch, "A")
-        waiters = Waiters(monkeypatch)
-        a = Worker("A", lambda: mq.add("q", 1))
-        gate.wait_entered()
-        b = Worker("B", lambda: mq.add("q", 2))
-        waiters.wait(1)
+        gate, _waiters, a, b = a_in_a_round_b_waiting(mq, monkeypatch)
         gate.open(Interrupted())
         assert isinstance(a.join().error, Interrupted)
         assert b.join().error is None  # B led the next round, covering A's record too
@@ -412,13 +415,7 @@ def test_a_waiter_interrupted_before_its_turn_is_forgotten(
 ) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always"))
     try:
-        mq.add("q", 0)
-        gate = FsyncGate(monkeypatch, "A")
-        waiters = Waiters(monkeypatch, B="before")
-        a = Worker("A", lambda: mq.add("q", 1))
-        gate.wait_entered()
-        b = Worker("B", lambda: mq.add("q", 2))
-        waiters.wait(1)
+        gate, _waiters, a, b = a_in_a_round_b_waiting(mq, monkeypatch, B="before")
         assert isinstance(b.join().error, Interrupted)
         gate.open()
         assert a.join().error is None
@@ -436,13 +433,7 @@ def test_a_waiter_interrupted_as_it_is_made_leader_passes_the_role_on(
     one) leads instead. Either way, nothing is left waiting and later adds work."""
     mq = MessageQueue(store=FileStore(path, fsync="always"))
     try:
-        mq.add("q", 0)
-        gate = FsyncGate(monkeypatch, "A")
-        waiters = Waiters(monkeypatch, B="after")
-        a = Worker("A", lambda: mq.add("q", 1))
-        gate.wait_entered()
-        b = Worker("B", lambda: mq.add("q", 2))
-        waiters.wait(1)
+        gate, waiters, a, b = a_in_a_round_b_waiting(mq, monkeypatch, B="after")
         rest = [Worker("C", lambda: mq.add("q", 3))] if others else []
         waiters.wait(others)
         gate.open(Interrupted())
