@@ -8,8 +8,11 @@ API writes: ``add`` when submitted, ``reserve`` when a worker takes it, ``remove
 when it is done, ``nack`` when it goes back. The live ``Job`` of a durable message is
 kept by message id in :attr:`TaskStore.by_msg`.
 
-Every method but :meth:`encode`, :meth:`commit` and :meth:`recover` is called with the
-handler's lock held, and takes the queue's mutex inside it.
+:meth:`encode`, :meth:`commit` and :meth:`recover` are called with no lock held. Every
+other method is called with the handler's lock held, except that :meth:`push` is also
+called by a submitter without it (in memory, when no worker is free) and :meth:`take`
+(with :meth:`pop` through it) by a worker thread holding only its own mutex. Each takes
+the queue's mutex inside (a private queue's single deque operations need none).
 """
 
 from __future__ import annotations

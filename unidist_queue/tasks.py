@@ -8,12 +8,17 @@ queue is durable, its tasks survive a crash and run again after a restart.
 Routing (after EventMQ's router): a new task goes at once to the free worker with the
 highest priority for its series, equal priorities taking turns (least recently used
 first). A worker that frees a slot takes the oldest waiting task of its series, looking
-at them in the order it listed them. Dispatch happens under the handler's lock in the
-submitting or finishing thread: there is no dispatcher thread.
+at them in the order it listed them. Dispatch happens in the submitting or finishing
+thread: there is no dispatcher thread. Routing to a free worker takes the handler's
+lock; in memory, a submitter that finds no free worker queues its task without it, and
+a busy worker takes its next task under its own mutex (see ``_submit`` and
+``run_tasks``).
 
-Locking (as CPython's ``queue.py``): one handler lock guards the routing tables; the
-MessageQueue's mutex is taken inside it, a worker's own Condition inside that. No user
-code runs and nothing is logged while the handler's lock is held.
+Locking: one handler lock guards the routing tables, series and workers; a worker's
+``mutex`` guards its tasks and counters; lock order is the handler's lock, then a
+worker's mutex, then the MessageQueue's mutex (see :mod:`unidist_queue._workers`). No
+task, update or callback runs and nothing is logged while any of them is held (the one
+exception: adopting a durable task added through the public API imports its function).
 """
 
 from __future__ import annotations
