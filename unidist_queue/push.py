@@ -341,6 +341,9 @@ class Pusher:
         retried every ``retry_delay`` seconds (no doubling) until the timeout passes
         (``None``: as long as it takes). Events pushed during the flush are sent too.
 
+        Cost: waits for the batches (O(n / batch_size) calls of ``send``); it holds no
+        lock while it waits. Thread-safe: several threads may flush at once.
+
         :raises ValueError: ``timeout`` is negative.
         :raises ShutDown: the Pusher was closed.
         :raises RuntimeError: called from ``send`` (it would wait for itself).
@@ -405,6 +408,9 @@ class Pusher:
         WARNING). ``push`` and :meth:`flush` afterwards raise ``ShutDown``. A
         MessageQueue passed in is left open. Idempotent; also a context manager's exit.
         Called from ``send``, it makes no last attempt and does not wait.
+
+        Cost: that of :meth:`flush`, then joining the loop's thread. Thread-safe: a
+        second call, concurrent or later, returns at once.
 
         :raises ValueError: ``timeout`` is negative.
         """
