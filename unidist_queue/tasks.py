@@ -213,11 +213,12 @@ class TaskHandler(Executor):
     def _forget(self, job: Job) -> None:
         """A durable task was cancelled by its caller: it leaves the store unless running.
 
-        Not after :meth:`shutdown`, which keeps waiting durable tasks for a restart.
+        Not after :meth:`shutdown`, which keeps waiting durable tasks for a restart
+        (checked under the lock, which orders this against ``shutdown`` setting ``_shut``).
         """
-        if self._shut:
-            return
         with self._lock:
+            if self._shut:
+                return
             seq = self._store.forget(job)
         self._store.commit(seq)
 
