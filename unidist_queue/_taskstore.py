@@ -206,15 +206,16 @@ class TaskStore:
             except IndexError:
                 return None
             return item[2]  # type: ignore[no-any-return]
-        with mq._mutex:  # one pop and counters only: a thread preempted in here stalls all
-            if not ready or not q.exists or mq._closed:
-                return None
-            item = ready.popleft()
-            q.removed += 1
-            if q.putters:
-                q.not_full.notify()
-        task = item[2]
-        return task if type(task) is Job else self.take(s)  # skip what is not a task
+        with mq._mutex:  # pops and counters only: a thread preempted in here stalls all
+            while ready and q.exists and not mq._closed:
+                task = ready.popleft()[2]
+                q.removed += 1
+                if q.putters:
+                    q.not_full.notify()
+                if type(task) is Job:
+                    return task
+                # not a task (added through the public API): skipped, as pop does
+        return None
 
     def pop(self, s: Series) -> Tuple[Optional[Job], int]:
         """Take the oldest waiting task of ``s`` (reserved if durable): ``(task, seq)``."""
