@@ -12,7 +12,10 @@ Opening reads the newest snapshot ``G`` and replays every ``archive.<g>`` with
 compaction (:meth:`prepare_snapshot`, :meth:`begin_snapshot`, :meth:`write_snapshot`)
 creates ``archive.<G+1>`` first, switches appends to it, writes ``snapshot.<G+1>``
 atomically and only then deletes the older generations: a crash at any point leaves a
-set of files that opens to the acknowledged state.
+set of files that opens to the acknowledged state. If the snapshot cannot be written,
+appends stay in ``archive.<G+1>`` and the next attempt writes ``snapshot.<G+1>`` over it
+(records the snapshot already holds are skipped on replay): failed attempts make no
+new files.
 """
 
 from __future__ import annotations
@@ -138,6 +141,9 @@ class FileStore(Store):
         self._loaded = False
         self._retired: List[int] = []
         self._prepared: Optional[Tuple[int, int, Framer]] = None
+        # Set when write_snapshot failed: the current archive has no snapshot yet, and
+        # the next snapshot goes over it instead of starting yet another generation.
+        self._reuse_gen = False
         self._lock_fd = -1
         if not read_only:
             self._lock_directory()
@@ -696,32 +702,44 @@ class FileStore(Store):
     def prepare_snapshot(self) -> None:
         """Create the next archive (header written and fsynced, directory fsynced). Idempotent.
 
+        After a failed :meth:`write_snapshot` it creates nothing: the next snapshot goes
+        over the current archive (see :meth:`begin_snapshot`).
+
         :raises StoreError: the store is read-only, failed or closed, or the file cannot be made.
         """
         self._check_writable()
-        if self._prepared is None:
+        if self._prepared is None and not self._reuse_gen:
             fd, framer = self._create_archive(self._gen + 1)
             self._prepared = (self._gen + 1, fd, framer)
 
     def begin_snapshot(self) -> Tuple[int, int]:
         """Switch appends to the prepared archive (no I/O); return the token ``(gen, last seq)``.
 
+        After a failed :meth:`write_snapshot` nothing is switched: the token names the
+        current archive, whose records up to ``last seq`` the snapshot will hold
+        (opening skips them). O(1).
+
         :raises StoreError: :meth:`prepare_snapshot` was not called.
         """
-        if self._prepared is None:
+        if self._prepared is None and not self._reuse_gen:
             raise StoreError("FileStore.prepare_snapshot() must be called before begin_snapshot()")
         with self._mutex:
+            self._since = 0
+            self.compaction_due = False
+            if self._prepared is None:
+                return self._gen, self._seq
             gen, fd, framer = self._prepared
             self._prepared = None
             self._retired.append(self._fd)
             self._fd, self._framer, self._end, self._gen = fd, framer, HEADER.size, gen
-            self._since = 0
-            self.compaction_due = False
             return gen, self._seq
 
     def write_snapshot(self, state: State, token: Any) -> None:
         """Write ``snapshot.<gen>`` atomically, then delete the generations it replaces.
 
+        If it cannot be written, the descriptors :meth:`begin_snapshot` retired are
+        fsynced and closed (see :meth:`_snapshot_failed`) and the next snapshot reuses
+        the current archive: repeated failures add no descriptor and no file.
         Cost: O(size of the state) plus two fsyncs. Appends go on meanwhile.
 
         :raises StoreError: the snapshot could not be written (the older files remain).
@@ -729,11 +747,35 @@ class FileStore(Store):
         gen, last_seq = token
         self._check_writable()
         assert self._serializer is not None
-        write_snapshot(self.path, f"snapshot.{gen}", state, last_seq, self._serializer, self._key)
+        try:
+            write_snapshot(self.path, f"snapshot.{gen}", state, last_seq, self._serializer, self._key)
+        except BaseException:
+            self._snapshot_failed()
+            raise
         with self._mutex:
             self._wait_no_round()
+            self._reuse_gen = False
             self._close_retired(list(self._retired))  # their records are in the snapshot now
         self._delete_before(gen)
+
+    def _snapshot_failed(self) -> None:
+        """After a failed snapshot: reuse the current archive next time; fsync and close
+        the retired descriptors (their records are in no snapshot).
+
+        They are fsynced by an fsync round this thread leads (once no round runs, the
+        mutex released during the fsync, as any round), so that a committer whose record
+        is in one of them is released only once it is durable, and then closed. A failed
+        fsync fails the store, as in any round (logged; the snapshot's error is the one
+        raised); a failed or closed store closes them in :meth:`close`.
+        """
+        with self._mutex:
+            self._reuse_gen = True
+            self._wait_no_round()
+            if not self._retired or self._closed or self._failed is not None:
+                return
+            self._syncing = True
+            with contextlib.suppress(StoreError):
+                self._lead_round()
 
     def _delete_before(self, gen: int) -> None:
         try:
