@@ -2,7 +2,9 @@
 
 * ``inspect PATH``: the store's files and sizes, its queues and their counts.
 * ``verify PATH``: check every snapshot and record; exit status 1 on damage, 0 (with a
-  note) when only a torn tail was found, which opening the store would cut.
+  note) when only a torn tail was found, which opening the store would cut. Only the
+  end of the history can be torn: a damaged tail in an archive that records in a newer
+  archive follow is damage.
 * ``compact PATH``: write a snapshot and shorten the archive (takes the store's lock).
 * ``dump PATH [--queue Q] [--json]``: the ready messages, one per line.
 * ``demo``: a short run of the library.
@@ -20,7 +22,7 @@ import json
 import os
 import re
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 from .errors import StoreError
 
@@ -122,19 +124,38 @@ def _dump(args: argparse.Namespace, key: Optional[bytes]) -> int:
     return 0
 
 
+class _Checked(NamedTuple):
+    """What checking one file found."""
+
+    name: str
+    ok: bool
+    text: str
+    records: int = 0  # valid archive records
+    torn: Optional[Tuple[int, str]] = None  # an archive's damaged tail: (offset, the note on it)
+
+
 def _verify(args: argparse.Namespace, key: Optional[bytes]) -> int:
     if not os.path.isdir(args.path):
         raise StoreError(f"{args.path} is not a directory")
-    status = 0
+    checked: List[_Checked] = []
     for name in sorted(os.listdir(args.path), key=_order):
         path = os.path.join(args.path, name)
         if name.startswith("snapshot.") and not name.endswith(".tmp"):
-            ok, text = _verify_snapshot(path, key)
+            checked.append(_Checked(name, *_verify_snapshot(path, key)))
         elif name.startswith("archive.") and not name.endswith(".tmp"):
-            ok, text = _verify_archive(path, key)
-        else:
-            continue
-        print(f"{name}: {text}")
+            checked.append(_verify_archive(name, path, key))
+    status = 0
+    for i, c in enumerate(checked):
+        ok, text = c.ok, c.text
+        if c.torn is not None:
+            followed = [n.name for n in checked[i + 1 :] if n.records]
+            if followed:  # records were written after it: it was complete then
+                ok = False
+                text += (f"; DAMAGED at offset {c.torn[0]}: a damaged end of an archive that "
+                         f"the records of {followed[0]} follow (only the newest archive can be torn)")
+            else:
+                text += c.torn[1]
+        print(f"{c.name}: {text}")
         status = max(status, 0 if ok else 1)
     print("damage found" if status else "ok")
     return status
@@ -155,7 +176,9 @@ def _verify_snapshot(path: str, key: Optional[bytes]) -> Tuple[bool, str]:
     return True, f"ok (state up to seq {snap.last_seq})"
 
 
-def _verify_archive(path: str, key: Optional[bytes]) -> Tuple[bool, str]:
+def _verify_archive(name: str, path: str, key: Optional[bytes]) -> _Checked:
+    """Check one archive; a damaged tail is judged by :func:`_verify` (is a newer archive's
+    record after it?)."""
     from .store.archive import ArchiveScan, Framer, unpack_header
     from .store.serializers import by_id
     from .store.snapshot import check_settings
@@ -163,7 +186,7 @@ def _verify_archive(path: str, key: Optional[bytes]) -> Tuple[bool, str]:
     with open(path, "rb") as f:
         data = f.read()
     if not data:
-        return True, "empty file (ignored on open)"
+        return _Checked(name, True, "empty file (ignored on open)")
     try:
         header = unpack_header(data, path)
         check_settings(path, header.serializer, header.flags, key, None)
@@ -171,16 +194,18 @@ def _verify_archive(path: str, key: Optional[bytes]) -> Tuple[bool, str]:
         for _record in scan.records(by_id(header.serializer).loads):
             pass
     except Exception as exc:
-        return False, f"DAMAGED: {exc}"
+        return _Checked(name, False, f"DAMAGED: {exc}")
     torn = [d for d in scan.damages if d.kind == "torn"]
     damaged = [d for d in scan.damages if d.kind != "torn"]
     text = f"{scan.count} records, last seq {scan.last_seq}"
     if damaged:
-        return False, text + "; DAMAGED at offsets " + ", ".join(str(d.offset) for d in damaged)
+        text += "; DAMAGED at offsets " + ", ".join(str(d.offset) for d in damaged)
+        return _Checked(name, False, text, scan.count)
     if torn:
         cut = len(data) - torn[0].offset
-        return True, f"{text}; note: torn tail at offset {torn[0].offset} ({cut} bytes), cut on the next open"
-    return True, text + "; ok"
+        note = f"; note: torn tail at offset {torn[0].offset} ({cut} bytes), cut on the next open"
+        return _Checked(name, True, text, scan.count, (torn[0].offset, note))
+    return _Checked(name, True, text + "; ok", scan.count)
 
 
 if __name__ == "__main__":

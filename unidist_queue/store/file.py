@@ -16,6 +16,10 @@ set of files that opens to the acknowledged state. If the snapshot cannot be wri
 appends stay in ``archive.<G+1>`` and the next attempt writes ``snapshot.<G+1>`` over it
 (records the snapshot already holds are skipped on replay): failed attempts make no
 new files.
+
+Only the end of the whole history can be torn by a crash: damage at the end of an
+archive that records in a newer archive follow is damage (:class:`CorruptArchive`, or
+skipped without cutting under ``recovery="salvage"``), never cut as a torn tail.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ import pickle
 import re
 import sys
 import threading
-from typing import Any, Dict, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple
 
-from ..errors import StoreError, StoreLocked
+from ..errors import CorruptArchive, StoreError, StoreLocked
 from . import archive
-from .archive import HEADER, ArchiveScan, Framer, Header, pack_header
+from .archive import HEADER, ArchiveScan, Damage, Framer, Header, pack_header
 from .base import Record, State, Store
 from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name, pickling_error
 from .snapshot import check_settings, fsync_dir, read_snapshot, write_snapshot
@@ -46,6 +50,16 @@ _pickle_dumps = pickle.dumps
 _NAME = re.compile(r"^(snapshot|archive)\.(\d+)$")
 _FSYNC = ("always", "interval", "never")
 _RECOVERY = ("tolerate_tail", "salvage")
+
+
+class _Scanned(NamedTuple):
+    """What reading one archive found: enough to judge its damage once all are read."""
+
+    path: str
+    size: int
+    damages: List[Damage]
+    valid_end: int
+    records: int  # valid records (those the snapshot holds included)
 
 
 class FileStore(Store):
@@ -196,10 +210,14 @@ class FileStore(Store):
         records: List[Record] = []
         gens = sorted(g for g in archives if g >= base)
         tail: Optional[Tuple[int, Framer, int]] = None
+        scanned: List[_Scanned] = []
         for g in gens:
             found = self._read_archive(g, last, records)
             if found is not None:
-                last, tail = found[0], (g, found[1], found[2])
+                last, framer, scan = found
+                tail = (g, framer, scan.valid_end)
+                scanned.append(scan)
+        self._judge(scanned)
         self._seq = self._durable = last
         if not self.read_only:
             self._remove_older(base, snapshots, archives)
@@ -225,10 +243,11 @@ class FileStore(Store):
                 (snapshots if m.group(1) == "snapshot" else archives)[int(m.group(2))] = name
         return snapshots, archives
 
-    def _read_archive(self, gen: int, last: int, out: List[Record]) -> Optional[Tuple[int, Framer, int]]:
+    def _read_archive(self, gen: int, last: int, out: List[Record]) -> Optional[Tuple[int, Framer, _Scanned]]:
         """Append the records of ``archive.<gen>`` after ``last`` to ``out``.
 
-        Returns ``(last seq, framer, valid end)``, or ``None`` for an empty (0-byte) file.
+        Returns ``(last seq, framer, what the scan found)``, or ``None`` for an empty
+        (0-byte) file. A damaged tail is judged later, by :meth:`_judge`.
         """
         path = self._file("archive", gen)
         try:
@@ -247,21 +266,52 @@ class FileStore(Store):
         framer = Framer(header, self._key)
         scan = ArchiveScan(data, path, framer, salvage=self.recovery == "salvage")
         out.extend(scan.records(by_id(header.serializer).loads, last))
-        self._report(path, scan, len(data))
-        return max(last, scan.last_seq), framer, scan.valid_end
+        found = _Scanned(path, len(data), scan.damages, scan.valid_end, scan.count)
+        return max(last, scan.last_seq), framer, found
 
-    def _report(self, path: str, scan: ArchiveScan, size: int) -> None:
-        """Log the damage a scan found; cut a damaged tail when writable."""
-        for d in scan.damages:
+    def _judge(self, scanned: List[_Scanned]) -> None:
+        """Report the damage found in the archives read (oldest first), see :meth:`_report`.
+
+        A damaged tail is a torn tail only if no newer archive holds a record: an
+        archive that later records follow was complete before they were written.
+        Those come first in the list, so one raises before any tail is cut.
+        """
+        later = [0] * len(scanned)  # valid records in the archives after each one
+        for i in range(len(scanned) - 2, -1, -1):
+            later[i] = later[i + 1] + scanned[i + 1].records
+        for found, after in zip(scanned, later):
+            self._report(found, sealed=after > 0)
+
+    def _report(self, found: _Scanned, sealed: bool) -> None:
+        """Log the damage a scan found; cut a torn tail when writable.
+
+        :raises CorruptArchive: a damaged tail in an archive that records in a newer
+            archive follow (``sealed``), unless ``recovery="salvage"`` (then logged as
+            damage and left in place).
+        :raises StoreError: a torn tail cannot be cut.
+        """
+        path = found.path
+        for d in found.damages:
             if d.kind != "torn":
                 logger.error("salvage: skipped damaged bytes of %s at offset %d (resuming at %s)",
                              path, d.offset, d.resume)
                 continue
+            if sealed:
+                if self.recovery != "salvage":
+                    raise CorruptArchive(
+                        f"{path}: damaged record at offset {d.offset}, at the end of an archive "
+                        "that a newer archive's records follow (only the newest can be torn)",
+                        path,
+                        d.offset,
+                    )
+                logger.error("salvage: skipped damaged bytes of %s at offset %d (to its end: %s)",
+                             path, d.offset, "a newer archive's records follow")
+                continue
             logger.warning("%s: torn or damaged last record at offset %d; cutting %d bytes",
-                           path, d.offset, size - d.offset)
+                           path, d.offset, found.size - d.offset)
             if not self.read_only:
                 try:
-                    os.truncate(path, scan.valid_end)
+                    os.truncate(path, found.valid_end)
                 except OSError as exc:
                     raise StoreError(f"cannot cut the torn tail of {path}: {exc}") from exc
 
