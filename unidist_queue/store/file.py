@@ -32,6 +32,7 @@ import pickle
 import re
 import sys
 import threading
+import weakref
 from typing import Any, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple
 
 from ..errors import CorruptArchive, StoreError, StoreLocked
@@ -50,6 +51,39 @@ _pickle_dumps = pickle.dumps
 _NAME = re.compile(r"^(snapshot|archive)\.(\d+)$")
 _FSYNC = ("always", "interval", "never")
 _RECOVERY = ("tolerate_tail", "salvage")
+
+# Every FileStore not yet closed, for the at-fork hook below. _registry guards it and
+# makes opening and closing a store's descriptors atomic with respect to os.fork():
+# _before_fork takes it, so no other thread holds it while the process forks.
+_OPEN: weakref.WeakSet[FileStore] = weakref.WeakSet()
+_registry = threading.RLock()
+
+
+def _before_fork() -> None:
+    _registry.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _registry.release()
+
+
+def _after_fork_in_child() -> None:
+    """In a child made by ``os.fork()``: drop every inherited store's descriptors.
+
+    The child runs one thread; the registry lock it inherited (held by the forking
+    thread, see :func:`_before_fork`) is replaced, never waited for. Each store only
+    gets attribute writes and ``os.close`` calls (see :meth:`FileStore._disown`).
+    """
+    global _registry
+    _registry = threading.RLock()
+    for store in list(_OPEN):
+        store._disown()
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 class _Scanned(NamedTuple):
@@ -88,6 +122,19 @@ class FileStore(Store):
 
     Loading pickle runs code from the files: give an ``hmac_key`` or use ``"json"``
     when the directory could be written by someone else.
+
+    The directory's lock is an ``flock`` lock, which the OS releases when its owner
+    dies. Such a lock belongs to the open file description, which a child made with
+    ``os.fork()`` shares: so that the lock still dies with the process that opened the
+    store (and not with the last of its forked children), a hook registered with
+    :func:`os.register_at_fork` closes, in the child, every descriptor of every
+    FileStore not yet closed, and those stores refuse every use there (``StoreError``:
+    "belongs to the parent process"); :meth:`close` in the child only forgets the store
+    (no fsync, nothing of the parent's touched). A child opens a store of its own as
+    usual. (An archive descriptor that another thread is creating at the moment of the
+    fork may stay open in the child; it holds no lock. A child started with
+    ``subprocess`` or ``multiprocessing``'s spawn inherits nothing: Python opens files
+    non-inheritable.)
 
     Thread-safety: as :class:`~unidist_queue.Store` requires. One mutex guards the fsync
     state; :meth:`append`, :meth:`append_batch` and :meth:`begin_snapshot` rely on the
@@ -158,26 +205,40 @@ class FileStore(Store):
         # Set when write_snapshot failed: the current archive has no snapshot yet, and
         # the next snapshot goes over it instead of starting yet another generation.
         self._reuse_gen = False
+        self._forked = False  # set in a child made by os.fork(): see _disown
         self._lock_fd = -1
         if not read_only:
             self._lock_directory()
+        else:
+            with _registry:
+                _OPEN.add(self)
 
     # -- opening -----------------------------------------------------------------------------
 
     def _lock_directory(self) -> None:
+        """Create the directory if need be and take its lock (see the class docstring)."""
         try:
             if not os.path.isdir(self.path):
                 os.makedirs(self.path, mode=0o700, exist_ok=True)
                 os.chmod(self.path, 0o700)
-            fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot open the store directory {self.path}: {exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise StoreLocked(f"{self.path} is held by another FileStore (this or another process)") from exc
-        self._lock_fd = fd
+        # From open to _OPEN.add, a fork would hand down a descriptor (locked, or about to
+        # be: the lock is the open file description's) that the child hook cannot see.
+        with _registry:
+            try:
+                fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise StoreError(f"cannot open the store directory {self.path}: {exc}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                raise StoreLocked(
+                    f"{self.path} is held by another FileStore (this or another process)"
+                ) from exc
+            self._lock_fd = fd
+            _OPEN.add(self)
 
     def load(self) -> Tuple[Optional[State], List[Record]]:
         """Read the newest snapshot and the records after it (see the module docstring).
@@ -188,8 +249,11 @@ class FileStore(Store):
 
         :raises CorruptArchive: a damaged snapshot, or archive damage that cannot be a
             torn tail (unless ``recovery="salvage"``).
-        :raises StoreError: unreadable files, or files written with other settings.
+        :raises StoreError: unreadable files, or files written with other settings, or
+            this store was inherited through ``os.fork()``.
         """
+        if self._forked:
+            self._refuse_forked()
         if self._loaded:
             raise StoreError("FileStore.load() may only be called once")
         self._loaded = True
@@ -393,6 +457,8 @@ class FileStore(Store):
 
     def _check_writable(self) -> Framer:
         """The framer of the archive appends go to; ``StoreError`` if nothing may be written."""
+        if self._forked:
+            self._refuse_forked()
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only")
         if self._failed is not None:
@@ -402,6 +468,11 @@ class FileStore(Store):
         if self._fd < 0 or self._framer is None:
             raise StoreError("FileStore.load() must be called first")
         return self._framer
+
+    def _refuse_forked(self) -> NoReturn:
+        raise StoreError(
+            f"{self.path}: this FileStore belongs to the parent process (inherited through fork)"
+        )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -506,8 +577,11 @@ class FileStore(Store):
         ``"never"``: returns at once. See :meth:`_sync_to` for how rounds are batched.
 
         :raises StoreError: the fsync failed (the store then refuses writes), or the
-            store was closed before ``seq`` could be made durable.
+            store was closed before ``seq`` could be made durable, or it was inherited
+            through ``os.fork()``.
         """
+        if self._forked:
+            self._refuse_forked()
         if self.fsync == "always":
             self._sync_to(seq)
 
@@ -526,7 +600,7 @@ class FileStore(Store):
         """
         busy = self._busy
         busy.pop()
-        if not busy:
+        if not busy and not self._forked:
             with self._mutex:
                 if self._waiters and not busy and not self._syncing:
                     if self._failed is not None or self._closed:
@@ -729,9 +803,11 @@ class FileStore(Store):
             self._watchers -= 1
 
     def _close_retired(self, fds: List[int]) -> None:
-        for fd in fds:
-            self._retired.remove(fd)
-            os.close(fd)
+        """With the mutex held: close retired descriptors (atomically as to a fork)."""
+        with _registry:
+            for fd in fds:
+                self._retired.remove(fd)
+                os.close(fd)
 
     def _flush_loop(self) -> None:
         """The ``"interval"`` flusher: fsync every ``fsync_interval`` seconds when dirty."""
@@ -769,8 +845,11 @@ class FileStore(Store):
         current archive, whose records up to ``last seq`` the snapshot will hold
         (opening skips them). O(1).
 
-        :raises StoreError: :meth:`prepare_snapshot` was not called.
+        :raises StoreError: :meth:`prepare_snapshot` was not called, or the store was
+            inherited through ``os.fork()``.
         """
+        if self._forked:
+            self._refuse_forked()
         if self._prepared is None and not self._reuse_gen:
             raise StoreError("FileStore.prepare_snapshot() must be called before begin_snapshot()")
         with self._mutex:
@@ -779,9 +858,9 @@ class FileStore(Store):
             if self._prepared is None:
                 return self._gen, self._seq
             gen, fd, framer = self._prepared
-            self._prepared = None
-            self._retired.append(self._fd)
+            self._retired.append(self._fd)  # each descriptor stays named, for _disown
             self._fd, self._framer, self._end, self._gen = fd, framer, HEADER.size, gen
+            self._prepared = None
             return gen, self._seq
 
     def write_snapshot(self, state: State, token: Any) -> None:
@@ -840,7 +919,14 @@ class FileStore(Store):
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the flusher, fsync, close the files and release the lock. Idempotent, thread-safe."""
+        """Stop the flusher, fsync, close the files and release the lock. Idempotent, thread-safe.
+
+        In a child made by ``os.fork()`` it only marks the store closed: the child's
+        copies of its descriptors were closed at the fork, and the files are the parent's.
+        """
+        if self._forked:
+            self._closed = True
+            return
         self._stop.set()
         flusher = self._flusher
         if flusher is not None and flusher is not threading.current_thread():
@@ -858,13 +944,35 @@ class FileStore(Store):
             self._closed = True
             self._settle_all(_FAILED)  # appended during the last fsync: they raise "closed"
             self._synced.notify_all()
-            fds = [*self._retired, self._fd, self._lock_fd]
-            if self._prepared is not None:
-                fds.append(self._prepared[1])
-            self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
+            with _registry:  # no fork between forgetting a descriptor and closing it
+                fds = [*self._retired, self._fd, self._lock_fd]
+                if self._prepared is not None:
+                    fds.append(self._prepared[1])
+                self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
+                for fd in fds:
+                    if fd >= 0:
+                        os.close(fd)
+                _OPEN.discard(self)
+
+    def _disown(self) -> None:
+        """In a child made by ``os.fork()`` (from the at-fork hook): close this store's
+        descriptors, the child's copies, and refuse every later use.
+
+        Only attribute writes and ``os.close``: no lock is taken (another thread of the
+        parent may have held one at the fork). The parent's files and its lock are
+        untouched: a lock held through a shared open file description stays with the
+        parent's own descriptor.
+        """
+        prepared = self._prepared
+        fds = {self._lock_fd, self._fd, *self._retired, -1 if prepared is None else prepared[1]}
+        self._forked = True
+        self._framer = None
+        self.compaction_due = False
+        self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
         for fd in fds:
             if fd >= 0:
-                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else f"fsync={self.fsync}"
