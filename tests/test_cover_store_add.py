@@ -120,7 +120,7 @@ def test_subscribers_hear_a_durable_add_once_it_is_visible(path: str) -> None:
 def test_an_add_does_not_wait_for_a_compaction_in_progress(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with MessageQueue(store=FileStore(path, compact_every=2)) as mq:
+    with MessageQueue(store=FileStore(path, compact_every=3)) as mq:
         mq.add("q", 0)
         store = mq._store
         real = store.write_snapshot

@@ -96,6 +96,9 @@ def replay(queues: Queues, mutex: threading.Lock, state: Optional[State], record
         if op == "ids":
             last_id = max(last_id, int(record[1]) - 1)
             continue
+        if op == "last_id":  # a clean close: exactly these ids were handed out
+            last_id = int(record[1])
+            continue
         handler(_queue(queues, mutex, record[1]), record)
         if op == "drop":
             del queues[record[1]]
@@ -128,11 +131,12 @@ def _remove(q: QueueState, r: Record) -> None:
 
 
 def _reserve(q: QueueState, r: Record) -> None:
+    """``("reserve", q, id, lease_due)`` (files of 0.1.0 have no ``lease_due``)."""
     item = q.pop_ready_id(r[2])
+    if item is None:  # files of 0.1.0: a restart released it, recording nothing
+        item = q.unreserve(r[2])
     if item is not None:
-        q.reserve(item, None)
-    elif r[2] in q.reserved:  # a restart released it (recording nothing); reserved again
-        q.attempts[r[2]] = q.attempts.get(r[2], 0) + 1
+        q.reserve(item, r[3] if len(r) > 3 else None)
 
 
 def _nack(q: QueueState, r: Record) -> None:
@@ -154,7 +158,7 @@ def _clear(q: QueueState, r: Record) -> None:
 
 
 def _nothing(q: QueueState, r: Record) -> None:
-    """``drop`` and ``ids`` are handled by :func:`replay` itself."""
+    """``drop``, ``ids`` and ``last_id`` are handled by :func:`replay` itself."""
 
 
 _HANDLERS: Dict[str, Callable[[QueueState, Any], None]] = {
@@ -167,4 +171,5 @@ _HANDLERS: Dict[str, Callable[[QueueState, Any], None]] = {
     "clear": _clear,
     "drop": _nothing,
     "ids": _nothing,
+    "last_id": _nothing,
 }

@@ -24,6 +24,9 @@ Item = Tuple[int, float, Any]
 
 INF = float("inf")
 
+NONE, LEASE, DELAYED, EXPIRY = 0, 1, 2, 3
+"""Kinds of timed change, as :meth:`QueueState.next_change` reports them."""
+
 
 class QueueState:
     """One named queue: its options, messages, counters and Conditions.
@@ -229,39 +232,51 @@ class QueueState:
             self.push_back(item)
 
     def next_due(self) -> float:
-        """Earliest clock time at which a delayed message or a lease falls due (or inf)."""
-        due = INF
-        if self.delayed:
-            due = self.delayed[0][0]
+        """Earliest clock time of a timed change (delay due, lease end, expiry), or ``inf``."""
+        return self.next_change()[0]
+
+    def next_change(self) -> Tuple[float, int]:
+        """``(time, kind)`` of the next timed change, ``(inf, NONE)`` if there is none.
+
+        ``kind`` is :data:`LEASE`, :data:`DELAYED` or :data:`EXPIRY`. Changes are
+        ordered by time, and at equal times in that order: a lease ends and a delayed
+        message falls due *at* their time (``time <= now`` has happened), a message
+        expires just *after* ``enqueued_at + max_age`` (``time < now``), so at equal
+        times it comes last. O(1).
+        """
+        when, kind = INF, NONE
         if self.leases:
-            due = min(due, self.leases[0][0])
-        if self.ages is not None and self.ages and self.max_age is not None:
-            due = min(due, self.ages[0][0] + self.max_age)
-        return due
+            when, kind = self.leases[0][0], LEASE
+        if self.delayed and self.delayed[0][0] < when:
+            when, kind = self.delayed[0][0], DELAYED
+        if self.ages and self.max_age is not None:
+            expiry = self.ages[0][0] + self.max_age
+            if expiry < when:
+                when, kind = expiry, EXPIRY
+        return when, kind
 
-    def due_delayed(self, now: float) -> Optional[Tuple[float, int, float, Any, bool]]:
-        """The first delayed entry due at ``now``, removed and rejoined; else ``None``."""
-        if self.delayed and self.delayed[0][0] <= now:
-            entry = self.delayed.pop(0)
-            self._rejoin(entry)
-            self.retime()
-            return entry  # type: ignore[no-any-return]
-        return None
+    def pop_delayed(self) -> Tuple[float, int, float, Any, bool]:
+        """Remove and return the first delayed entry ``(due, id, enqueued_at, body, front)``."""
+        return self.delayed.pop(0)  # type: ignore[no-any-return]
 
-    def due_lease(self, now: float) -> Optional[int]:
-        """The id of the first reservation whose lease ran out at ``now``; else ``None``."""
-        if self.leases and self.leases[0][0] <= now:
-            return self.leases[0][1]  # type: ignore[no-any-return]
-        return None
+    def rejoin(self, entry: Tuple[float, int, float, Any, bool]) -> None:
+        """Make a delayed entry (from :meth:`pop_delayed`) ready, waking a getter."""
+        self._rejoin(entry)
+        if self.getters:
+            self.not_empty.notify()
 
-    def oldest_expired(self, now: float) -> Optional[int]:
-        """The id of a ready message older than ``max_age`` at ``now``; else ``None``."""
-        if self.ages and self.max_age is not None and self.ages[0][0] < now - self.max_age:
-            return self.ages[0][1]  # type: ignore[no-any-return]
-        return None
+    def first_lease(self) -> int:
+        """The id of the reservation whose lease ends first (there must be one)."""
+        return self.leases[0][1]  # type: ignore[no-any-return]
+
+    def first_aged(self) -> int:
+        """The id of the ready message enqueued first (``max_age`` set, one must be ready)."""
+        assert self.ages is not None
+        return self.ages[0][1]  # type: ignore[no-any-return]
 
     def is_expired(self, enqueued_at: float, now: float) -> bool:
-        return self.max_age is not None and enqueued_at < now - self.max_age
+        """Whether a message enqueued at ``enqueued_at`` has expired at ``now``."""
+        return self.max_age is not None and enqueued_at + self.max_age < now
 
     def clear(self) -> int:
         """Remove every message; return how many there were."""
@@ -288,6 +303,7 @@ class QueueState:
             "ready": list(self.ready),
             "delayed": list(self.delayed),
             "reserved": reserved,
+            "leases": list(self.leases),
             "attempts": list(self.attempts.items()),
         }
 
@@ -307,6 +323,9 @@ class QueueState:
         self.delayed.update(tuple(entry) for entry in data["delayed"])
         for item in data["reserved"]:
             self.reserved[item[0]] = (item[0], item[1], item[2], None)
+        for due, msg_id in data.get("leases", ()):  # snapshots of 0.1.0 have none
+            self.reserved[msg_id] = (*self.reserved[msg_id][:3], due)
+            self.leases.add((due, msg_id))
         self.attempts.update((int(k), int(v)) for k, v in data["attempts"])
         self.retime()
 

@@ -122,7 +122,8 @@ class TaskStore:
             q.ready.append((task.id, now, task))  # atomic: see the class docstring
             return
         with mq._mutex:
-            if q is not None and q.plain and q.exists and not mq._closed:  # drop clears exists
+            # (drop clears exists; a persistent store records id blocks: _insert does)
+            if q is not None and q.plain and q.exists and not mq._closed and not mq._persistent:
                 mq._last_id = msg_id = mq._last_id + 1
                 q.ready.append((msg_id, now, task))
                 q.added += 1

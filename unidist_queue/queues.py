@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._state import INF, Item, QueueState
+from ._state import DELAYED, EXPIRY, INF, LEASE, Item, QueueState
 from ._util import check_seconds, deadline_of, remaining
 from .errors import Empty, Full, ShutDown, StoreError
 from .message import MISSING, Message, QueueStats
@@ -24,7 +24,7 @@ __all__ = ["MessageQueue"]
 logger = logging.getLogger(__name__)
 
 _OVERFLOWS = ("drop_oldest", "reject", "block")
-_ID_BLOCK = 4096  # ids reserved per "ids" record for non-durable queues on a durable store
+_ID_BLOCK = 4096  # ids per "ids" record: recorded before the first of them is handed out
 Subscriber = Callable[[str], Any]
 
 
@@ -89,9 +89,16 @@ class MessageQueue:
             state, records = self._store.load()
             self._last_id = replay(self._queues, self._mutex, state, records)
             del state, records
-            for q in self._queues.values():
-                q.release_reserved()
         self._id_mark = self._last_id + 1
+        seq = 0
+        for q in self._queues.values():
+            if q.timed:  # due while the store was closed (leases included): happened first
+                seq = self._refresh(q) or seq
+            if q.reserved:  # then the restart ends every reservation left, as nacks in id order
+                released = [(("nack", q.name, msg_id, None), None) for msg_id in sorted(q.reserved)]
+                seq = self._store.append_batch(released) if self._writable and q.durable else seq
+                q.release_reserved()
+        self._commit(seq)
 
     # -- internal helpers (called with the mutex held unless said otherwise) ----------------
 
@@ -162,39 +169,52 @@ class MessageQueue:
                 self._compacting.release()
 
     def _refresh(self, q: QueueState) -> int:
-        """Promote due delayed messages, return expired leases, expire old messages."""
+        """Apply every timed change of ``q`` due now, in due order; return a seq to commit.
+
+        The one place where timed changes (a delayed message falling due, a lease
+        ending, a message expiring) happen. Each is applied as of its own due time, so
+        the queue ends up as if every change had happened exactly when due, whether or
+        not another call looked at the queue in between (DESIGN 3). O(k log n) for k
+        changes.
+        """
         now = self._clock()
         seq = 0
-        name = q.name
-        while q.delayed and q.delayed[0][0] <= now:
-            entry = q.delayed[0]
-            if q.is_expired(entry[2], now):
-                seq = self._rec(q, ("remove", name, entry[1])) or seq
-                q.delayed.pop(0)
-                q.expired += 1
-                q.attempts.pop(entry[1], None)
-                continue
-            seq = self._rec(q, ("promote", name, entry[1])) or seq
-            q.due_delayed(now)
-            if not entry[4] and q.maxlen is not None and q.overflow == "drop_oldest":
-                while len(q.ready) > q.maxlen:  # a delayed add joined the back
-                    seq = self._evict_oldest(q) or seq
-            if q.getters:
-                q.not_empty.notify()
-        msg_id = q.due_lease(now)
-        while msg_id is not None:
-            seq = self._return(q, msg_id, None, now) or seq
-            msg_id = q.due_lease(now)
-        msg_id = q.oldest_expired(now)
-        while msg_id is not None:
-            seq = self._rec(q, ("remove", name, msg_id)) or seq
-            q.pop_ready_id(msg_id)
-            q.attempts.pop(msg_id, None)
-            q.expired += 1
-            if q.putters:
-                q.not_full.notify()
-            msg_id = q.oldest_expired(now)
+        while True:
+            when, kind = q.next_change()
+            if when > now or (kind == EXPIRY and when == now):  # NONE has when == inf
+                break
+            if kind == LEASE:
+                seq = self._return(q, q.first_lease(), None, when) or seq
+            elif kind == DELAYED:
+                seq = self._promote(q, when) or seq
+            else:
+                seq = self._expire(q, q.first_aged()) or seq
         q.retime()
+        return seq
+
+    def _promote(self, q: QueueState, when: float) -> int:
+        """The first delayed message falls due at ``when``: it joins (evicting under drop_oldest)."""
+        entry = q.pop_delayed()
+        if q.is_expired(entry[2], when):
+            seq = self._rec(q, ("remove", q.name, entry[1]))
+            q.attempts.pop(entry[1], None)
+            q.expired += 1
+            return seq
+        seq = self._rec(q, ("promote", q.name, entry[1]))
+        q.rejoin(entry)
+        if not entry[4] and q.maxlen is not None and q.overflow == "drop_oldest":
+            while len(q.ready) > q.maxlen:  # a delayed add joined the back
+                seq = self._evict_oldest(q) or seq
+        return seq
+
+    def _expire(self, q: QueueState, msg_id: int) -> int:
+        """The ready message ``msg_id`` outlived ``max_age``: remove it."""
+        seq = self._rec(q, ("remove", q.name, msg_id))
+        q.pop_ready_id(msg_id)
+        q.attempts.pop(msg_id, None)
+        q.expired += 1
+        if q.putters:
+            q.not_full.notify()
         return seq
 
     def _return(self, q: QueueState, msg_id: int, delay: Optional[float], now: float) -> int:
@@ -223,18 +243,41 @@ class MessageQueue:
         return self._store.encode(message)
 
     def _insert(
-        self, q: QueueState, message: Any, data: Optional[bytes], delay: Optional[float]
+        self, q: QueueState, message: Any, data: Optional[bytes], delay: Optional[float],
+        evict: bool = False,
     ) -> Tuple[int, int]:
-        """Add ``message`` to ``q`` (room already made); return ``(id, seq)``."""
-        self._last_id = msg_id = self._last_id + 1
+        """Add ``message`` to ``q``; return ``(id, seq)``.
+
+        With ``evict``, a ready add to a full ``drop_oldest`` queue evicts the oldest
+        messages in the same step. Everything the add records (an id block, the
+        evictions, the add) goes to the store as one all-or-nothing batch before memory
+        changes: when the store fails, nothing changed (the timed changes applied
+        before, by :meth:`_refresh`, stand: they were due).
+        """
+        msg_id = self._last_id + 1
         now = self._clock()
         due = None if delay is None else now + delay
+        victims = 0
+        if evict and due is None and q.maxlen is not None and q.overflow == "drop_oldest":
+            victims = max(0, len(q.ready) - q.maxlen + 1)
+        records: List[Tuple[Record, Optional[bytes]]] = []
+        mark = 0
+        if self._writable and msg_id >= self._id_mark:
+            mark = msg_id + _ID_BLOCK
+            records.append((("ids", mark), None))
+        if q.durable and self._writable:
+            records.extend((("remove", q.name, q.ready[i][0]), None) for i in range(victims))
+            records.append((("add", q.name, msg_id, now, due), data))
         seq = 0
-        if q.durable:
-            seq = self._rec(q, ("add", q.name, msg_id, now, due), data)
-        elif self._persistent and msg_id >= self._id_mark and not self._read_only:
-            self._id_mark = msg_id + _ID_BLOCK
-            seq = self._store.append(("ids", self._id_mark))
+        if len(records) == 1:
+            seq = self._store.append(*records[0])
+        elif records:
+            seq = self._store.append_batch(records)
+        self._last_id = msg_id
+        if mark:
+            self._id_mark = mark
+        for _ in range(victims):
+            self._drop_oldest(q)
         q.enqueue((msg_id, now, message), due, False)
         q.added += 1
         return msg_id, seq
@@ -246,10 +289,7 @@ class MessageQueue:
         seq = 0
         if q.timed:  # due messages join (before this add), expired ones make room
             seq = self._refresh(q)
-        while q.maxlen is not None and len(q.ready) >= q.maxlen:
-            if q.overflow == "drop_oldest":
-                seq = self._evict_oldest(q) or seq
-                continue
+        while q.maxlen is not None and len(q.ready) >= q.maxlen and q.overflow != "drop_oldest":
             if q.overflow == "reject" or not block:
                 raise self._full(q, seq, "is full")
             wait = remaining(deadline)
@@ -284,10 +324,15 @@ class MessageQueue:
     def _evict_oldest(self, q: QueueState) -> int:
         """Drop the oldest ready message for overflow; return the record's seq."""
         seq = self._rec(q, ("remove", q.name, q.ready[0][0]))
+        self._drop_oldest(q)
+        return seq
+
+    @staticmethod
+    def _drop_oldest(q: QueueState) -> None:
+        """Drop the oldest ready message for overflow, in memory (its record is written)."""
         item = q.pop_front()
         q.attempts.pop(item[0], None)
         q.dropped += 1
-        return seq
 
     def _notify_subscribers(self, name: str) -> None:
         """Outside the mutex: run the subscribers of ``name`` and of every queue."""
@@ -365,8 +410,12 @@ class MessageQueue:
                 store.enter()  # a commit round about to start waits for this append
             try:
                 with self._mutex:
-                    if q.durable and q.maxlen is None and not q.timed and q.exists and not self._closed:
-                        self._last_id = msg_id = self._last_id + 1
+                    msg_id = self._last_id + 1
+                    if (
+                        q.durable and q.maxlen is None and not q.timed and q.exists and not self._closed
+                        and msg_id < self._id_mark  # else an id block is recorded first: _insert
+                    ):
+                        self._last_id = msg_id
                         now = self._clock()
                         seq = store.append(("add", queue, msg_id, now, None), data)
                         q.ready.append((msg_id, now, message))
@@ -411,7 +460,7 @@ class MessageQueue:
                     seq1 = self._refresh(q) if q.timed else 0
                 seq = seq1 or seq
                 if data is not None or not q.durable:
-                    msg_id, seq2 = self._insert(q, message, data, delay)
+                    msg_id, seq2 = self._insert(q, message, data, delay, evict=True)
                     break
             # Durable now (made durable, or dropped and made again, since the body was
             # looked at, perhaps while this add waited for room): encode it, outside the
@@ -460,10 +509,12 @@ class MessageQueue:
                 if existed:
                     raise ValueError(f"durable: queue {queue!r} is durable={q.durable}; that cannot change")
                 q.durable = durable
+            if q.timed:  # the new options apply from now on: what was due happened first
+                seq = self._refresh(q)
             new_maxlen = q.maxlen if maxlen is MISSING else maxlen
             new_age = q.max_age if max_age is MISSING else max_age
             new_over = q.overflow if overflow is MISSING else overflow
-            seq = self._rec(q, ("declare", queue, new_maxlen, new_age, new_over))
+            seq = self._rec(q, ("declare", queue, new_maxlen, new_age, new_over)) or seq
             q.configure(new_maxlen, new_age, new_over)
             if new_maxlen is not None and new_over == "drop_oldest":
                 while len(q.ready) > new_maxlen:
@@ -652,9 +703,9 @@ class MessageQueue:
     def _pop_for(self, q: QueueState, lease: Optional[float], reserve: bool) -> Tuple[Item, int, int]:
         item = q.ready[0]
         if reserve:
-            seq = self._rec(q, ("reserve", q.name, item[0]))
-            q.pop_front()
             lease_due = None if lease is None else self._clock() + lease
+            seq = self._rec(q, ("reserve", q.name, item[0], lease_due))
+            q.pop_front()
             attempts = q.reserve(item, lease_due)
         else:
             seq = self._rec(q, ("remove", q.name, item[0]))
@@ -668,21 +719,33 @@ class MessageQueue:
 
     # -- settling reservations ---------------------------------------------------------------
 
-    def _reserved(self, message: Message) -> QueueState:
-        """The queue holding ``message``'s live reservation, or ``ValueError``."""
+    def _reserved(self, message: Message) -> Tuple[Optional[QueueState], int]:
+        """With the mutex held: the queue holding ``message``'s current reservation (or
+        ``None`` if it is not one) and a seq to commit.
+
+        The queue's due changes are applied first: a lease that ran out ended the
+        reservation, whether or not anything looked at the queue since (DESIGN 3).
+
+        :raises TypeError: ``message`` is not a :class:`Message`.
+        :raises ShutDown, StoreError: closed, or the store is read-only.
+        """
         if not isinstance(message, Message):
             raise TypeError(f"message must be a Message from reserve(), not {type(message).__name__}")
+        self._check_writable()
         q = self._queue(message.queue, create=False)
-        if (
-            q is None
-            or message.id not in q.reserved
-            or q.attempts.get(message.id) != message.attempts
-        ):
-            raise ValueError(
-                f"message: id {message.id} of queue {message.queue!r} is not reserved "
-                "(already settled, lease expired, unknown, or removed by clear/drop)"
-            )
-        return q
+        if q is None:
+            return None, 0
+        seq = self._refresh(q) if q.timed else 0
+        if message.id not in q.reserved or q.attempts.get(message.id) != message.attempts:
+            return None, seq
+        return q, seq
+
+    @staticmethod
+    def _not_reserved(message: Message) -> ValueError:
+        return ValueError(
+            f"message: id {message.id} of queue {message.queue!r} is not reserved "
+            "(already settled, lease expired, unknown, or removed by clear/drop)"
+        )
 
     def ack(self, message: Message) -> None:
         """Settle a reservation for good: delete the message. O(1) (O(log n) with a lease).
@@ -690,17 +753,20 @@ class MessageQueue:
         Thread-safe.
 
         :raises ValueError: ``message`` is not (or no longer) reserved: settled twice,
-            its lease ran out, unknown, or removed by ``clear``/``drop``.
+            its lease ran out (whether or not anything looked at the queue since),
+            unknown, or removed by ``clear``/``drop``.
         :raises TypeError: ``message`` is not a :class:`Message`.
         """
         with self._mutex:
-            self._check_writable()
-            q = self._reserved(message)
-            seq = self._rec(q, ("remove", q.name, message.id))
-            q.unreserve(message.id)
-            q.attempts.pop(message.id, None)
-            q.removed += 1
+            q, seq = self._reserved(message)
+            if q is not None:
+                seq = self._rec(q, ("remove", q.name, message.id)) or seq
+                q.unreserve(message.id)
+                q.attempts.pop(message.id, None)
+                q.removed += 1
         self._commit(seq)
+        if q is None:
+            raise self._not_reserved(message)
 
     def nack(self, message: Message, *, delay: Optional[float] = None) -> None:
         """Settle a reservation by returning the message to its queue.
@@ -708,7 +774,9 @@ class MessageQueue:
         Without ``delay`` it goes back to the front, in id order among returned
         messages; with ``delay`` (seconds) it returns there once the delay has passed.
         A message that outlived ``max_age`` is expired instead. Its ``attempts`` count
-        is kept. O(1) at the front (O(log n) delayed). Thread-safe.
+        is kept. The queue's due changes happen first (a delayed message that fell due
+        before this call joined before this message returns). O(1) at the front
+        (O(log n) delayed). Thread-safe.
 
         :raises ValueError: ``message`` is not (or no longer) reserved, or ``delay`` < 0.
         :raises TypeError: ``message`` is not a :class:`Message`.
@@ -716,10 +784,12 @@ class MessageQueue:
         if delay is not None:
             delay = check_seconds("delay", delay)
         with self._mutex:
-            self._check_writable()
-            q = self._reserved(message)
-            seq = self._return(q, message.id, delay, self._clock())
+            q, seq = self._reserved(message)
+            if q is not None:
+                seq = self._return(q, message.id, delay, self._clock()) or seq
         self._commit(seq)
+        if q is None:
+            raise self._not_reserved(message)
 
     # -- looking -------------------------------------------------------------------------
 
@@ -801,7 +871,8 @@ class MessageQueue:
             q = self._queue(queue, create=False)
             if q is None:
                 return 0
-            seq = self._rec(q, ("clear", queue))
+            seq = self._refresh(q) if q.timed else 0  # what expired before counts as expired
+            seq = self._rec(q, ("clear", queue)) or seq
             n = q.clear()
             q.dropped += n
             q.not_full.notify_all()
@@ -874,13 +945,21 @@ class MessageQueue:
 
         Thread-safe. Waits for a snapshot in progress to finish.
         """
+        error: Optional[StoreError] = None
         with self._mutex:
             if self._closed:
                 return
             self._closed = True
+            if self._writable and self._id_mark > self._last_id + 1:
+                try:  # the exact high-water mark: after a clean close, ids go on without a gap
+                    self._store.append(("last_id", self._last_id))
+                except StoreError as exc:
+                    error = exc
             for q in self._queues.values():
                 q.not_empty.notify_all()
                 q.not_full.notify_all()
+        if error is not None:
+            logger.warning("could not record the last id at close (%s); the next ids skip a block", error)
         with self._compacting:
             self._store.close()
 

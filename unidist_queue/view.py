@@ -72,7 +72,7 @@ class QueueView:
                 assert q is not None
                 if data is not None or not q.durable:
                     q, seq = mq._make_room(q, None, block=False)
-                    _, seq2 = mq._insert(q, item, data, None)
+                    _, seq2 = mq._insert(q, item, data, None, evict=True)
                     self.unfinished_tasks += 1
                     break
             # Durable now (dropped and made again since the body was looked at, perhaps

@@ -9,12 +9,17 @@ Records (the whole vocabulary; the first element names the operation):
 * ``("declare", q, maxlen, max_age, overflow)``: queue ``q`` created or reconfigured;
 * ``("add", q, id, enqueued_at, due)`` with the body: a message (``due``: None or a clock time);
 * ``("remove", q, id)``: taken, acked, expired, or dropped by overflow;
-* ``("reserve", q, id)``: reserved (its ``attempts`` grows by one);
+* ``("reserve", q, id, lease_due)``: reserved (its ``attempts`` grows by one) until
+  ``lease_due`` (a clock time) or, with ``None``, until settled or the process ends
+  (files of 0.1.0 have no ``lease_due``); a restart records the reservations it ends
+  as ``nack`` records;
 * ``("nack", q, id, due)``: back to the front (``due`` None) or delayed until ``due``;
 * ``("promote", q, id)``: a delayed message fell due and joined the ready ones;
 * ``("clear", q)``: every message of ``q`` removed;
 * ``("drop", q)``: the queue itself removed;
-* ``("ids", upto)``: ids below ``upto`` may have been handed out (non-durable queues).
+* ``("ids", upto)``: ids below ``upto`` may have been handed out (written before the
+  first id of each block is, so that no id is reused after a lost or torn tail);
+* ``("last_id", n)``: written by a clean close: exactly the ids up to ``n`` were handed out.
 
 The state passed to :meth:`Store.write_snapshot` and returned by :meth:`Store.load` is
 a dict of plain values (lists, dicts, str, int, float, None and message bodies); its
@@ -42,7 +47,7 @@ and per snapshot (one at a time)::
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 __all__ = ["MemoryStore", "Record", "State", "Store"]
 
@@ -123,6 +128,23 @@ class Store(abc.ABC):
 
         :raises StoreError: the write failed (disk full, I/O error) or the store is failed.
         """
+
+    def append_batch(self, records: Sequence[Tuple[Record, Optional[bytes]]]) -> int:
+        """Write several records (each with an ``add``'s encoded body, or ``None``) as one change.
+
+        Called with the queue lock held, for a change that takes several records (an
+        add that evicts, a batch of adds): returns the seq of the last record. A store
+        should make the batch all or nothing (:class:`~unidist_queue.FileStore` writes
+        it with one ``os.write`` and cuts a failed write back). This default calls
+        :meth:`append` once per record, which is all or nothing only for a batch of
+        one: override it in a store that can do better. Cost: that of the appends.
+
+        :raises StoreError: as :meth:`append`.
+        """
+        seq = 0
+        for record, body in records:
+            seq = self.append(record, body)
+        return seq
 
     @abc.abstractmethod
     def commit(self, seq: int) -> None:
