@@ -25,18 +25,23 @@ from helpers import WAIT
 
 from unidist_queue import FileStore, MessageQueue, StoreError, StoreLocked
 
-# The child: opens a store, forks a helper that never touches it and sleeps, says so.
+# The child: opens a store, forks a helper that never touches it and sleeps, and says so
+# once the helper runs (before that, the helper may still hold the copies it inherited).
 CHILD = r"""
 import os, sys, time
 from unidist_queue import FileStore, MessageQueue
 mq = MessageQueue(store=FileStore(sys.argv[1], fsync="never"))
 mq.add("q", "before the fork")
+r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
     try:
+        os.write(w, b"x")  # os.fork() returned here: the at-fork hooks have run
         time.sleep(60)  # the helper; the test kills it long before
     finally:
         os._exit(0)
+os.close(w)
+os.read(r, 1)
 print(pid, "ready", flush=True)
 time.sleep(60)
 """

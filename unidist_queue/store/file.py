@@ -128,7 +128,8 @@ class FileStore(Store):
     ``os.fork()`` shares: so that the lock still dies with the process that opened the
     store (and not with the last of its forked children), a hook registered with
     :func:`os.register_at_fork` closes, in the child, every descriptor of every
-    FileStore not yet closed, and those stores refuse every use there (``StoreError``:
+    FileStore not yet closed (before ``os.fork()`` returns there: until then the child
+    shares the lock), and those stores refuse every use there (``StoreError``:
     "belongs to the parent process"); :meth:`close` in the child only forgets the store
     (no fsync, nothing of the parent's touched). A child opens a store of its own as
     usual. (An archive descriptor that another thread is creating at the moment of the
