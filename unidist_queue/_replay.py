@@ -139,6 +139,11 @@ def _reserve(q: QueueState, r: Record) -> None:
         q.reserve(item, r[3] if len(r) > 3 else None)
 
 
+def _extend(q: QueueState, r: Record) -> None:
+    if r[2] in q.reserved:
+        q.set_lease(r[2], r[3])
+
+
 def _nack(q: QueueState, r: Record) -> None:
     item = q.unreserve(r[2])
     if item is None:
@@ -167,6 +172,7 @@ _HANDLERS: Dict[str, Callable[[QueueState, Any], None]] = {
     "remove": _remove,
     "reserve": _reserve,
     "nack": _nack,
+    "extend": _extend,
     "promote": _promote,
     "clear": _clear,
     "drop": _nothing,

@@ -202,6 +202,18 @@ class QueueState:
             self.retime()
         return entry[0], entry[1], entry[2]
 
+    def set_lease(self, msg_id: int, due: Optional[float]) -> None:
+        """Make the reservation ``msg_id`` end at ``due`` (``None``: no lease). O(log n)."""
+        entry = self.reserved[msg_id]
+        if entry[3] is not None:
+            self.leases.remove((entry[3], msg_id))
+        self.reserved[msg_id] = (*entry[:3], due)
+        if due is not None:
+            self.leases.add((due, msg_id))
+            if self.getters:
+                self.not_empty.notify()  # a getter may sleep past the new end
+        self.retime()
+
     def forget(self, msg_id: int) -> bool:
         """Remove message ``msg_id`` wherever it is (replay of ``remove``)."""
         found = self.pop_ready_id(msg_id) is not None or self.unreserve(msg_id) is not None

@@ -6,7 +6,7 @@ import math
 import time
 from typing import Any, Optional
 
-__all__ = ["check_seconds", "deadline_of", "remaining"]
+__all__ = ["check_count", "check_seconds", "deadline_of", "remaining"]
 
 
 def check_seconds(name: str, value: Any) -> float:
@@ -20,6 +20,19 @@ def check_seconds(name: str, value: Any) -> float:
     if math.isnan(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative number of seconds, not {value!r}")
     return float(value)
+
+
+def check_count(name: str, value: Any) -> int:
+    """Return ``value``, a positive int, or raise naming the argument ``name``.
+
+    :raises TypeError: not an int (``bool`` included).
+    :raises ValueError: less than 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value!r}")
+    return value
 
 
 def deadline_of(timeout: Optional[float]) -> Optional[float]:

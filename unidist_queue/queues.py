@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from ._state import DELAYED, EXPIRY, INF, LEASE, Item, QueueState
-from ._util import check_seconds, deadline_of, remaining
+from ._util import check_count, check_seconds, deadline_of, remaining
 from .errors import Empty, Full, ShutDown, StoreError
 from .message import MISSING, Message, QueueStats
 from .store.base import MemoryStore, Record, State, Store
@@ -74,6 +74,7 @@ class MessageQueue:
         self._compacting = threading.Lock()  # one snapshot at a time
         self._queues: Dict[str, QueueState] = {}
         self._subscribers: Dict[Optional[str], Tuple[Subscriber, ...]] = {}
+        self._news: List[str] = []  # queues where messages became ready, told of in _commit
         self._closed = False
         self._last_id = 0
         self._id_mark = 1  # ids below this are known to the store
@@ -150,11 +151,21 @@ class MessageQueue:
         return self._store.append(record, body)
 
     def _commit(self, seq: int) -> None:
-        """Outside the mutex: make ``seq`` durable, then compact if it is time."""
+        """Outside the mutex, after every change: make ``seq`` durable, compact if it is
+        time, then tell subscribers of the queues where messages became ready.
+
+        Every call that may have changed a queue ends here, so no news is left behind:
+        the thread that made a change tells of it (or a thread that came just after).
+        """
         if seq:
             self._store.commit(seq)
             if self._store.compaction_due:
                 self._auto_compact()
+        if self._news:
+            with self._mutex:
+                news, self._news = self._news, []
+            for name in news:
+                self._notify_subscribers(name)
 
     def _auto_compact(self) -> None:
         """Outside the mutex: compact now, unless another thread already is (then it's done)."""
@@ -202,6 +213,7 @@ class MessageQueue:
             return seq
         seq = self._rec(q, ("promote", q.name, entry[1]))
         q.rejoin(entry)
+        self._heard(q)
         if not entry[4] and q.maxlen is not None and q.overflow == "drop_oldest":
             while len(q.ready) > q.maxlen:  # a delayed add joined the back
                 seq = self._evict_oldest(q) or seq
@@ -218,78 +230,131 @@ class MessageQueue:
         return seq
 
     def _return(self, q: QueueState, msg_id: int, delay: Optional[float], now: float) -> int:
-        """Settle reservation ``msg_id`` back into the queue (nack or lease expiry)."""
-        entry = q.reserved[msg_id]
-        if q.is_expired(entry[1], now):
-            seq = self._rec(q, ("remove", q.name, msg_id))
-            q.unreserve(msg_id)
-            q.attempts.pop(msg_id, None)
-            q.expired += 1
-            return seq
-        due = None if delay is None else now + delay
-        seq = self._rec(q, ("nack", q.name, msg_id, due))
-        item = q.unreserve(msg_id)
-        assert item is not None
-        q.enqueue(item, due, True)
+        """Settle reservation ``msg_id`` back into the queue (nack or lease end) at ``now``."""
+        record = self._return_record(q, msg_id, delay, now)
+        seq = self._rec(q, record)
+        self._apply_settle(q, record, False)
         return seq
 
-    def _encode_for(self, name: str, message: Any) -> Optional[bytes]:
-        """Outside the mutex: the encoded body if ``name`` is (or will be) durable."""
+    @staticmethod
+    def _return_record(q: QueueState, msg_id: int, delay: Optional[float], now: float) -> Record:
+        """The record of returning reservation ``msg_id`` at ``now``: a nack, or an expiry."""
+        if q.is_expired(q.reserved[msg_id][1], now):
+            return ("remove", q.name, msg_id)
+        return ("nack", q.name, msg_id, None if delay is None else now + delay)
+
+    def _apply_settle(self, q: QueueState, record: Record, acked: bool) -> None:
+        """Apply a settle ``record`` (written already): ack, return, or expiry of a reservation."""
+        msg_id = record[2]
+        item = q.unreserve(msg_id)
+        assert item is not None
+        if record[0] == "remove":  # an ack, or a returned message past max_age
+            q.attempts.pop(msg_id, None)
+            if acked:
+                q.removed += 1
+            else:
+                q.expired += 1
+            return
+        q.enqueue(item, record[3], True)
+        if record[3] is None:
+            self._heard(q)
+
+    def _heard(self, q: QueueState) -> None:
+        """With the mutex held: messages became ready in ``q``; its subscribers hear of it in
+        :meth:`_commit`, after the mutex is released."""
+        if self._subscribers and q.name not in self._news:
+            self._news.append(q.name)
+
+    def _encode_for(self, name: str, messages: List[Any]) -> Optional[List[bytes]]:
+        """Outside the mutex: the encoded bodies if ``name`` is (or will be) durable."""
         if not self._persistent or self._read_only:
             return None
         q = self._queues.get(name)
         if q is not None and q.exists and not q.durable:
             return None
-        return self._store.encode(message)
+        return [self._store.encode(message) for message in messages]
 
     def _insert(
         self, q: QueueState, message: Any, data: Optional[bytes], delay: Optional[float],
         evict: bool = False,
     ) -> Tuple[int, int]:
-        """Add ``message`` to ``q``; return ``(id, seq)``.
+        """Add one message to ``q``: :meth:`_insert_many` of one. Returns ``(id, seq)``."""
+        ids, seq = self._insert_many(q, [message], None if data is None else [data], delay, evict)
+        return ids[0], seq
 
-        With ``evict``, a ready add to a full ``drop_oldest`` queue evicts the oldest
-        messages in the same step. Everything the add records (an id block, the
-        evictions, the add) goes to the store as one all-or-nothing batch before memory
-        changes: when the store fails, nothing changed (the timed changes applied
-        before, by :meth:`_refresh`, stand: they were due).
+    def _insert_many(
+        self, q: QueueState, batch: List[Any], datas: Optional[List[bytes]], delay: Optional[float],
+        evict: bool = False,
+    ) -> Tuple[List[int], int]:
+        """With the mutex held: add ``batch`` to ``q`` (room already made); return ``(ids, seq)``.
+
+        With ``evict``, a ready batch for a full ``drop_oldest`` queue evicts the oldest
+        messages in the same step (of a batch longer than ``maxlen``, its first ones).
+        Everything the batch records (an id block, the adds, the evictions) goes to the
+        store as one all-or-nothing :meth:`~unidist_queue.Store.append_batch` before
+        memory changes: when the store fails, nothing changed (timed changes applied
+        before by :meth:`_refresh` stand: they were due).
         """
-        msg_id = self._last_id + 1
+        first, k = self._last_id + 1, len(batch)
         now = self._clock()
         due = None if delay is None else now + delay
-        victims = 0
+        over = 0
         if evict and due is None and q.maxlen is not None and q.overflow == "drop_oldest":
-            victims = max(0, len(q.ready) - q.maxlen + 1)
-        records: List[Tuple[Record, Optional[bytes]]] = []
-        mark = 0
-        if self._writable and msg_id >= self._id_mark:
-            mark = msg_id + _ID_BLOCK
-            records.append((("ids", mark), None))
-        if q.durable and self._writable:
-            records.extend((("remove", q.name, q.ready[i][0]), None) for i in range(victims))
-            records.append((("add", q.name, msg_id, now, due), data))
+            over = max(0, len(q.ready) + k - q.maxlen)
+        records = self._add_records(q, first, k, now, due, datas, over)
         seq = 0
         if len(records) == 1:
             seq = self._store.append(*records[0])
         elif records:
             seq = self._store.append_batch(records)
-        self._last_id = msg_id
-        if mark:
-            self._id_mark = mark
-        for _ in range(victims):
+        self._last_id = first + k - 1
+        if records and records[0][0][0] == "ids":
+            self._id_mark = records[0][0][1]
+        old = min(over, len(q.ready))
+        for _ in range(old):
             self._drop_oldest(q)
-        q.enqueue((msg_id, now, message), due, False)
-        q.added += 1
-        return msg_id, seq
+        for i, message in enumerate(batch):
+            q.enqueue((first + i, now, message), due, False)
+        for _ in range(over - old):  # the first of a batch longer than maxlen
+            self._drop_oldest(q)
+        q.added += k
+        return list(range(first, first + k)), seq
+
+    def _add_records(
+        self, q: QueueState, first: int, k: int, now: float, due: Optional[float],
+        datas: Optional[List[bytes]], over: int,
+    ) -> List[Tuple[Record, Optional[bytes]]]:
+        """The records of adding ids ``first .. first+k-1`` that evict ``over`` messages."""
+        records: List[Tuple[Record, Optional[bytes]]] = []
+        if not self._writable:
+            return records
+        if first + k - 1 >= self._id_mark:
+            records.append((("ids", first + k - 1 + _ID_BLOCK), None))
+        if q.durable:
+            old = min(over, len(q.ready))
+            records.extend((("remove", q.name, q.ready[i][0]), None) for i in range(old))
+            assert datas is not None
+            records.extend((("add", q.name, first + i, now, due), datas[i]) for i in range(k))
+            records.extend((("remove", q.name, first + i), None) for i in range(over - old))
+        return records
 
     def _make_room(
-        self, q: QueueState, deadline: Optional[float], block: bool = True
+        self, q: QueueState, deadline: Optional[float], block: bool = True, n: int = 1
     ) -> Tuple[QueueState, int]:
-        """Apply ``q``'s overflow policy before an add; may wait. Returns the queue and a seq."""
+        """Apply ``q``'s overflow policy before adding ``n`` messages; may wait.
+
+        Returns the queue and a seq. ``"drop_oldest"`` evicts nothing here: the add
+        evicts as part of its own recorded change (see :meth:`_insert_many`).
+
+        :raises Full: ``"reject"`` (or not ``block``) and no room; the deadline passed.
+        :raises ValueError: ``"block"`` and ``n`` is more than ``maxlen``.
+        """
         seq = 0
         if q.timed:  # due messages join (before this add), expired ones make room
             seq = self._refresh(q)
-        while q.maxlen is not None and len(q.ready) >= q.maxlen and q.overflow != "drop_oldest":
+        if q.overflow == "block" and q.maxlen is not None and n > q.maxlen and block:
+            raise ValueError(f"messages: a batch of {n} never fits queue {q.name!r} (maxlen={q.maxlen})")
+        while q.maxlen is not None and len(q.ready) + n > q.maxlen and q.overflow != "drop_oldest":
             if q.overflow == "reject" or not block:
                 raise self._full(q, seq, "is full")
             wait = remaining(deadline)
@@ -443,33 +508,68 @@ class MessageQueue:
         self, queue: str, message: Any, delay: Optional[float], timeout: Optional[float],
         data: Optional[bytes] = None,
     ) -> int:
+        return self._add_many(queue, [message], delay, timeout, None if data is None else [data])[0]
+
+    def add_many(
+        self, queue: str, messages: Iterable[Any], *, delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+    ) -> List[int]:
+        """Append every message of ``messages``, in order, as one atomic step; return their ids.
+
+        No other call sees part of the batch; a durable queue records it with one
+        archive write. Overflow applies to the batch: ``"drop_oldest"`` evicts what it
+        must (of a batch longer than ``maxlen`` the last ``maxlen`` stay), ``"reject"``
+        raises :class:`Full` and adds none unless all fit, ``"block"`` waits for room
+        for all. With ``delay`` every message is delayed (overflow applies when they
+        fall due, as for :meth:`add`). Subscribers hear of the batch once. An empty
+        batch changes nothing and returns ``[]``.
+
+        Cost: O(k) for k messages, plus their serialization for a durable queue.
+        Thread-safe.
+
+        :raises Full: ``"reject"`` and the batch does not fit, or ``"block"`` and
+            ``timeout`` passed.
+        :raises ValueError: ``"block"`` and a batch longer than ``maxlen``, or a
+            negative ``delay`` or ``timeout``.
+        :raises SerializationError: a message cannot be serialized; nothing was stored.
+        :raises StoreError: the store could not record it; nothing changed.
+        :raises ShutDown: the MessageQueue is closed (also while waiting for room).
+        """
+        batch = list(messages)
+        if not batch:
+            return []
+        return self._add_many(queue, batch, delay, timeout, None)
+
+    def _add_many(
+        self, queue: str, batch: List[Any], delay: Optional[float], timeout: Optional[float],
+        datas: Optional[List[bytes]],
+    ) -> List[int]:
+        """The body of :meth:`add` and :meth:`add_many`: ``datas`` are the encoded bodies, if known."""
         if delay is not None:
             delay = check_seconds("delay", delay)
         deadline = deadline_of(timeout)
-        if data is None:
-            data = self._encode_for(queue, message)
-        seq = 0
+        if datas is None:
+            datas = self._encode_for(queue, batch)
         while True:
             with self._mutex:
                 self._check_writable()
                 q = self._queue(queue, create=True)
                 assert q is not None
                 if delay is None:
-                    q, seq1 = self._make_room(q, deadline)  # may wait, the mutex released
+                    q, seq = self._make_room(q, deadline, n=len(batch))  # may wait, the mutex released
                 else:  # not ready until due: overflow applies then (see _refresh)
-                    seq1 = self._refresh(q) if q.timed else 0
-                seq = seq1 or seq
-                if data is not None or not q.durable:
-                    msg_id, seq2 = self._insert(q, message, data, delay, evict=True)
+                    seq = self._refresh(q) if q.timed else 0
+                if datas is not None or not q.durable:
+                    ids, seq2 = self._insert_many(q, batch, datas, delay, evict=True)
+                    if delay is None:
+                        self._heard(q)
                     break
-            # Durable now (made durable, or dropped and made again, since the body was
-            # looked at, perhaps while this add waited for room): encode it, outside the
+            # Durable now (made durable, or dropped and made again, since the bodies were
+            # looked at, perhaps while this add waited for room): encode, outside the
             # mutex, and try again.
-            data = self._store.encode(message)
+            datas = [self._store.encode(message) for message in batch]
         self._commit(seq2 or seq)
-        if self._subscribers:
-            self._notify_subscribers(queue)
-        return msg_id
+        return ids
 
     def declare(
         self,
@@ -670,35 +770,97 @@ class MessageQueue:
         seq = 0
         try:
             with self._mutex:
-                while True:
-                    self._check_writable()
-                    q = self._waiting_room(queue)
-                    if q.timed:
-                        seq = self._refresh(q) or seq
-                    if q.ready:
-                        item, attempts, seq2 = self._pop_for(q, lease, reserve)
-                        seq = seq2 or seq
-                        return item, attempts, item[2]
-                    if stop is not None and stop():
-                        self._left_room(q)  # no placeholder left for an unknown name
-                        raise ShutDown("the queue view is shut down")
-                    wait = remaining(deadline)
-                    if not block or (wait is not None and wait <= 0):
-                        self._left_room(q)
-                        raise Empty(f"queue {queue!r} has no ready message")
-                    if q.timed:
-                        due = q.next_due()
-                        if due != INF:
-                            until_due = max(0.0, due - self._clock())
-                            wait = until_due if wait is None else min(wait, until_due)
-                    q.getters += 1
-                    try:
-                        q.not_empty.wait(wait)
-                    finally:
-                        q.getters -= 1
-                        self._left_room(q)
+                q, seq = self._until_ready(queue, deadline, block, stop)
+                item, attempts, seq2 = self._pop_for(q, lease, reserve)
+                seq = seq2 or seq
+                return item, attempts, item[2]
         finally:
             self._commit(seq)
+
+    def _until_ready(
+        self, queue: str, deadline: Optional[float], block: bool, stop: Optional[Callable[[], bool]]
+    ) -> Tuple[QueueState, int]:
+        """With the mutex held: wait until ``queue`` has a ready message; return it and a seq.
+
+        Wakes for every way a message becomes ready: an add, a nack, and (bounded by
+        the queue's next timed change) a delay falling due or a lease ending.
+
+        :raises Empty: ``deadline`` passed, or nothing ready and not ``block``.
+        :raises ShutDown: closed, or ``stop()`` became true (a view shut down).
+        """
+        seq = 0
+        while True:
+            self._check_writable()
+            q = self._waiting_room(queue)
+            if q.timed:
+                seq = self._refresh(q) or seq
+            if q.ready:
+                return q, seq
+            if stop is not None and stop():
+                self._left_room(q)  # no placeholder left for an unknown name
+                raise ShutDown("the queue view is shut down")
+            wait = remaining(deadline)
+            if not block or (wait is not None and wait <= 0):
+                self._left_room(q)
+                raise Empty(f"queue {queue!r} has no ready message")
+            if q.timed:
+                due = q.next_due()
+                if due != INF:
+                    until_due = max(0.0, due - self._clock())
+                    wait = until_due if wait is None else min(wait, until_due)
+            q.getters += 1
+            try:
+                q.not_empty.wait(wait)
+            finally:
+                q.getters -= 1
+                self._left_room(q)
+
+    def reserve_many(
+        self, queue: str, n: int, *, timeout: Optional[float] = None, lease: Optional[float] = None
+    ) -> List[Message]:
+        """Wait as :meth:`reserve` does until a message is ready, then reserve up to ``n``.
+
+        The oldest ready messages (at most ``n``) are reserved in one atomic step (one
+        archive write for a durable queue), each with the same ``lease``; no other call
+        sees part of the batch. Cost: O(k) for k messages (O(k log n) with a lease).
+        Thread-safe.
+
+        :raises Empty: ``timeout`` passed with nothing ready.
+        :raises ValueError: ``n`` < 1, or ``timeout`` or ``lease`` is negative.
+        :raises TypeError: ``n`` is not an int.
+        :raises ShutDown: the MessageQueue was closed (also while waiting).
+        """
+        n = check_count("n", n)
+        if lease is not None:
+            lease = check_seconds("lease", lease)
+        deadline = deadline_of(timeout)
+        seq = 0
+        try:
+            with self._mutex:
+                q, seq = self._until_ready(queue, deadline, True, None)
+                taken, seq2 = self._reserve_front(q, min(n, len(q.ready)), lease)
+                seq = seq2 or seq
+        finally:
+            self._commit(seq)
+        return [Message(item[0], queue, item[2], item[1], attempts) for item, attempts in taken]
+
+    def _reserve_front(
+        self, q: QueueState, k: int, lease: Optional[float]
+    ) -> Tuple[List[Tuple[Item, int]], int]:
+        """With the mutex held: reserve the ``k`` oldest ready messages as one recorded change."""
+        lease_due = None if lease is None else self._clock() + lease
+        items = [q.ready[i] for i in range(k)]
+        seq = 0
+        if q.durable and self._writable:
+            records = [(("reserve", q.name, item[0], lease_due), None) for item in items]
+            seq = self._store.append_batch(records)
+        taken = []
+        for item in items:
+            q.pop_front()
+            taken.append((item, q.reserve(item, lease_due)))
+        if q.putters:
+            q.not_full.notify(k)
+        return taken, seq
 
     def _pop_for(self, q: QueueState, lease: Optional[float], reserve: bool) -> Tuple[Item, int, int]:
         item = q.ready[0]
@@ -719,33 +881,58 @@ class MessageQueue:
 
     # -- settling reservations ---------------------------------------------------------------
 
-    def _reserved(self, message: Message) -> Tuple[Optional[QueueState], int]:
-        """With the mutex held: the queue holding ``message``'s current reservation (or
-        ``None`` if it is not one) and a seq to commit.
+    def _settling(self, messages: Any) -> Tuple[List[Tuple[QueueState, Message]], int, Optional[Message]]:
+        """With the mutex held: the queue of each message, its due changes applied first.
 
-        The queue's due changes are applied first: a lease that ran out ended the
-        reservation, whether or not anything looked at the queue since (DESIGN 3).
+        Returns ``(pairs, seq, bad)``: ``bad`` is the first message that is not a current
+        reservation (a lease that ran out ended it, whether or not anything looked at the
+        queue since: DESIGN 3), or that appears twice; then nothing may be settled.
 
-        :raises TypeError: ``message`` is not a :class:`Message`.
+        :raises TypeError: a message is not a :class:`Message`.
         :raises ShutDown, StoreError: closed, or the store is read-only.
         """
-        if not isinstance(message, Message):
-            raise TypeError(f"message must be a Message from reserve(), not {type(message).__name__}")
         self._check_writable()
-        q = self._queue(message.queue, create=False)
-        if q is None:
-            return None, 0
-        seq = self._refresh(q) if q.timed else 0
-        if message.id not in q.reserved or q.attempts.get(message.id) != message.attempts:
-            return None, seq
-        return q, seq
+        pairs: List[Tuple[QueueState, Message]] = []
+        seen = set()
+        seq = 0
+        for m in messages:
+            if not isinstance(m, Message):
+                raise TypeError(f"message must be a Message from reserve(), not {type(m).__name__}")
+            q = self._queue(m.queue, create=False)
+            if q is not None and q.timed:
+                seq = self._refresh(q) or seq
+            key = (m.queue, m.id)
+            if q is None or key in seen or m.id not in q.reserved or q.attempts.get(m.id) != m.attempts:
+                return pairs, seq, m
+            seen.add(key)
+            pairs.append((q, m))
+        return pairs, seq, None
 
     @staticmethod
     def _not_reserved(message: Message) -> ValueError:
         return ValueError(
             f"message: id {message.id} of queue {message.queue!r} is not reserved "
-            "(already settled, lease expired, unknown, or removed by clear/drop)"
+            "(already settled, lease expired, unknown, removed by clear/drop, or given twice)"
         )
+
+    def _settle(self, messages: Any, delay: Optional[float], ack: bool) -> None:
+        """Ack (or nack with ``delay``) every message as one recorded change; all or none."""
+        with self._mutex:
+            pairs, seq, bad = self._settling(messages)
+            if bad is None and pairs:
+                now = self._clock()
+                records = [
+                    ("remove", q.name, m.id) if ack else self._return_record(q, m.id, delay, now)
+                    for q, m in pairs
+                ]
+                durable = [(r, None) for (q, _), r in zip(pairs, records) if q.durable]
+                if durable and self._writable:
+                    seq = self._store.append_batch(durable) or seq
+                for (q, _), record in zip(pairs, records):
+                    self._apply_settle(q, record, ack)
+        self._commit(seq)
+        if bad is not None:
+            raise self._not_reserved(bad)
 
     def ack(self, message: Message) -> None:
         """Settle a reservation for good: delete the message. O(1) (O(log n) with a lease).
@@ -757,16 +944,7 @@ class MessageQueue:
             unknown, or removed by ``clear``/``drop``.
         :raises TypeError: ``message`` is not a :class:`Message`.
         """
-        with self._mutex:
-            q, seq = self._reserved(message)
-            if q is not None:
-                seq = self._rec(q, ("remove", q.name, message.id)) or seq
-                q.unreserve(message.id)
-                q.attempts.pop(message.id, None)
-                q.removed += 1
-        self._commit(seq)
-        if q is None:
-            raise self._not_reserved(message)
+        self._settle((message,), None, True)
 
     def nack(self, message: Message, *, delay: Optional[float] = None) -> None:
         """Settle a reservation by returning the message to its queue.
@@ -783,13 +961,66 @@ class MessageQueue:
         """
         if delay is not None:
             delay = check_seconds("delay", delay)
+        self._settle((message,), delay, False)
+
+    def ack_many(self, messages: Iterable[Message]) -> None:
+        """Ack several reservations (of any queues) as one step: one archive write.
+
+        All or none: if one is not a current reservation, or one appears twice, nothing
+        is settled. Cost: O(k) for k messages. Thread-safe.
+
+        :raises ValueError: a message is not (or no longer) reserved, or appears twice.
+        :raises TypeError: a message is not a :class:`Message`.
+        """
+        self._settle(list(messages), None, True)
+
+    def nack_many(self, messages: Iterable[Message], *, delay: Optional[float] = None) -> None:
+        """Nack several reservations (of any queues) as one step, as :meth:`nack` each.
+
+        All or none, as :meth:`ack_many`. Cost: O(k) for k messages. Thread-safe.
+
+        :raises ValueError: a message is not (or no longer) reserved, appears twice, or
+            ``delay`` < 0.
+        :raises TypeError: a message is not a :class:`Message`.
+        """
+        if delay is not None:
+            delay = check_seconds("delay", delay)
+        self._settle(list(messages), delay, False)
+
+    def extend(self, message: Message, lease: float) -> None:
+        """The reservation ``message`` now ends ``lease`` seconds from now (a long task keeps it).
+
+        Works on a reservation with or without a lease. The queue's due changes happen
+        first: a delivery whose lease already ran out is no longer current. O(log n).
+        Thread-safe.
+
+        :raises ValueError: ``message`` is not a current reservation, or ``lease`` < 0.
+        :raises TypeError: ``message`` is not a :class:`Message`.
+        """
+        lease = check_seconds("lease", lease)
         with self._mutex:
-            q, seq = self._reserved(message)
-            if q is not None:
-                seq = self._return(q, message.id, delay, self._clock()) or seq
+            pairs, seq, bad = self._settling((message,))
+            if bad is None:
+                q = pairs[0][0]
+                due = self._clock() + lease
+                seq = self._rec(q, ("extend", q.name, message.id, due)) or seq
+                q.set_lease(message.id, due)
         self._commit(seq)
-        if q is None:
-            raise self._not_reserved(message)
+        if bad is not None:
+            raise self._not_reserved(bad)
+
+    def next_due(self, queue: str) -> Optional[float]:
+        """Clock time of ``queue``'s next timed change (a delayed message due, a lease
+        ending, an expiry), or ``None`` (none, or an unknown queue).
+
+        Due changes are applied first, so the answer is in the future (or ``None``).
+        A subscriber uses it to know when to look again. O(1). Thread-safe.
+        """
+        with self._mutex:
+            q, seq = self._look(queue)
+            due = INF if q is None else q.next_due()
+        self._commit(seq)
+        return None if due == INF else due
 
     # -- looking -------------------------------------------------------------------------
 

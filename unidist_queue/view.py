@@ -61,7 +61,7 @@ class QueueView:
             check_seconds("timeout", timeout)  # "'timeout' must be a non-negative number"
         deadline = deadline_of(timeout) if block else None
         mq = self._mq
-        data = mq._encode_for(self.name, item)
+        datas = mq._encode_for(self.name, [item])
         while True:
             with self.mutex:
                 if self.is_shutdown:
@@ -70,14 +70,14 @@ class QueueView:
                 self._wait_for_room(block, deadline)
                 q = mq._queue(self.name, create=True)
                 assert q is not None
-                if data is not None or not q.durable:
+                if datas is not None or not q.durable:
                     q, seq = mq._make_room(q, None, block=False)
-                    _, seq2 = mq._insert(q, item, data, None, evict=True)
+                    _, seq2 = mq._insert(q, item, None if datas is None else datas[0], None, evict=True)
                     self.unfinished_tasks += 1
                     break
             # Durable now (dropped and made again since the body was looked at, perhaps
             # while this put waited for room): encode it, outside the mutex, and retry.
-            data = mq._encode_for(self.name, item)
+            datas = mq._encode_for(self.name, [item])
         mq._commit(seq2 or seq)
         if mq._subscribers:
             mq._notify_subscribers(self.name)

@@ -14,6 +14,7 @@ Records (the whole vocabulary; the first element names the operation):
   (files of 0.1.0 have no ``lease_due``); a restart records the reservations it ends
   as ``nack`` records;
 * ``("nack", q, id, due)``: back to the front (``due`` None) or delayed until ``due``;
+* ``("extend", q, id, lease_due)``: the reservation now ends at ``lease_due``;
 * ``("promote", q, id)``: a delayed message fell due and joined the ready ones;
 * ``("clear", q)``: every message of ``q`` removed;
 * ``("drop", q)``: the queue itself removed;
