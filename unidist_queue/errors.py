@@ -2,9 +2,10 @@
 
 Every error the library raises on purpose derives from :class:`UnidistQueueError`.
 Where a standard-library exception already names the situation, ours derives from it
-too, so code written against :mod:`queue` keeps working: :class:`Empty` *is a*
-:class:`queue.Empty`, :class:`Full` *is a* :class:`queue.Full`, and on Python 3.13+
-:class:`ShutDown` *is a* :class:`queue.ShutDown`.
+too, so code written against :mod:`queue` and :mod:`concurrent.futures` keeps working:
+:class:`Empty` *is a* :class:`queue.Empty`, :class:`Full` *is a* :class:`queue.Full`,
+and :class:`ShutDown` *is a* :class:`RuntimeError` (what ``Executor.submit`` raises after
+``shutdown``) and, on Python 3.13+, a :class:`queue.ShutDown`.
 
 Bad arguments raise plain :class:`ValueError` / :class:`TypeError` naming the argument.
 """
@@ -38,7 +39,8 @@ class Full(UnidistQueueError, _stdlib_queue.Full):
     """A bounded queue with ``overflow="reject"`` is full, or a blocking add timed out."""
 
 
-_shutdown_bases: Tuple[Type[BaseException], ...] = (UnidistQueueError,)
+# MRO: ShutDown, UnidistQueueError, RuntimeError, queue.ShutDown (3.13+), Exception, ...
+_shutdown_bases: Tuple[Type[BaseException], ...] = (UnidistQueueError, RuntimeError)
 if hasattr(_stdlib_queue, "ShutDown"):  # pragma: no cover - taken on Python 3.13+ only (queue.ShutDown)
     _shutdown_bases += (_stdlib_queue.ShutDown,)
 
@@ -47,7 +49,8 @@ class ShutDown(*_shutdown_bases):  # type: ignore[misc]
     """The object was closed or shut down.
 
     Raised by calls made after ``close()``/``shutdown()``, and by calls that were blocked
-    waiting when it happened. On Python 3.13+ it is also a :class:`queue.ShutDown`.
+    waiting when it happened. It is a :class:`RuntimeError`, as ``Executor.submit``
+    raises after ``shutdown``, and on Python 3.13+ also a :class:`queue.ShutDown`.
     """
 
 
