@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
-from ._util import check_seconds, deadline_of, remaining
-from .errors import Full, ShutDown
+from ._util import check_seconds, deadline_of
 
 if TYPE_CHECKING:
-    from .queues import MessageQueue
+    from ._core import QueueCore
 
 __all__ = ["QueueView"]
 
@@ -35,13 +34,13 @@ class QueueView:
     Cost: ``put`` and ``get`` are O(1). Thread-safe: it shares the MessageQueue's mutex.
     """
 
-    def __init__(self, mq: MessageQueue, name: str, maxsize: int = 0) -> None:
+    def __init__(self, core: QueueCore, name: str, maxsize: int = 0) -> None:
         if not isinstance(name, str):
             raise TypeError(f"queue must be a str, not {type(name).__name__}")
-        self._mq = mq
+        self._core = core
         self.name = name
         self.maxsize = maxsize
-        self.mutex = mq._mutex
+        self.mutex = core.mutex
         # all_tasks_done: notified by task_done when the count of unfinished tasks
         # reaches zero, and by shutdown(immediate=True).
         self.all_tasks_done = threading.Condition(self.mutex)
@@ -60,46 +59,13 @@ class QueueView:
         if block and timeout is not None:
             check_seconds("timeout", timeout)  # "'timeout' must be a non-negative number"
         deadline = deadline_of(timeout) if block else None
-        mq = self._mq
-        datas = mq._encode_for(self.name, [item])
-        while True:
-            with self.mutex:
-                if self.is_shutdown:
-                    raise ShutDown("the queue view is shut down")
-                mq._check_writable()
-                self._wait_for_room(block, deadline)
-                q = mq._queue(self.name, create=True)
-                assert q is not None
-                if datas is not None or not q.durable:
-                    q, seq = mq._make_room(q, None, block=False)
-                    _, seq2 = mq._insert(q, item, None if datas is None else datas[0], None, evict=True)
-                    self.unfinished_tasks += 1
-                    break
-            # Durable now (dropped and made again since the body was looked at, perhaps
-            # while this put waited for room): encode it, outside the mutex, and retry.
-            datas = mq._encode_for(self.name, [item])
-        mq._commit(seq2 or seq)
-        if mq._subscribers:
-            mq._notify_subscribers(self.name)
+        self._core.view_put(self.name, item, block, deadline, self._room, self._is_shut_down, self._counted)
 
-    def _wait_for_room(self, block: bool, deadline: Optional[float]) -> None:
-        """With the mutex held: wait until fewer than ``maxsize`` items are ready."""
-        if self.maxsize <= 0:
-            return
-        while True:
-            q = self._mq._waiting_room(self.name)
-            if len(q.ready) < self.maxsize:
-                return
-            wait = remaining(deadline)
-            if not block or (wait is not None and wait <= 0):
-                raise Full(f"queue view {self.name!r} is full ({self.maxsize} items)")
-            try:
-                q.wait_for_room(wait)
-            finally:
-                self._mq._left_room(q)
-            if self.is_shutdown:
-                raise ShutDown("the queue view is shut down")
-            self._mq._check_writable()
+    def _room(self) -> int:
+        return self.maxsize
+
+    def _counted(self) -> None:
+        self.unfinished_tasks += 1
 
     def put_nowait(self, item: Any) -> None:
         """``put(item, block=False)``."""
@@ -118,9 +84,7 @@ class QueueView:
         """
         if not block:
             timeout = None
-        return self._mq._wait_take(
-            self.name, timeout, None, False, block=block, stop=self._is_shut_down
-        )[2]
+        return self._core.view_get(self.name, timeout, block, self._is_shut_down)
 
     def _is_shut_down(self) -> bool:
         return self.is_shutdown
@@ -133,7 +97,7 @@ class QueueView:
 
     def qsize(self) -> int:
         """Ready items of the queue now (not reliable: it may change at once)."""
-        return self._mq.count(self.name)
+        return self._core.count(self.name)
 
     def empty(self) -> bool:
         """``qsize() == 0`` (not reliable)."""
@@ -174,21 +138,16 @@ class QueueView:
         counting as done for :meth:`join`. Blocked callers wake. The MessageQueue stays
         open.
         """
-        mq = self._mq
-        seq = 0
         with self.mutex:
             self.is_shutdown = True
-            q = mq._waiting_room(self.name)
-            if immediate:
-                while q.ready and not mq._closed and not mq._read_only:
-                    seq = mq._pop_for(q, None, False)[2] or seq
-                    if self.unfinished_tasks > 0:
-                        self.unfinished_tasks -= 1
+        self._core.view_shutdown(self.name, immediate, self._removed)
+        if immediate:
+            with self.all_tasks_done:
                 self.all_tasks_done.notify_all()
-            q.not_empty.notify_all()
-            q.not_full.notify_all()
-            mq._left_room(q)
-        mq._commit(seq)
+
+    def _removed(self) -> None:
+        if self.unfinished_tasks > 0:
+            self.unfinished_tasks -= 1
 
     def __repr__(self) -> str:
         return f"<QueueView {self.name!r} maxsize={self.maxsize}>"

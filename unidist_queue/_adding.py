@@ -1,0 +1,319 @@
+"""Adding to a queue: add, add_many, declare, and the overflow policies (internal).
+
+Part of :class:`~unidist_queue._core.QueueCore` (see :mod:`._corebase`). An add records
+everything it changes (an id block, evictions, the add) as one all-or-nothing batch
+before memory changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Optional, Tuple
+
+from ._corebase import ID_BLOCK
+from ._state import INF, QueueState
+from ._timed import TimedMixin
+from ._util import check_seconds, deadline_of, remaining
+from .errors import Full
+from .message import MISSING
+from .store.base import Record
+
+__all__ = ["OVERFLOWS", "AddMixin", "check_options"]
+
+OVERFLOWS = ("drop_oldest", "reject", "block")
+
+
+class AddMixin(TimedMixin):
+    """add, add_many, declare (see the module)."""
+
+
+    def add(
+        self, queue: str, message: Any, *, delay: Optional[float] = None, timeout: Optional[float] = None
+    ) -> int:
+        """See :meth:`MessageQueue.add`."""
+        if delay is not None or timeout is not None:
+            pass
+        elif not self._persistent:
+            with self.mutex:
+                q = self._queues.get(queue)
+                if q is not None and q.plain and not q.timed and q.exists and not self._closed:
+                    self._last_id = msg_id = self._last_id + 1
+                    q.ready.append((msg_id, self._clock(), message))
+                    q.added += 1
+                    if q.getters:
+                        q.not_empty.notify()
+                    if not self._subscribers:
+                        return msg_id
+                    fast = True
+                else:
+                    fast = False
+            if fast:
+                self._notify_subscribers(queue)
+                return msg_id
+        elif self._writable:
+            # The durable fast path: an existing durable queue with no maxlen and nothing
+            # timed (no max_age, no delayed message, no lease) has nothing to promote,
+            # expire or evict. Encode outside the mutex, then under it one append and one
+            # deque append; commit (fsync per policy) outside it. With a group-commit
+            # store the append is bracketed by enter/leave (see Store.enter). Anything
+            # else goes to _add, with the body already encoded if it was.
+            q = self._queues.get(queue)
+            if q is None or not (q.durable and q.maxlen is None and not q.timed and q.exists):
+                return self._add(queue, message, None, None)
+            store = self._store
+            data = store.encode(message)  # SerializationError: nothing changed
+            gather = store.group_commit
+            if gather:
+                store.enter()  # a commit round about to start waits for this append
+            try:
+                with self.mutex:
+                    msg_id = self._last_id + 1
+                    if (
+                        q.durable and q.maxlen is None and not q.timed and q.exists and not self._closed
+                        and msg_id < self._id_mark  # else an id block is recorded first: _insert
+                    ):
+                        self._last_id = msg_id
+                        now = self._clock()
+                        seq = store.append(("add", queue, msg_id, now, None), data)
+                        q.ready.append((msg_id, now, message))
+                        q.added += 1
+                        if q.getters:
+                            q.not_empty.notify()
+                        fast = True
+                    else:
+                        fast = False
+            finally:
+                if gather:
+                    store.leave()
+            if not fast:
+                return self._add(queue, message, None, None, data)
+            if store.needs_commit:
+                store.commit(seq)  # _commit, inlined
+            if store.compaction_due:
+                self._auto_compact()
+            if self._subscribers:
+                self._notify_subscribers(queue)
+            return msg_id
+        return self._add(queue, message, delay, timeout)
+
+    def _add(
+        self, queue: str, message: Any, delay: Optional[float], timeout: Optional[float],
+        data: Optional[bytes] = None,
+    ) -> int:
+        return self._add_many(queue, [message], delay, timeout, None if data is None else [data])[0]
+
+    def add_many(
+        self, queue: str, messages: Iterable[Any], *, delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+    ) -> List[int]:
+        """See :meth:`MessageQueue.add_many`."""
+        batch = list(messages)
+        if not batch:
+            return []
+        return self._add_many(queue, batch, delay, timeout, None)
+
+    def _add_many(
+        self, queue: str, batch: List[Any], delay: Optional[float], timeout: Optional[float],
+        datas: Optional[List[bytes]],
+    ) -> List[int]:
+        """The body of :meth:`add` and :meth:`add_many`: ``datas`` are the encoded bodies, if known."""
+        if delay is not None:
+            delay = check_seconds("delay", delay)
+        deadline = deadline_of(timeout)
+        if datas is None:
+            datas = self._encode_for(queue, batch)
+        while True:
+            with self.mutex:
+                self._check_writable()
+                q = self._queue(queue, create=True)
+                assert q is not None
+                if delay is None:
+                    q, seq = self._make_room(q, deadline, n=len(batch))  # may wait, the mutex released
+                else:  # not ready until due: overflow applies then (see _refresh)
+                    seq = self._refresh(q) if q.timed else 0
+                if datas is not None or not q.durable:
+                    ids, seq2 = self._insert_many(q, batch, datas, delay, evict=True)
+                    if delay is None:
+                        self._heard(q)
+                    break
+            # Durable now (made durable, or dropped and made again, since the bodies were
+            # looked at, perhaps while this add waited for room): encode, outside the
+            # mutex, and try again.
+            datas = [self._store.encode(message) for message in batch]
+        self._commit(seq2 or seq)
+        return ids
+
+    def _encode_for(self, name: str, messages: List[Any]) -> Optional[List[bytes]]:
+        """Outside the mutex: the encoded bodies if ``name`` is (or will be) durable."""
+        if not self._persistent or self._read_only:
+            return None
+        q = self._queues.get(name)
+        if q is not None and q.exists and not q.durable:
+            return None
+        return [self._store.encode(message) for message in messages]
+
+    def _insert(
+        self, q: QueueState, message: Any, data: Optional[bytes], delay: Optional[float],
+        evict: bool = False,
+    ) -> Tuple[int, int]:
+        """Add one message to ``q``: :meth:`_insert_many` of one. Returns ``(id, seq)``."""
+        ids, seq = self._insert_many(q, [message], None if data is None else [data], delay, evict)
+        return ids[0], seq
+
+    def _insert_many(
+        self, q: QueueState, batch: List[Any], datas: Optional[List[bytes]], delay: Optional[float],
+        evict: bool = False,
+    ) -> Tuple[List[int], int]:
+        """With the mutex held: add ``batch`` to ``q`` (room already made); return ``(ids, seq)``.
+
+        With ``evict``, a ready batch for a full ``drop_oldest`` queue evicts the oldest
+        messages in the same step (of a batch longer than ``maxlen``, its first ones).
+        Everything the batch records (an id block, the adds, the evictions) goes to the
+        store as one all-or-nothing :meth:`~unidist_queue.Store.append_batch` before
+        memory changes: when the store fails, nothing changed (timed changes applied
+        before by :meth:`_refresh` stand: they were due).
+        """
+        first, k = self._last_id + 1, len(batch)
+        now = self._clock()
+        due = None if delay is None else now + delay
+        over = 0
+        if evict and due is None and q.maxlen is not None and q.overflow == "drop_oldest":
+            over = max(0, len(q.ready) + k - q.maxlen)
+        records = self._add_records(q, first, k, now, due, datas, over)
+        seq = 0
+        if len(records) == 1:
+            seq = self._store.append(*records[0])
+        elif records:
+            seq = self._store.append_batch(records)
+        self._last_id = first + k - 1
+        if records and records[0][0][0] == "ids":
+            self._id_mark = records[0][0][1]
+        old = min(over, len(q.ready))
+        for _ in range(old):
+            self._drop_oldest(q)
+        for i, message in enumerate(batch):
+            q.enqueue((first + i, now, message), due, False)
+        for _ in range(over - old):  # the first of a batch longer than maxlen
+            self._drop_oldest(q)
+        q.added += k
+        return list(range(first, first + k)), seq
+
+    def _add_records(
+        self, q: QueueState, first: int, k: int, now: float, due: Optional[float],
+        datas: Optional[List[bytes]], over: int,
+    ) -> List[Tuple[Record, Optional[bytes]]]:
+        """The records of adding ids ``first .. first+k-1`` that evict ``over`` messages."""
+        records: List[Tuple[Record, Optional[bytes]]] = []
+        if not self._writable:
+            return records
+        if first + k - 1 >= self._id_mark:
+            records.append((("ids", first + k - 1 + ID_BLOCK), None))
+        if q.durable:
+            old = min(over, len(q.ready))
+            records.extend((("remove", q.name, q.ready[i][0]), None) for i in range(old))
+            assert datas is not None
+            records.extend((("add", q.name, first + i, now, due), datas[i]) for i in range(k))
+            records.extend((("remove", q.name, first + i), None) for i in range(over - old))
+        return records
+
+    def _make_room(
+        self, q: QueueState, deadline: Optional[float], block: bool = True, n: int = 1
+    ) -> Tuple[QueueState, int]:
+        """Apply ``q``'s overflow policy before adding ``n`` messages; may wait.
+
+        Returns the queue and a seq. ``"drop_oldest"`` evicts nothing here: the add
+        evicts as part of its own recorded change (see :meth:`_insert_many`).
+
+        :raises Full: ``"reject"`` (or not ``block``) and no room; the deadline passed.
+        :raises ValueError: ``"block"`` and ``n`` is more than ``maxlen``.
+        """
+        seq = 0
+        if q.timed:  # due messages join (before this add), expired ones make room
+            seq = self._refresh(q)
+        if q.overflow == "block" and q.maxlen is not None and n > q.maxlen and block:
+            raise ValueError(f"messages: a batch of {n} never fits queue {q.name!r} (maxlen={q.maxlen})")
+        while q.maxlen is not None and len(q.ready) + n > q.maxlen and q.overflow != "drop_oldest":
+            if q.overflow == "reject" or not block:
+                raise self._full(q, seq, "is full")
+            wait = remaining(deadline)
+            if wait is not None and wait <= 0:
+                raise self._full(q, seq, "stayed full")
+            if q.timed:  # wake when the oldest may expire
+                due = q.next_due()
+                if due != INF:
+                    until_due = max(0.0, due - self._clock())
+                    wait = until_due if wait is None else min(wait, until_due)
+            q.wait_for_room(wait)
+            self._check_writable()
+            q = self._queue(q.name, create=True)  # type: ignore[assignment]
+            if q.timed:
+                seq = self._refresh(q) or seq
+        return q, seq
+
+    def _full(self, q: QueueState, seq: int, why: str) -> Full:
+        """The ``Full`` for a refused add, once ``seq`` (records of the refresh) is committed.
+
+        Called with the mutex held; it is released during the commit (an fsync).
+        """
+        error = Full(f"queue {q.name!r} {why} (maxlen={q.maxlen})")
+        if seq:
+            self.mutex.release()
+            try:
+                self._store.commit(seq)
+            finally:
+                self.mutex.acquire()
+        return error
+
+    def declare(
+        self,
+        queue: str,
+        *,
+        maxlen: Optional[int] = MISSING,
+        max_age: Optional[float] = MISSING,
+        overflow: str = MISSING,
+        durable: Optional[bool] = None,
+    ) -> None:
+        """See :meth:`MessageQueue.declare`."""
+        check_options(maxlen, max_age, overflow, durable, self._persistent)
+        seq = 0
+        with self.mutex:
+            self._check_writable()
+            existed = queue in self._queues and self._queues[queue].exists
+            q = self._queue(queue, create=True)
+            assert q is not None
+            if durable is not None and durable != q.durable:
+                if existed:
+                    raise ValueError(f"durable: queue {queue!r} is durable={q.durable}; that cannot change")
+                q.durable = durable
+            if q.timed:  # the new options apply from now on: what was due happened first
+                seq = self._refresh(q)
+            new_maxlen = q.maxlen if maxlen is MISSING else maxlen
+            new_age = q.max_age if max_age is MISSING else max_age
+            new_over = q.overflow if overflow is MISSING else overflow
+            seq = self._rec(q, ("declare", queue, new_maxlen, new_age, new_over)) or seq
+            q.configure(new_maxlen, new_age, new_over)
+            if new_maxlen is not None and new_over == "drop_oldest":
+                while len(q.ready) > new_maxlen:
+                    seq = self._evict_oldest(q) or seq
+            q.not_full.notify_all()
+        self._commit(seq)
+
+
+def check_options(maxlen: Any, max_age: Any, overflow: Any, durable: Any, persistent: bool) -> None:
+    """Validate :meth:`MessageQueue.declare`'s arguments (``MISSING``: not passed)."""
+    if maxlen is not MISSING and maxlen is not None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, int):
+            raise TypeError(f"maxlen must be an int or None, not {type(maxlen).__name__}")
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1 (or None), not {maxlen}")
+    if max_age is not MISSING and max_age is not None:
+        check_seconds("max_age", max_age)
+        if max_age <= 0:
+            raise ValueError(f"max_age must be positive (or None), not {max_age}")
+    if overflow is not MISSING and overflow not in OVERFLOWS:
+        raise ValueError(f"overflow must be one of {', '.join(map(repr, OVERFLOWS))}, not {overflow!r}")
+    if durable is not None and not isinstance(durable, bool):
+        raise TypeError(f"durable must be True, False or None, not {type(durable).__name__}")
+    if durable is True and not persistent:
+        raise ValueError("durable=True needs a persistent store (e.g. FileStore(path))")
+
+

@@ -1,0 +1,265 @@
+"""QueueCore: the one object that owns a MessageQueue's state (internal).
+
+Assembled from the mixins of :mod:`._corebase`, :mod:`._timed`, :mod:`._adding`,
+:mod:`._taking` and :mod:`._settling`; adds loading, looking, removing, subscribing,
+and the operations a :class:`~unidist_queue.QueueView` needs (public names: the view is
+another object). ``MessageQueue`` is a facade over it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple
+
+from ._adding import AddMixin
+from ._corebase import Subscriber
+from ._settling import SettleMixin
+from ._state import INF, QueueState
+from ._taking import TakeMixin
+from ._util import remaining
+from .errors import Full, ShutDown
+from .message import Message, QueueStats
+from .store.base import Store
+
+__all__ = ["QueueCore"]
+
+
+class QueueCore(AddMixin, TakeMixin, SettleMixin):
+    """The state of every queue of one MessageQueue, and every change to it (see the module).
+
+    Thread-safe: one mutex (:attr:`mutex`) guards everything.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        super().__init__(store, clock)
+        if self._persistent:
+            self._load()
+
+
+    def _load(self) -> None:
+        from ._replay import gc_paused, replay
+
+        with gc_paused():  # millions of objects are made here: see gc_paused
+            state, records = self._store.load()
+            self._last_id = replay(self._queues, self.mutex, state, records)
+            del state, records
+        self._id_mark = self._last_id + 1
+        seq = 0
+        for q in self._queues.values():
+            if q.timed:  # due while the store was closed (leases included): happened first
+                seq = self._refresh(q) or seq
+            if q.reserved:  # then the restart ends every reservation left, as nacks in id order
+                released = [(("nack", q.name, msg_id, None), None) for msg_id in sorted(q.reserved)]
+                seq = self._store.append_batch(released) if self._writable and q.durable else seq
+                q.release_reserved()
+        self._commit(seq)
+
+    def _look(self, queue: str) -> Tuple[Optional[QueueState], int]:
+        """With the mutex held: the existing queue, refreshed, and a seq to commit."""
+        self._check_open()
+        q = self._queue(queue, create=False)
+        if q is None or not q.timed:
+            return q, 0
+        return q, self._refresh(q)
+
+    def count(self, queue: str) -> int:
+        """See :meth:`MessageQueue.count`."""
+        with self.mutex:
+            q = self._queues.get(queue)
+            if q is not None and not q.timed and not self._closed:
+                return len(q.ready)
+            q, seq = self._look(queue)
+            n = 0 if q is None else len(q.ready)
+        self._commit(seq)
+        return n
+
+    def exists(self, queue: str) -> bool:
+        """See :meth:`MessageQueue.exists`."""
+        with self.mutex:
+            self._check_open()
+            return self._queue(queue, create=False) is not None
+
+    def all(self, queue: str) -> List[Any]:
+        """See :meth:`MessageQueue.all`."""
+        with self.mutex:
+            q, seq = self._look(queue)
+            bodies = [] if q is None else [item[2] for item in q.ready]
+        self._commit(seq)
+        return bodies
+
+    def messages(self, queue: str) -> List[Message]:
+        """See :meth:`MessageQueue.messages`."""
+        with self.mutex:
+            q, seq = self._look(queue)
+            items = [] if q is None else list(q.ready)
+            attempts = {} if q is None else dict(q.attempts)
+        self._commit(seq)
+        return [Message(i, queue, body, t, attempts.get(i, 0)) for i, t, body in items]
+
+    def queues(self) -> List[str]:
+        """See :meth:`MessageQueue.queues`."""
+        with self.mutex:
+            self._check_open()
+            return sorted(name for name, q in self._queues.items() if q.exists)
+
+    def stats(self, queue: str) -> QueueStats:
+        """See :meth:`MessageQueue.stats`."""
+        with self.mutex:
+            q, seq = self._look(queue)
+            if q is None:
+                result = QueueStats(0, 0, 0, 0, 0, 0, 0, self._persistent)
+            else:
+                result = QueueStats(
+                    len(q.ready), len(q.delayed), len(q.reserved), q.added, q.removed,
+                    q.expired, q.dropped, q.durable,
+                )
+        self._commit(seq)
+        return result
+
+    def next_due(self, queue: str) -> Optional[float]:
+        """See :meth:`MessageQueue.next_due`."""
+        with self.mutex:
+            q, seq = self._look(queue)
+            due = INF if q is None else q.next_due()
+        self._commit(seq)
+        return None if due == INF else due
+
+    def clear(self, queue: str) -> int:
+        """See :meth:`MessageQueue.clear`."""
+        with self.mutex:
+            self._check_writable()
+            q = self._queue(queue, create=False)
+            if q is None:
+                return 0
+            seq = self._refresh(q) if q.timed else 0  # what expired before counts as expired
+            seq = self._rec(q, ("clear", queue)) or seq
+            n = q.clear()
+            q.dropped += n
+            q.not_full.notify_all()
+        self._commit(seq)
+        return n
+
+    def drop(self, queue: str) -> bool:
+        """See :meth:`MessageQueue.drop`."""
+        with self.mutex:
+            self._check_writable()
+            q = self._queue(queue, create=False)
+            if q is None:
+                return False
+            seq = self._rec(q, ("drop", queue))
+            del self._queues[queue]
+            q.exists = False
+            q.not_empty.notify_all()
+            q.not_full.notify_all()
+        self._commit(seq)
+        return True
+
+    def subscribe(self, queue: Optional[str], callback: Subscriber) -> Callable[[], None]:
+        """See :meth:`MessageQueue.subscribe`."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        with self.mutex:
+            self._check_open()
+            self._subscribers[queue] = (*self._subscribers.get(queue, ()), callback)
+
+        def unsubscribe() -> None:
+            with self.mutex:
+                subs = list(self._subscribers.get(queue, ()))
+                for i, cb in enumerate(subs):
+                    if cb is callback:
+                        del subs[i]
+                        break
+                if subs:
+                    self._subscribers[queue] = tuple(subs)
+                else:
+                    self._subscribers.pop(queue, None)
+
+        return unsubscribe
+
+    # -- for a QueueView (another object: public names) --------------------------------------
+
+    def check_open(self) -> None:
+        """Raise :class:`~unidist_queue.ShutDown` if closed. O(1). Thread-safe."""
+        with self.mutex:
+            self._check_open()
+
+    def describe(self) -> str:
+        """A short description for ``repr``: closed, or how many queues, and the store."""
+        state = "closed" if self._closed else f"{len(self._queues)} queues"
+        return f"{state}, store={type(self._store).__name__}"
+
+    def view_put(
+        self, name: str, item: Any, block: bool, deadline: Optional[float], room: Callable[[], int],
+        stopped: Callable[[], bool], counted: Callable[[], None],
+    ) -> None:
+        """Add ``item`` for a view: wait (unless not ``block``) until fewer than ``room()``
+        messages are ready (0: no bound), then add it as :meth:`add` would and call
+        ``counted()`` under the mutex. ``stopped()`` (a shut down view) raises ``ShutDown``.
+
+        :raises Full: no room and not ``block``, or ``deadline`` passed.
+        :raises ShutDown: the view was shut down, or the MessageQueue closed.
+        """
+        datas = self._encode_for(name, [item])
+        while True:
+            with self.mutex:
+                if stopped():
+                    raise ShutDown("the queue view is shut down")
+                self._check_writable()
+                self._wait_for_view_room(name, block, deadline, room, stopped)
+                q = self._queue(name, create=True)
+                assert q is not None
+                if datas is not None or not q.durable:
+                    q, seq = self._make_room(q, None, block=False)
+                    _, seq2 = self._insert(q, item, None if datas is None else datas[0], None, evict=True)
+                    self._heard(q)
+                    counted()
+                    break
+            # Durable now (dropped and made again since the body was looked at, perhaps
+            # while this put waited for room): encode it, outside the mutex, and retry.
+            datas = self._encode_for(name, [item])
+        self._commit(seq2 or seq)
+
+    def _wait_for_view_room(
+        self, name: str, block: bool, deadline: Optional[float], room: Callable[[], int],
+        stopped: Callable[[], bool],
+    ) -> None:
+        """Wait until fewer than ``room()`` items are ready (0: no bound)."""
+        while True:
+            limit = room()
+            if limit <= 0:
+                return
+            q = self._waiting_room(name)
+            if len(q.ready) < limit:
+                return
+            wait = remaining(deadline)
+            if not block or (wait is not None and wait <= 0):
+                raise Full(f"queue view {name!r} is full ({limit} items)")
+            try:
+                q.wait_for_room(wait)
+            finally:
+                self._left_room(q)
+            if stopped():
+                raise ShutDown("the queue view is shut down")
+            self._check_writable()
+
+    def view_get(self, name: str, timeout: Optional[float], block: bool, stopped: Callable[[], bool]) -> Any:
+        """Take the oldest ready message's body for a view, waiting as :meth:`get` does.
+
+        :raises Empty: nothing ready and not ``block``, or ``timeout`` passed.
+        :raises ShutDown: ``stopped()`` with nothing ready, or the MessageQueue closed.
+        """
+        return self._wait_take(name, timeout, None, False, block=block, stop=stopped)[2]
+
+    def view_shutdown(self, name: str, immediate: bool, removed: Callable[[], None]) -> None:
+        """Wake every caller waiting on ``name``; with ``immediate``, first remove every ready
+        message, calling ``removed()`` for each (under the mutex)."""
+        seq = 0
+        with self.mutex:
+            q = self._waiting_room(name)
+            if immediate:
+                while q.ready and not self._closed and not self._read_only:
+                    seq = self._pop_for(q, None, False)[2] or seq
+                    removed()
+            q.not_empty.notify_all()
+            q.not_full.notify_all()
+            self._left_room(q)
+        self._commit(seq)

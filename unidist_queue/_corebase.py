@@ -1,0 +1,206 @@
+"""The state owner of a MessageQueue, part 1: its fields, records, commits and news (internal).
+
+:class:`~unidist_queue._core.QueueCore` is the one object that holds a MessageQueue's
+state: one mutex, the queues (:class:`~unidist_queue._state.QueueState`), the ids, the
+store and the subscribers. It is the only code that records, changes, counts and wakes
+waiters and subscribers; ``MessageQueue`` and ``QueueView`` are facades over it. Its
+class is assembled from mixins, one module per concern, each building on this base:
+
+* :mod:`._timed`: timed changes (delays, leases, expiry) and settling back;
+* :mod:`._adding`: add, add_many, declare and overflow;
+* :mod:`._taking`: oldest/newest, get, reserve and reserve_many, and the waits;
+* :mod:`._settling`: ack, nack (one or many) and extend;
+* :mod:`._core`: loading, looking, removing, subscribing, and the view's operations.
+
+Locking: one mutex per core; each queue's two Conditions are on it (see
+:mod:`._state`: who notifies each). Every method named with a leading underscore is
+called with the mutex held unless its docstring says otherwise. User code (subscribers)
+and logging never run under the mutex; the only disk I/O under it is the store's
+``append``/``append_batch`` that orders a change; fsync, snapshots and subscribers run
+in :meth:`CoreBase._commit`, after it is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ._state import QueueState
+from .errors import ShutDown, StoreError
+from .store.base import Record, State, Store
+
+__all__ = ["ID_BLOCK", "CoreBase", "Subscriber"]
+
+logger = logging.getLogger("unidist_queue.queues")
+
+ID_BLOCK = 4096  # ids per "ids" record: recorded before the first of them is handed out
+Subscriber = Callable[[str], Any]
+
+
+class CoreBase:
+    """Fields and shared machinery of :class:`~unidist_queue._core.QueueCore` (see the module)."""
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._persistent = bool(store.persistent)
+        self._read_only = bool(store.read_only)
+        self._writable = self._persistent and not self._read_only  # adds may be recorded
+        self._clock = clock
+        self.mutex = threading.Lock()  # public: a QueueView makes its Conditions on it
+        self._compacting = threading.Lock()  # one snapshot at a time
+        self._queues: Dict[str, QueueState] = {}
+        self._subscribers: Dict[Optional[str], Tuple[Subscriber, ...]] = {}
+        self._news: List[str] = []  # queues where messages became ready, told of in _commit
+        self._closed = False
+        self._last_id = 0
+        self._id_mark = 1  # ids below this are known to the store
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the store keeps records across restarts (queues are durable by default)."""
+        return self._persistent
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def store(self) -> Store:
+        """The store (for the command line's inspection and the TaskHandler's encoding)."""
+        return self._store
+
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShutDown("the MessageQueue is closed")
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise ShutDown("the MessageQueue is closed")
+        if self._read_only:
+            raise StoreError("the store is read-only: the queue cannot change")
+
+    def _queue(self, name: str, create: bool) -> Optional[QueueState]:
+        """The existing queue ``name``; a new one if ``create`` (a placeholder becomes real)."""
+        q = self._queues.get(name)
+        if q is not None and q.exists:
+            return q
+        if not create:
+            return None
+        if not isinstance(name, str):
+            raise TypeError(f"queue must be a str, not {type(name).__name__}")
+        if q is None:
+            q = self._queues[name] = QueueState(name, self.mutex, self._persistent)
+        q.exists = True
+        q.durable = self._persistent
+        q.retime()
+        return q
+
+    def _waiting_room(self, name: str) -> QueueState:
+        """The queue ``name``, or a placeholder a getter can wait on (not an existing queue)."""
+        q = self._queues.get(name)
+        if q is None:
+            if not isinstance(name, str):
+                raise TypeError(f"queue must be a str, not {type(name).__name__}")
+            q = self._queues[name] = QueueState(name, self.mutex, False)
+            q.exists = False
+        return q
+
+    def _left_room(self, q: QueueState) -> None:
+        """Forget a placeholder nobody waits on any more."""
+        if not q.exists and not q.getters and not q.putters and self._queues.get(q.name) is q:
+            del self._queues[q.name]
+
+    def _rec(self, q: QueueState, record: Record, body: Optional[bytes] = None) -> int:
+        """Append ``record`` for a durable queue; return its sequence number (0: none)."""
+        if not q.durable or self._read_only:
+            return 0
+        return self._store.append(record, body)
+
+    def _commit(self, seq: int) -> None:
+        """Outside the mutex, after every change: make ``seq`` durable, compact if it is
+        time, then tell subscribers of the queues where messages became ready.
+
+        Every call that may have changed a queue ends here, so no news is left behind:
+        the thread that made a change tells of it (or a thread that came just after).
+        """
+        if seq:
+            self._store.commit(seq)
+            if self._store.compaction_due:
+                self._auto_compact()
+        if self._news:
+            with self.mutex:
+                news, self._news = self._news, []
+            for name in news:
+                self._notify_subscribers(name)
+
+    def _auto_compact(self) -> None:
+        """Outside the mutex: compact now, unless another thread already is (then it's done)."""
+        if self._compacting.acquire(blocking=False):
+            try:
+                self._compact()
+            except ShutDown:
+                pass  # closed meanwhile: close() made everything durable
+            except Exception:
+                logger.exception("automatic compaction failed; the archive keeps growing")
+            finally:
+                self._compacting.release()
+
+    def _heard(self, q: QueueState) -> None:
+        """With the mutex held: messages became ready in ``q``; its subscribers hear of it in
+        :meth:`_commit`, after the mutex is released."""
+        if self._subscribers and q.name not in self._news:
+            self._news.append(q.name)
+
+    def _notify_subscribers(self, name: str) -> None:
+        """Outside the mutex: run the subscribers of ``name`` and of every queue."""
+        subs = self._subscribers
+        for callback in subs.get(name, ()) + subs.get(None, ()):
+            try:
+                callback(name)
+            except Exception:
+                logger.exception("subscriber %r raised for queue %r", callback, name)
+
+    def compact(self) -> None:
+        """See :meth:`MessageQueue.compact`."""
+        with self._compacting:
+            self._compact()
+
+    def _compact(self) -> None:
+        """With ``_compacting`` held: snapshot the durable queues."""
+        with self.mutex:
+            self._check_writable()
+        if not self._persistent:
+            return
+        self._store.prepare_snapshot()
+        with self.mutex:
+            self._check_writable()
+            state: State = {
+                "version": 1,
+                "last_id": max(self._last_id, self._id_mark - 1),
+                "queues": {n: q.export() for n, q in self._queues.items() if q.exists and q.durable},
+            }
+            token = self._store.begin_snapshot()
+        self._store.write_snapshot(state, token)
+
+    def close(self) -> None:
+        """See :meth:`MessageQueue.close`."""
+        error: Optional[StoreError] = None
+        with self.mutex:
+            if self._closed:
+                return
+            self._closed = True
+            if self._writable and self._id_mark > self._last_id + 1:
+                try:  # the exact high-water mark: after a clean close, ids go on without a gap
+                    self._store.append(("last_id", self._last_id))
+                except StoreError as exc:
+                    error = exc
+            for q in self._queues.values():
+                q.not_empty.notify_all()
+                q.not_full.notify_all()
+        if error is not None:
+            logger.warning("could not record the last id at close (%s); the next ids skip a block", error)
+        with self._compacting:
+            self._store.close()

@@ -1,0 +1,109 @@
+"""Settling reservations: ack, nack, ack_many, nack_many and extend (internal).
+
+Part of :class:`~unidist_queue._core.QueueCore` (see :mod:`._corebase`). The queue's due
+changes are applied first, so a reservation whose lease ran out is no longer current,
+whatever looked at the queue since (DESIGN 3); settling many is all or none.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Optional, Tuple
+
+from ._state import QueueState
+from ._timed import TimedMixin
+from ._util import check_seconds
+from .message import Message
+
+__all__ = ["SettleMixin"]
+
+
+class SettleMixin(TimedMixin):
+    """ack, nack, ack_many, nack_many, extend (see the module)."""
+
+
+    def _settling(self, messages: Any) -> Tuple[List[Tuple[QueueState, Message]], int, Optional[Message]]:
+        """With the mutex held: the queue of each message, its due changes applied first.
+
+        Returns ``(pairs, seq, bad)``: ``bad`` is the first message that is not a current
+        reservation (a lease that ran out ended it, whether or not anything looked at the
+        queue since: DESIGN 3), or that appears twice; then nothing may be settled.
+
+        :raises TypeError: a message is not a :class:`Message`.
+        :raises ShutDown, StoreError: closed, or the store is read-only.
+        """
+        self._check_writable()
+        pairs: List[Tuple[QueueState, Message]] = []
+        seen = set()
+        seq = 0
+        for m in messages:
+            if not isinstance(m, Message):
+                raise TypeError(f"message must be a Message from reserve(), not {type(m).__name__}")
+            q = self._queue(m.queue, create=False)
+            if q is not None and q.timed:
+                seq = self._refresh(q) or seq
+            key = (m.queue, m.id)
+            if q is None or key in seen or m.id not in q.reserved or q.attempts.get(m.id) != m.attempts:
+                return pairs, seq, m
+            seen.add(key)
+            pairs.append((q, m))
+        return pairs, seq, None
+
+    @staticmethod
+    def _not_reserved(message: Message) -> ValueError:
+        return ValueError(
+            f"message: id {message.id} of queue {message.queue!r} is not reserved "
+            "(already settled, lease expired, unknown, removed by clear/drop, or given twice)"
+        )
+
+    def _settle(self, messages: Any, delay: Optional[float], ack: bool) -> None:
+        """Ack (or nack with ``delay``) every message as one recorded change; all or none."""
+        with self.mutex:
+            pairs, seq, bad = self._settling(messages)
+            if bad is None and pairs:
+                now = self._clock()
+                records = [
+                    ("remove", q.name, m.id) if ack else self._return_record(q, m.id, delay, now)
+                    for q, m in pairs
+                ]
+                durable = [(r, None) for (q, _), r in zip(pairs, records) if q.durable]
+                if durable and self._writable:
+                    seq = self._store.append_batch(durable) or seq
+                for (q, _), record in zip(pairs, records):
+                    self._apply_settle(q, record, ack)
+        self._commit(seq)
+        if bad is not None:
+            raise self._not_reserved(bad)
+
+    def ack(self, message: Message) -> None:
+        """See :meth:`MessageQueue.ack`."""
+        self._settle((message,), None, True)
+
+    def nack(self, message: Message, *, delay: Optional[float] = None) -> None:
+        """See :meth:`MessageQueue.nack`."""
+        if delay is not None:
+            delay = check_seconds("delay", delay)
+        self._settle((message,), delay, False)
+
+    def ack_many(self, messages: Iterable[Message]) -> None:
+        """See :meth:`MessageQueue.ack_many`."""
+        self._settle(list(messages), None, True)
+
+    def nack_many(self, messages: Iterable[Message], *, delay: Optional[float] = None) -> None:
+        """See :meth:`MessageQueue.nack_many`."""
+        if delay is not None:
+            delay = check_seconds("delay", delay)
+        self._settle(list(messages), delay, False)
+
+    def extend(self, message: Message, lease: float) -> None:
+        """See :meth:`MessageQueue.extend`."""
+        lease = check_seconds("lease", lease)
+        with self.mutex:
+            pairs, seq, bad = self._settling((message,))
+            if bad is None:
+                q = pairs[0][0]
+                due = self._clock() + lease
+                seq = self._rec(q, ("extend", q.name, message.id, due)) or seq
+                q.set_lease(message.id, due)
+        self._commit(seq)
+        if bad is not None:
+            raise self._not_reserved(bad)
