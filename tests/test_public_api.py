@@ -12,8 +12,8 @@ import unidist_queue
 
 EXPECTED = {
     "CorruptArchive", "DelegateLoop", "Empty", "FileStore", "Full", "Loop", "MemoryStore", "Message",
-    "MessageQueue", "PushStats", "Pusher", "QueueStats", "QueueView", "SerializationError", "ShutDown",
-    "Store", "StoreError", "StoreLocked", "Task", "TaskHandler", "UnidistQueueError",
+    "MessageQueue", "PushStats", "Pusher", "QueueAPI", "QueueStats", "QueueView", "SerializationError",
+    "ShutDown", "Store", "StoreError", "StoreLocked", "Task", "TaskHandler", "UnidistQueueError",
 }
 
 
@@ -61,3 +61,15 @@ def test_the_seed_module_and_the_command_line_import() -> None:
                  "GetAllMessages", "QueueExists", "set_default", "get_default"):
         assert inspect.getdoc(getattr(messagequeue, name)), name
     assert inspect.getdoc(main)
+
+
+def test_message_queue_implements_the_queue_api_protocol() -> None:
+    """Every method of the protocol exists on MessageQueue, with the same parameters."""
+    api = unidist_queue.QueueAPI
+    with unidist_queue.MessageQueue() as mq:
+        assert isinstance(mq, api)
+    names = [n for n, v in vars(api).items() if not n.startswith("_") and callable(v)]
+    assert len(names) == 26  # every method of DESIGN 3 (the async ones of section 11 to come)
+    for name in names:
+        ours = inspect.signature(getattr(unidist_queue.MessageQueue, name)).parameters
+        assert list(ours) == list(inspect.signature(getattr(api, name)).parameters), name

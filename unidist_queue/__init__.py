@@ -1,5 +1,6 @@
 """unidist_queue: named message queues in memory, durable when asked, feeding worker threads."""
 
+from .api import QueueAPI as QueueAPI
 from .errors import CorruptArchive as CorruptArchive
 from .errors import Empty as Empty
 from .errors import Full as Full
@@ -36,6 +37,7 @@ __all__ = [
     "MessageQueue",
     "PushStats",
     "Pusher",
+    "QueueAPI",
     "QueueStats",
     "QueueView",
     "SerializationError",

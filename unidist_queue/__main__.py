@@ -25,6 +25,7 @@ import sys
 from typing import Any, List, NamedTuple, Optional, Tuple
 
 from .errors import StoreError
+from .store.file import FileStore
 
 _STORE_COMMANDS = {
     "inspect": "show the files, queues and counts of a store",
@@ -75,7 +76,6 @@ def _key(variable: Optional[str]) -> Optional[bytes]:
 
 def _reader(args: argparse.Namespace, key: Optional[bytes]) -> Any:
     from .queues import MessageQueue
-    from .store.file import FileStore
 
     if not os.path.isdir(args.path):
         raise StoreError(f"{args.path} is not a directory")
@@ -84,7 +84,8 @@ def _reader(args: argparse.Namespace, key: Optional[bytes]) -> Any:
 
 def _inspect(args: argparse.Namespace, key: Optional[bytes]) -> int:
     with _reader(args, key) as mq:
-        store = mq._store
+        store = mq.store
+        assert isinstance(store, FileStore)
         print(f"store {args.path}: serializer {store.serializer or '-'}, signed: {'yes' if key else 'no'}")
         for name in sorted(os.listdir(args.path)):
             print(f"  {name:<16} {os.path.getsize(os.path.join(args.path, name)):>12,} bytes")
@@ -97,7 +98,6 @@ def _inspect(args: argparse.Namespace, key: Optional[bytes]) -> int:
 
 def _compact(args: argparse.Namespace, key: Optional[bytes]) -> int:
     from .queues import MessageQueue
-    from .store.file import FileStore
 
     before = _size(args.path)
     with MessageQueue(store=FileStore(args.path, serializer=None, hmac_key=key, fsync="never")) as mq:
