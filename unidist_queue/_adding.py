@@ -29,77 +29,74 @@ class AddMixin(TimedMixin):
     def add(
         self, queue: str, message: Any, *, delay: Optional[float] = None, timeout: Optional[float] = None
     ) -> int:
-        """See :meth:`MessageQueue.add`."""
-        if delay is not None or timeout is not None:
-            pass
-        elif not self._persistent:
+        """See :meth:`MessageQueue.add`.
+
+        Two fast paths, for an existing queue with nothing timed (nothing to promote,
+        expire or evict) and no ``delay``/``timeout``: in memory (a plain queue: a
+        deque append under the mutex) and durable (:meth:`_add_durable`); anything else
+        goes to :meth:`_add_many`.
+        """
+        if delay is None and timeout is None:
+            q = self._queues.get(queue)
+            if q is not None and not q.timed:
+                if q.plain:
+                    with self.mutex:
+                        msg_id = self._last_id + 1
+                        if (q.plain and not q.timed and q.exists and msg_id < self._id_mark
+                                and not self._closed):
+                            self._last_id = msg_id
+                            q.ready.append((msg_id, self._clock(), message))
+                            q.added += 1
+                            if q.getters:
+                                q.not_empty.notify()
+                            if self._subscribers:
+                                self._news.append(queue)
+                        else:
+                            msg_id = 0
+                    if msg_id:
+                        if self._news:
+                            self._commit(0)
+                        return msg_id
+                elif q.lean and self._writable:
+                    return self._add_durable(q, queue, message)
+        return self._add_many(queue, [message], delay, timeout, None)[0]
+
+    def _add_durable(self, q: QueueState, queue: str, message: Any) -> int:
+        """The durable fast path (outside the mutex): encode, then under the mutex one
+        record and one deque append; commit (fsync per policy) after it.
+
+        With a group-commit store the append is bracketed by ``enter``/``leave`` (see
+        ``Store.enter``). If the queue changed meanwhile, :meth:`_add_many` takes over
+        with the body already encoded. Benchmarked in ``bench_store.py`` (a durable add
+        against a raw pickle+frame+write loop).
+        """
+        store = self._store
+        data = store.encode(message)  # SerializationError: nothing changed
+        gather = store.group_commit
+        if gather:
+            store.enter()  # a commit round about to start waits for this append
+        try:
             with self.mutex:
-                q = self._queues.get(queue)
-                if q is not None and q.plain and not q.timed and q.exists and not self._closed:
-                    self._last_id = msg_id = self._last_id + 1
-                    q.ready.append((msg_id, self._clock(), message))
+                msg_id = self._last_id + 1
+                if q.lean and not q.timed and msg_id < self._id_mark and not self._closed:
+                    now = self._clock()
+                    seq = store.append(("add", queue, msg_id, now, None), data)
+                    self._last_id = msg_id
+                    q.ready.append((msg_id, now, message))
                     q.added += 1
                     if q.getters:
                         q.not_empty.notify()
-                    if not self._subscribers:
-                        return msg_id
-                    fast = True
+                    if self._subscribers:
+                        self._news.append(queue)
                 else:
-                    fast = False
-            if fast:
-                self._notify_subscribers(queue)
-                return msg_id
-        elif self._writable:
-            # The durable fast path: an existing durable queue with no maxlen and nothing
-            # timed (no max_age, no delayed message, no lease) has nothing to promote,
-            # expire or evict. Encode outside the mutex, then under it one append and one
-            # deque append; commit (fsync per policy) outside it. With a group-commit
-            # store the append is bracketed by enter/leave (see Store.enter). Anything
-            # else goes to _add, with the body already encoded if it was.
-            q = self._queues.get(queue)
-            if q is None or not (q.durable and q.maxlen is None and not q.timed and q.exists):
-                return self._add(queue, message, None, None)
-            store = self._store
-            data = store.encode(message)  # SerializationError: nothing changed
-            gather = store.group_commit
+                    msg_id = 0
+        finally:
             if gather:
-                store.enter()  # a commit round about to start waits for this append
-            try:
-                with self.mutex:
-                    msg_id = self._last_id + 1
-                    if (
-                        q.durable and q.maxlen is None and not q.timed and q.exists and not self._closed
-                        and msg_id < self._id_mark  # else an id block is recorded first: _insert
-                    ):
-                        self._last_id = msg_id
-                        now = self._clock()
-                        seq = store.append(("add", queue, msg_id, now, None), data)
-                        q.ready.append((msg_id, now, message))
-                        q.added += 1
-                        if q.getters:
-                            q.not_empty.notify()
-                        fast = True
-                    else:
-                        fast = False
-            finally:
-                if gather:
-                    store.leave()
-            if not fast:
-                return self._add(queue, message, None, None, data)
-            if store.needs_commit:
-                store.commit(seq)  # _commit, inlined
-            if store.compaction_due:
-                self._auto_compact()
-            if self._subscribers:
-                self._notify_subscribers(queue)
-            return msg_id
-        return self._add(queue, message, delay, timeout)
-
-    def _add(
-        self, queue: str, message: Any, delay: Optional[float], timeout: Optional[float],
-        data: Optional[bytes] = None,
-    ) -> int:
-        return self._add_many(queue, [message], delay, timeout, None if data is None else [data])[0]
+                store.leave()
+        if not msg_id:
+            return self._add_many(queue, [message], None, None, [data])[0]
+        self._commit(seq)
+        return msg_id
 
     def add_many(
         self, queue: str, messages: Iterable[Any], *, delay: Optional[float] = None,

@@ -42,7 +42,8 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
             state, records = self._store.load()
             self._last_id = replay(self._queues, self.mutex, state, records)
             del state, records
-        self._id_mark = self._last_id + 1
+        if self._writable:
+            self._id_mark = self._last_id + 1
         seq = 0
         for q in self._queues.values():
             if q.timed:  # due while the store was closed (leases included): happened first
@@ -148,6 +149,7 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
             seq = self._rec(q, ("drop", queue))
             del self._queues[queue]
             q.exists = False
+            q.retime()
             q.not_empty.notify_all()
             q.not_full.notify_all()
         self._commit(seq)

@@ -23,6 +23,7 @@ in :meth:`CoreBase._commit`, after it is released.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -54,7 +55,7 @@ class CoreBase:
         self._news: List[str] = []  # queues where messages became ready, told of in _commit
         self._closed = False
         self._last_id = 0
-        self._id_mark = 1  # ids below this are known to the store
+        self._id_mark = 1 if self._writable else sys.maxsize  # ids below this are known to the store
 
     @property
     def persistent(self) -> bool:
@@ -127,8 +128,10 @@ class CoreBase:
         the thread that made a change tells of it (or a thread that came just after).
         """
         if seq:
-            self._store.commit(seq)
-            if self._store.compaction_due:
+            store = self._store
+            if store.needs_commit:
+                store.commit(seq)
+            if store.compaction_due:
                 self._auto_compact()
         if self._news:
             with self.mutex:

@@ -45,6 +45,7 @@ class QueueState:
         "exists",
         "expired",
         "getters",
+        "lean",
         "leases",
         "max_age",
         "maxlen",
@@ -83,6 +84,7 @@ class QueueState:
         self.putters = 0  # threads waiting on not_full
         self.timed = False  # delayed, leases or max_age: refresh before reading
         self.plain = not durable  # no maxlen, no max_age, not durable: fast paths apply
+        self.lean = durable  # durable, existing, no maxlen: the durable fast path applies
         self.added = self.removed = self.expired = self.dropped = 0
 
     # -- options -----------------------------------------------------------------
@@ -99,9 +101,11 @@ class QueueState:
         self.retime()
 
     def retime(self) -> None:
-        """Recompute the flags that let the fast paths skip work."""
+        """Recompute the flags that let the fast paths skip work (after any change of
+        options, durability or existence; ``timed`` is also set directly when it becomes true)."""
         self.timed = bool(self.delayed) or bool(self.leases) or self.max_age is not None
         self.plain = self.maxlen is None and self.max_age is None and not self.durable
+        self.lean = self.durable and self.exists and self.maxlen is None
 
     # -- ready messages ------------------------------------------------------------
 
