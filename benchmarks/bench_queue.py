@@ -4,6 +4,8 @@ Figures (issue 2):
 
 * ``add`` + ``oldest`` per message vs ``queue.Queue`` ``put`` + ``get``, single thread;
   the bare ``deque`` + ``Lock`` floor is reported too;
+* the fill-then-drain shape (issue 12): 200,000 adds, then 200,000 ``oldest``, against
+  200,000 ``put`` then 200,000 ``get``;
 * one producer thread, one consumer thread with blocking ``get``, items per second;
 * memory per queued small message, body excluded (tracemalloc; deterministic, so it is
   measured once).
@@ -48,6 +50,30 @@ def single_stdlib(n: int) -> float:
     t0 = time.perf_counter()
     for i in range(n):
         put(i)
+        get()
+    return n / (time.perf_counter() - t0)
+
+
+def fill_drain_ours(n: int) -> float:
+    """Messages per second: ``n`` adds, then ``n`` oldest (the queue grows to ``n``)."""
+    mq = unidist_queue.MessageQueue()
+    mq.declare("q")
+    add, oldest = mq.add, mq.oldest
+    t0 = time.perf_counter()
+    for i in range(n):
+        add("q", i)
+    for _ in range(n):
+        oldest("q")
+    return n / (time.perf_counter() - t0)
+
+
+def fill_drain_stdlib(n: int) -> float:
+    q: queue.Queue[int] = queue.Queue()
+    put, get = q.put, q.get
+    t0 = time.perf_counter()
+    for i in range(n):
+        put(i)
+    for _ in range(n):
         get()
     return n / (time.perf_counter() - t0)
 
@@ -121,6 +147,10 @@ def main(argv: List[str]) -> None:
          ("deque+Lock", lambda: single_bare(n_single))],
         args.repeat,
     )
+    filled = run_cases(
+        [("ours", lambda: fill_drain_ours(n_single)), ("queue.Queue", lambda: fill_drain_stdlib(n_single))],
+        args.repeat,
+    )
     threaded = run_cases(
         [("ours", lambda: threads_ours(n_threads)), ("queue.Queue", lambda: threads_stdlib(n_threads))],
         args.repeat,
@@ -130,6 +160,9 @@ def main(argv: List[str]) -> None:
     rows: List[Dict[str, Any]] = [
         {"figure": "add+oldest (1 thread)", "ours /s": single["ours"], "baseline": "queue.Queue put+get",
          "baseline /s": base, "ratio": single["ours"] / base, "target": ">= 1.3x"},
+        {"figure": f"add {n_single:,} then oldest {n_single:,}", "ours /s": filled["ours"],
+         "baseline": "queue.Queue put then get", "baseline /s": filled["queue.Queue"],
+         "ratio": filled["ours"] / filled["queue.Queue"], "target": ">= 1.3x"},
         {"figure": "floor: deque+Lock (1 thread)", "ours /s": single["deque+Lock"],
          "baseline": "queue.Queue put+get", "baseline /s": base,
          "ratio": single["deque+Lock"] / base, "target": "(reference)"},

@@ -37,27 +37,26 @@ class AddMixin(TimedMixin):
         goes to :meth:`_add_many`.
         """
         if delay is None and timeout is None:
-            q = self._queues.get(queue)
-            if q is not None and not q.timed:
-                if q.plain:
-                    with self.mutex:
-                        msg_id = self._last_id + 1
-                        if (q.plain and not q.timed and q.exists and msg_id < self._id_mark
-                                and not self._closed):
-                            self._last_id = msg_id
-                            q.ready.append((msg_id, self._clock(), message))
-                            q.added += 1
-                            if q.getters:
-                                q.not_empty.notify()
-                            if self._subscribers:
-                                self._news.append(queue)
-                        else:
-                            msg_id = 0
-                    if msg_id:
-                        if self._news:
-                            self._commit(0)
-                        return msg_id
-                elif q.lean and self._writable:
+            if not self._persistent:
+                with self.mutex:
+                    q = self._queues.get(queue)
+                    if q is not None and q.plain and not q.timed and q.exists and not self._closed:
+                        self._last_id = msg_id = self._last_id + 1
+                        q.ready.append((msg_id, self._clock(), message))
+                        q.added += 1
+                        if q.getters:
+                            q.not_empty.notify()
+                        if not self._subscribers:
+                            return msg_id
+                        self._news.append(queue)
+                    else:
+                        msg_id = 0
+                if msg_id:
+                    self._commit(0)  # tells the subscribers
+                    return msg_id
+            else:
+                q = self._queues.get(queue)
+                if q is not None and q.lean and self._writable:
                     return self._add_durable(q, queue, message)
         return self._add_many(queue, [message], delay, timeout, None)[0]
 
