@@ -7,6 +7,7 @@ before memory changes.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any, Iterable, List, Optional, Tuple
 
 from ._corebase import ID_BLOCK
@@ -186,8 +187,11 @@ class AddMixin(TimedMixin):
         old = min(over, len(q.ready))
         for _ in range(old):
             self._drop_oldest(q)
-        for i, message in enumerate(batch):
-            q.enqueue((first + i, now, message), due, False)
+        if due is None:
+            q.push_back_many(zip(range(first, first + k), repeat(now), batch), k)
+        else:
+            for i, message in enumerate(batch):
+                q.enqueue((first + i, now, message), due, False)
         for _ in range(over - old):  # the first of a batch longer than maxlen
             self._drop_oldest(q)
         q.added += k

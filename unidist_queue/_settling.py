@@ -7,7 +7,7 @@ whatever looked at the queue since (DESIGN 3); settling many is all or none.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ._state import QueueState
 from ._timed import TimedMixin
@@ -34,14 +34,19 @@ class SettleMixin(TimedMixin):
         self._check_writable()
         pairs: List[Tuple[QueueState, Message]] = []
         seen = set()
+        looked: Dict[str, Optional[QueueState]] = {}  # each queue looked up and refreshed once
         seq = 0
         for m in messages:
-            if not isinstance(m, Message):
+            if m.__class__ is not Message and not isinstance(m, Message):
                 raise TypeError(f"message must be a Message from reserve(), not {type(m).__name__}")
-            q = self._queue(m.queue, create=False)
-            if q is not None and q.timed:
-                seq = self._refresh(q) or seq
-            key = (m.queue, m.id)
+            name = m.queue
+            if name in looked:
+                q = looked[name]
+            else:
+                q = looked[name] = self._queue(name, create=False)
+                if q is not None and q.timed:
+                    seq = self._refresh(q) or seq
+            key = (name, m.id)
             if q is None or key in seen or m.id not in q.reserved or q.attempts.get(m.id) != m.attempts:
                 return pairs, seq, m
             seen.add(key)
@@ -68,11 +73,23 @@ class SettleMixin(TimedMixin):
                 durable = [(r, None) for (q, _), r in zip(pairs, records) if q.durable]
                 if durable and self._writable:
                     seq = self._store.append_batch(durable) or seq
-                for (q, _), record in zip(pairs, records):
-                    self._apply_settle(q, record, ack)
+                if ack:
+                    self._ack_all(pairs)
+                else:
+                    for (q, _), record in zip(pairs, records):
+                        self._apply_settle(q, record, False)
         self._commit(seq)
         if bad is not None:
             raise self._not_reserved(bad)
+
+    @staticmethod
+    def _ack_all(pairs: List[Tuple[QueueState, Message]]) -> None:
+        """Apply acks (recorded already), one bulk step per queue."""
+        by_queue: Dict[QueueState, List[int]] = {}
+        for q, m in pairs:
+            by_queue.setdefault(q, []).append(m.id)
+        for q, ids in by_queue.items():
+            q.ack_ids(ids)
 
     def ack(self, message: Message) -> None:
         """See :meth:`MessageQueue.ack`."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Deque, Dict, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 
 from sortedcontainers import SortedList
 
@@ -195,6 +195,54 @@ class QueueState:
             if self.getters:
                 self.not_empty.notify()  # a getter may sleep past the lease's end
         return attempts
+
+    def reserve_first(self, k: int, lease_due: Optional[float]) -> List[Tuple[Item, int]]:
+        """Reserve the ``k`` oldest ready messages (there are that many); return each with
+        its attempts. O(k) (O(k log n) with a lease or ``max_age``)."""
+        if self.ages is not None:
+            return [(item, self.reserve(item, lease_due)) for item in [self.pop_front() for _ in range(k)]]
+        popleft, attempts, reserved = self.ready.popleft, self.attempts, self.reserved
+        taken = []
+        for _ in range(k):
+            item = popleft()
+            msg_id = item[0]
+            n = attempts[msg_id] = attempts.get(msg_id, 0) + 1
+            reserved[msg_id] = (msg_id, item[1], item[2], lease_due)
+            taken.append((item, n))
+        if lease_due is not None:
+            self.leases.update((lease_due, item[0]) for item, _ in taken)
+            self.timed = True
+            if self.getters:
+                self.not_empty.notify()  # a getter may sleep past the leases' end
+        return taken
+
+    def ack_ids(self, ids: List[int]) -> None:
+        """Settle the reservations ``ids`` (all current) for good. O(k) (O(k log n) leased)."""
+        reserved, attempts = self.reserved, self.attempts
+        leased = False
+        for msg_id in ids:
+            entry = reserved.pop(msg_id)
+            attempts.pop(msg_id, None)
+            if entry[3] is not None:
+                self.leases.remove((entry[3], msg_id))
+                leased = True
+        self.removed += len(ids)
+        if leased:
+            self.retime()
+
+    def push_back_many(self, items: Iterable[Item], k: int) -> None:
+        """Append the ``k`` ``items`` at the back, waking a getter per item.
+
+        O(k) (O(k log n) with ``max_age``); ``items`` may be an iterator.
+        """
+        if self.ages is None:
+            self.ready.extend(items)
+        else:
+            items = list(items)
+            self.ready.extend(items)
+            self.ages.update((item[1], item[0]) for item in items)
+        if self.getters:
+            self.not_empty.notify(k)
 
     def unreserve(self, msg_id: int) -> Optional[Item]:
         """Take ``msg_id`` out of reserved (dropping its lease); ``None`` if not reserved."""

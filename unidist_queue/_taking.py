@@ -171,10 +171,7 @@ class TakeMixin(TimedMixin):
         if q.durable and self._writable:
             records = [(("reserve", q.name, item[0], lease_due), None) for item in items]
             seq = self._store.append_batch(records)
-        taken = []
-        for item in items:
-            q.pop_front()
-            taken.append((item, q.reserve(item, lease_due)))
+        taken = q.reserve_first(k, lease_due)
         if q.putters:
             q.not_full.notify(k)
         return taken, seq
