@@ -743,3 +743,15 @@ def test_constructor_arguments() -> None:
         MessageQueue(store=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="clock"):
         MessageQueue(clock=1.0)  # type: ignore[arg-type]
+
+
+def test_an_add_while_a_getter_waits_on_an_unknown_queue_makes_it_exist() -> None:
+    """A waiting getter's placeholder is no queue; the add that wakes it creates the queue."""
+    with MessageQueue() as mq:
+        t, results = in_thread(lambda: mq.get("new", timeout=60))
+        wait_blocked(mq, "new", getters=1)
+        assert not mq.exists("new") and mq.queues() == []
+        mq.add("new", "x")
+        join(t)
+        assert results == [("ok", "x")]
+        assert mq.exists("new") and mq.queues() == ["new"] and mq.stats("new").added == 1

@@ -41,7 +41,7 @@ class AddMixin(TimedMixin):
             if not self._persistent:
                 with self.mutex:
                     q = self._queues.get(queue)
-                    if q is not None and q.plain and not q.timed and q.exists and not self._closed:
+                    if q is not None and q.bare and not self._closed:
                         self._last_id = msg_id = self._last_id + 1
                         q.ready.append((msg_id, self._clock(), message))
                         q.added += 1

@@ -107,6 +107,7 @@ class CoreBase:
                 raise TypeError(f"queue must be a str, not {type(name).__name__}")
             q = self._queues[name] = QueueState(name, self.mutex, False)
             q.exists = False
+            q.retime()
         return q
 
     def _left_room(self, q: QueueState) -> None:

@@ -38,6 +38,7 @@ class QueueState:
     __slots__ = (
         "added",
         "ages",
+        "bare",
         "attempts",
         "delayed",
         "dropped",
@@ -85,6 +86,7 @@ class QueueState:
         self.timed = False  # delayed, leases or max_age: refresh before reading
         self.plain = not durable  # no maxlen, no max_age, not durable: fast paths apply
         self.lean = durable  # durable, existing, no maxlen: the durable fast path applies
+        self.bare = not durable  # plain, existing, nothing timed: the in-memory fast paths apply
         self.added = self.removed = self.expired = self.dropped = 0
 
     # -- options -----------------------------------------------------------------
@@ -106,6 +108,7 @@ class QueueState:
         self.timed = bool(self.delayed) or bool(self.leases) or self.max_age is not None
         self.plain = self.maxlen is None and self.max_age is None and not self.durable
         self.lean = self.durable and self.exists and self.maxlen is None
+        self.bare = self.plain and self.exists and not self.timed
 
     # -- ready messages ------------------------------------------------------------
 
@@ -181,7 +184,7 @@ class QueueState:
 
     def delay(self, due: float, item: Item, front: bool) -> None:
         self.delayed.add((due, item[0], item[1], item[2], front))
-        self.timed = True
+        self.timed, self.bare = True, False
 
     def reserve(self, item: Item, lease_due: Optional[float]) -> int:
         """Move ``item`` (already taken from ready) to reserved; return its attempts."""
@@ -191,7 +194,7 @@ class QueueState:
         self.reserved[msg_id] = (msg_id, item[1], item[2], lease_due)
         if lease_due is not None:
             self.leases.add((lease_due, msg_id))
-            self.timed = True
+            self.timed, self.bare = True, False
             if self.getters:
                 self.not_empty.notify()  # a getter may sleep past the lease's end
         return attempts
@@ -211,7 +214,7 @@ class QueueState:
             taken.append((item, n))
         if lease_due is not None:
             self.leases.update((lease_due, item[0]) for item, _ in taken)
-            self.timed = True
+            self.timed, self.bare = True, False
             if self.getters:
                 self.not_empty.notify()  # a getter may sleep past the leases' end
         return taken
