@@ -38,8 +38,8 @@ class QueueState:
     __slots__ = (
         "added",
         "ages",
-        "bare",
         "attempts",
+        "bare",
         "delayed",
         "dropped",
         "durable",
