@@ -423,3 +423,11 @@ class MessageQueue:
 
     def __repr__(self) -> str:
         return f"<MessageQueue {self._core.describe()}>"
+
+
+if TYPE_CHECKING:
+    from .api import QueueAPI
+
+    def _implements_the_protocol(mq: MessageQueue) -> QueueAPI:
+        """For mypy: MessageQueue implements QueueAPI, signatures included."""
+        return mq
