@@ -160,7 +160,7 @@ def main(argv: List[str]) -> None:
     notes = [
         "push cost: ns per call, lower is better; ratio = ours / baseline (1.0 = as cheap as put).",
         "end to end: events/s, higher is better; ratio = ours / baseline. Each batch is reserved",
-        "  and acked message by message (a durable queue writes a record for each).",
+        "  with reserve_many and acked with ack_many (a durable queue writes one record batch each).",
     ]
     report(f"bench_push: median of {args.repeat} interleaved repetitions", rows, args.json, notes)
 

@@ -9,7 +9,7 @@ counted the queue, which is where another thread's push or take may land.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterable, Iterator, List, Optional
 
 import pytest
 from conftest import ManualClock
@@ -37,6 +37,11 @@ class HookedQueue(MessageQueue):
             self.ack_failures -= 1
             raise StoreError("disk full")
         super().ack(message)
+
+    def ack_many(self, messages: Iterable[Message]) -> None:
+        if self.ack_failures:  # the whole batch is refused; the pusher then acks one by one
+            raise StoreError("disk full")
+        super().ack_many(messages)
 
 
 @pytest.fixture

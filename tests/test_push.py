@@ -301,12 +301,12 @@ def test_store_failure_is_retried_after_retry_delay(
     class FlakyQueue(MessageQueue):
         failures = 1
 
-        def reserve(self, queue: str, *, timeout: Optional[float] = None,
-                    lease: Optional[float] = None) -> Message:
+        def reserve_many(self, queue: str, n: int, *, timeout: Optional[float] = None,
+                         lease: Optional[float] = None) -> List[Message]:
             if self.failures:
                 self.failures -= 1
                 raise StoreError("disk full")
-            return super().reserve(queue, timeout=timeout, lease=lease)
+            return super().reserve_many(queue, n, timeout=timeout, lease=lease)
 
     caplog.set_level(logging.ERROR, logger="unidist_queue.push")
     mq = FlakyQueue()
@@ -593,3 +593,16 @@ def test_bad_arguments_name_themselves() -> None:
     with pytest.raises(ValueError, match="timeout"):
         p.close(timeout=-1)
     p.close()
+
+
+def test_two_pushers_on_one_queue_send_each_event_once(make_pusher: Callable[..., Pusher]) -> None:
+    """Each batch is reserved by one of them (reserve_many): no event goes in two batches."""
+    with MessageQueue() as mq:
+        receivers = [Receiver(), Receiver()]
+        pushers = [make_pusher(r, mq=mq, buffer_delay=0, batch_size=7) for r in receivers]
+        for i in range(200):
+            pushers[i % 2].push(i)
+        for p in pushers:
+            assert p.flush(timeout=WAIT)
+        sent = sorted(m.body for r in receivers for batch in r.batches for m in batch)
+        assert sent == list(range(200))

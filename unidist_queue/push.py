@@ -23,6 +23,7 @@ from typing import Any, Callable, List, Optional, Tuple
 import attrs
 
 from ._util import check_seconds, deadline_of, remaining
+from .api import QueueAPI
 from .errors import Empty, ShutDown
 from .loop import Loop
 from .message import Message
@@ -108,7 +109,7 @@ class Pusher:
         self,
         send: Sender,
         *,
-        mq: Optional[MessageQueue] = None,
+        mq: Optional[QueueAPI] = None,
         queue: str = "push",
         batch_size: int = 100,
         buffer_delay: float = 1.0,
@@ -120,8 +121,8 @@ class Pusher:
             raise TypeError("send must be callable")
         if not callable(clock):
             raise TypeError("clock must be callable")
-        if mq is not None and not isinstance(mq, MessageQueue):
-            raise TypeError(f"mq must be a MessageQueue, not {type(mq).__name__}")
+        if mq is not None and not isinstance(mq, QueueAPI):
+            raise TypeError(f"mq must be a queue (unidist_queue.QueueAPI), not {type(mq).__name__}")
         if not isinstance(queue, str):
             raise TypeError(f"queue must be a str, not {type(queue).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -136,7 +137,7 @@ class Pusher:
         self._send = send
         self._clock = clock
         self._own_mq = mq is None
-        self._mq = MessageQueue() if mq is None else mq
+        self._mq: QueueAPI = MessageQueue() if mq is None else mq
         self._queue = queue
         self._batch_size = batch_size
         waiting = self._mq.count(queue)  # ShutDown for a closed mq, before any thread starts
@@ -265,18 +266,15 @@ class Pusher:
         return self._clock()  # at once: the next pass decides (another batch, wait, idle)
 
     def _reserve(self, n: int) -> List[Message]:
-        """Reserve up to ``n`` messages, oldest first (fewer if the queue has fewer)."""
-        batch: List[Message] = []
-        reserve, name, append = self._mq.reserve, self._queue, batch.append
+        """Reserve up to ``n`` messages, oldest first, in one step (none if the queue is empty).
+
+        Each batch is reserved by one pusher: two Pushers on one queue never send the
+        same event in two batches.
+        """
         try:
-            for _ in range(n):
-                append(reserve(name, timeout=0))
+            return self._mq.reserve_many(self._queue, n, timeout=0)
         except Empty:
-            pass
-        except Exception:
-            self._settle(batch, self._mq.nack)
-            raise
-        return batch
+            return []
 
     def _attempt(self, batch: List[Message]) -> None:
         """Send ``batch``: ack it on success, return it to the front on failure."""
@@ -315,7 +313,15 @@ class Pusher:
         return min(self._retry_delay * 2.0**doublings, self._max_retry_delay)
 
     def _settle(self, batch: List[Message], settle: _Settle) -> None:
-        """Ack or nack each message; keep those the store refused, to try again."""
+        """Ack or nack the batch in one step (``ack_many``/``nack_many``); if that fails (a
+        message was cleared meanwhile, or the store refused), each message on its own,
+        keeping those the store refused, to try again."""
+        many = self._mq.ack_many if settle == self._mq.ack else self._mq.nack_many
+        try:
+            many(batch)
+            return
+        except Exception:  # all or none: nothing was settled; settle one by one
+            pass
         for message in batch:
             try:
                 settle(message)
