@@ -59,7 +59,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def th() -> Iterator[TaskHandler]:
     """A TaskHandler with no workers, shut down (bounded) after the test."""
-    handler = TaskHandler()
+    handler = TaskHandler(0)
     yield handler
     handler.shutdown(timeout=WAIT)
 

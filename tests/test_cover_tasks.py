@@ -193,7 +193,7 @@ def test_messages_that_are_not_tasks_are_skipped_and_removed(shared: MessageQueu
     gate = Gate()
     shared.add("task:default", "not a task")
     shared.add("task:other", "not a task either")
-    with TaskHandler(mq=shared) as th:
+    with TaskHandler(0, mq=shared) as th:
         th.hire()  # looks at the waiting messages: nothing to run
         assert shared.count("task:default") == 0
         early = th.submit_to("other", abs, -1)  # waits (nobody serves "other") behind the junk
@@ -221,7 +221,7 @@ def test_a_task_queue_declared_with_max_age_still_runs_every_task(shared: Messag
     shared.declare("task:default", max_age=3600)
     shared.add("task:default", "not a task")
     gate = Gate()
-    with TaskHandler(mq=shared) as th:
+    with TaskHandler(0, mq=shared) as th:
         th.hire()
         first = th.submit(gate, 0)
         assert gate.started.wait(WAIT)
@@ -247,7 +247,7 @@ def test_a_put_waiting_for_room_in_a_task_queue_view_wakes_when_a_worker_takes(
         wait_until(lambda: shared._queues["task:default"].putters == 1)
         return putter, done
 
-    with TaskHandler(mq=shared) as th:
+    with TaskHandler(0, mq=shared) as th:
         first = th.submit(gate, 1)  # no worker: it waits, and the view is full
         putter, done = put_in_thread("marker 1")
         th.hire()  # takes "first": room

@@ -54,7 +54,7 @@ def name(fn: Any) -> str:
 
 
 def test_a_task_added_through_the_queue_api_is_run(tmp_path: Path) -> None:
-    with open_mq(tmp_path) as mq, TaskHandler(mq=mq) as th:
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
         mq.add("task:default", (name(remember), ["from the API"], {}))
         th.hire()
         th.submit(remember, "submitted").result(WAIT)
@@ -71,7 +71,7 @@ def test_stored_functions_that_cannot_be_imported_fail_with_the_reason(
         mq.add("task:default", (name(remember), ["fine"], {}))
     caplog.set_level(logging.ERROR, logger="unidist_queue.tasks")
     with open_mq(tmp_path) as mq:
-        with TaskHandler(mq=mq) as th:  # recovered at start-up
+        with TaskHandler(0, mq=mq) as th:  # recovered at start-up
             mq.add("task:default", (f"{__name__}:NOT_CALLABLE", [], {}))  # adopted when taken
             th.hire()
             th.submit(remember, "last").result(WAIT)
@@ -88,7 +88,7 @@ def test_a_function_whose_module_cannot_be_imported_is_refused(tmp_path: Path) -
 
     orphan.__module__ = "no_such_module_for_tests"
     orphan.__qualname__ = "orphan"
-    with open_mq(tmp_path) as mq, TaskHandler(mq=mq) as th:
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
         with pytest.raises(SerializationError, match="cannot be imported back"):
             th.submit(orphan)
         assert mq.count("task:default") == 0
@@ -154,14 +154,14 @@ def test_cancelling_a_task_given_to_a_worker_busy_with_an_update(tmp_path: Path)
 
 
 def test_cancelling_waiting_tasks_removes_only_them(tmp_path: Path) -> None:
-    with open_mq(tmp_path) as mq, TaskHandler(mq=mq) as th:
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
         futures = [th.submit(remember, i) for i in range(4)]  # nobody serves: they wait
         assert futures[1].cancel() and futures[2].cancel()  # from the middle of the queue
         assert mq.count("task:default") == 2
         assert mq.clear("task:default") == 2
         assert futures[3].cancel()  # its message is already gone: nothing to remove
         assert mq.count("task:default") == 0
-    with open_mq(tmp_path) as mq, TaskHandler(mq=mq) as th:
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
         th.hire()
         assert th.submit(remember, "after").result(WAIT) == "after"
     assert SEEN == ["after"]

@@ -203,8 +203,8 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="max_workers"):
         TaskHandler(-1)
     with pytest.raises(TypeError, match="mq"):
-        TaskHandler(mq=object())  # type: ignore[arg-type]
-    with TaskHandler() as th:
+        TaskHandler(0, mq=object())  # type: ignore[arg-type]
+    with TaskHandler(0) as th:
         with pytest.raises(TypeError, match="series"):
             th.submit_to(3, square, 1)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="fn"):
@@ -415,7 +415,7 @@ def test_ten_thousand_tasks_each_run_exactly_once() -> None:
     count = RunCounter()
     counts = count.counts
     series = ["a", "b", "c", "d"]
-    with TaskHandler() as th:
+    with TaskHandler(0) as th:
         th.hire([(1, "a"), "b"], slots=3)
         th.hire(["c", "d", "a"], slots=2)
         th.hire("d")
@@ -435,7 +435,7 @@ def test_ten_thousand_tasks_each_run_exactly_once() -> None:
 
 def test_durable_series_refuses_what_it_cannot_store() -> None:
     mq = MessageQueue(FakeStore())
-    with TaskHandler(mq=mq) as th:
+    with TaskHandler(0, mq=mq) as th:
         with pytest.raises(SerializationError):
             th.submit(lambda: 1)
         with pytest.raises(SerializationError):
@@ -463,7 +463,7 @@ def test_durable_series_runs_and_acks() -> None:
 def test_durable_tasks_run_again_after_restart(caplog: pytest.LogCaptureFixture) -> None:
     store = FakeStore()
     mq = MessageQueue(store)
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     GATE.clear()
     STARTED.clear()
     th.submit_to("d", gated, "r")
@@ -482,7 +482,7 @@ def test_durable_tasks_run_again_after_restart(caplog: pytest.LogCaptureFixture)
     DONE.clear()
     GATE.set()
     with caplog.at_level(logging.ERROR, logger="unidist_queue.tasks"):
-        th2 = TaskHandler(mq=mq2)
+        th2 = TaskHandler(0, mq=mq2)
         assert th2.status()["series"]["d"]["waiting"] == 5
         th2.hire("d")
         assert th2.shutdown(timeout=WAIT) == []

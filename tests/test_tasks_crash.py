@@ -50,7 +50,7 @@ from unidist_queue.tasks import TaskHandler
 store, log, total, acked, slots = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
 fail = {int(n) for n in sys.argv[6].split(",")}
 mq = MessageQueue(store=FileStore(store, fsync="always"))
-th = TaskHandler(mq=mq)
+th = TaskHandler(0, mq=mq)
 th.hire("jobs", slots=slots)
 for n in range(acked):
     future = th.submit_to("jobs", _crash_tasks.work, log, n)
@@ -154,7 +154,7 @@ def test_kill_9_then_restart_runs_every_unfinished_task(
     unfinished = sorted(submitted - acked)
 
     mq = MessageQueue(store=FileStore(store, fsync="always"))
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     try:
         before = th.status()["series"]["jobs"]
         assert (before["waiting"], before["running"]) == (len(unfinished), 0)
@@ -187,7 +187,7 @@ def test_kill_9_then_restart_runs_every_unfinished_task(
 
     # the acknowledgements are durable too: a second restart finds nothing to run
     mq = MessageQueue(store=FileStore(store, fsync="always"))
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     try:
         assert th.status()["series"]["jobs"]["waiting"] == 0
         assert mq.count("task:jobs") == 0 and mq.stats("task:jobs").reserved == 0

@@ -101,7 +101,7 @@ def resolve(name: str) -> Any:
 
 def test_a_task_is_stored_as_function_name_args_kwargs(tmp_path: Path) -> None:
     mq = open_mq(tmp_path)
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     try:
         th.submit_to("d", record, 1, "two", three=3)
         (msg,) = mq.messages("task:d")
@@ -116,7 +116,7 @@ def test_a_task_is_stored_as_function_name_args_kwargs(tmp_path: Path) -> None:
 
 def test_importable_functions_of_other_modules_are_stored(tmp_path: Path) -> None:
     mq = open_mq(tmp_path)
-    with TaskHandler(mq=mq) as th:
+    with TaskHandler(0, mq=mq) as th:
         th.hire()
         assert th.submit(functools.reduce, max, [3, 9, 4]).result(WAIT) == 9
         assert th.submit(Path.exists, tmp_path).result(WAIT) is True  # a function found as Path.exists
@@ -153,7 +153,7 @@ def test_a_task_that_cannot_be_stored_is_refused_and_nothing_is_stored(
     tmp_path: Path, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any
 ) -> None:
     mq = open_mq(tmp_path)
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     try:
         with pytest.raises(SerializationError) as info:
             th.submit_to("d", fn, *args, **kwargs)
@@ -168,7 +168,7 @@ def test_a_task_that_cannot_be_stored_is_refused_and_nothing_is_stored(
     mq = open_mq(tmp_path)  # only the good task was written
     try:
         assert len(mq.messages("task:d")) == 1
-        with TaskHandler(mq=mq) as th:
+        with TaskHandler(0, mq=mq) as th:
             th.hire("d")
     finally:
         mq.close()
@@ -177,14 +177,14 @@ def test_a_task_that_cannot_be_stored_is_refused_and_nothing_is_stored(
 
 def test_json_store_refuses_what_json_cannot_hold(tmp_path: Path) -> None:
     mq = open_mq(tmp_path, serializer="json")
-    with TaskHandler(mq=mq) as th:
+    with TaskHandler(0, mq=mq) as th:
         with pytest.raises(SerializationError):
             th.submit_to("d", record, {1, 2})
         th.submit_to("d", record, [1, "a"], key={"x": None})  # waits: nobody serves "d"
     mq.close()
     mq = open_mq(tmp_path, serializer="json")
     try:
-        with TaskHandler(mq=mq) as th:
+        with TaskHandler(0, mq=mq) as th:
             th.hire("d")
     finally:
         mq.close()
@@ -194,7 +194,7 @@ def test_json_store_refuses_what_json_cannot_hold(tmp_path: Path) -> None:
 def test_a_series_declared_not_durable_takes_any_callable(tmp_path: Path) -> None:
     mq = open_mq(tmp_path)
     mq.declare("task:mem", durable=False)
-    with TaskHandler(mq=mq) as th:
+    with TaskHandler(0, mq=mq) as th:
         th.hire(["mem", "d"])
         assert th.submit_to("mem", lambda x: x + 1, 1).result(WAIT) == 2
         with pytest.raises(SerializationError):
@@ -208,7 +208,7 @@ def test_a_series_declared_not_durable_takes_any_callable(tmp_path: Path) -> Non
 
 def test_waiting_tasks_run_after_restart_in_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     mq = open_mq(tmp_path)
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     futures = [th.submit_to("d", record, i) for i in range(5)]
     futures.append(th.submit_to("d", fail, "x"))
     unfinished = th.shutdown(timeout=WAIT)  # nobody serves "d": returned, futures cancelled
@@ -221,7 +221,7 @@ def test_waiting_tasks_run_after_restart_in_order(tmp_path: Path, caplog: pytest
 
     mq = open_mq(tmp_path)
     try:
-        th = TaskHandler(mq=mq)
+        th = TaskHandler(0, mq=mq)
         assert th.status()["series"]["d"]["waiting"] == 6
         with caplog.at_level(logging.ERROR):
             th.hire("d")
@@ -237,7 +237,7 @@ def test_waiting_tasks_run_after_restart_in_order(tmp_path: Path, caplog: pytest
 
 def test_cancel_futures_removes_durable_tasks(tmp_path: Path) -> None:
     mq = open_mq(tmp_path)
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     th.hire("busy")
     held = th.submit_to("busy", hold, "held")
     assert HOLDER.started.wait(WAIT)
@@ -254,7 +254,7 @@ def test_cancel_futures_removes_durable_tasks(tmp_path: Path) -> None:
 
     mq = open_mq(tmp_path)
     try:
-        with TaskHandler(mq=mq) as th:
+        with TaskHandler(0, mq=mq) as th:
             status = th.status()["series"]
             assert status["busy"]["waiting"] == status["nobody"]["waiting"] == 0
             th.hire(["busy", "nobody"])
@@ -265,7 +265,7 @@ def test_cancel_futures_removes_durable_tasks(tmp_path: Path) -> None:
 
 def test_shutdown_timeout_keeps_the_abandoned_task_for_a_restart(tmp_path: Path) -> None:
     mq = open_mq(tmp_path)
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     th.hire("d")
     stuck = th.submit_to("d", hold, "stuck")
     assert HOLDER.started.wait(WAIT)
@@ -280,7 +280,7 @@ def test_shutdown_timeout_keeps_the_abandoned_task_for_a_restart(tmp_path: Path)
 
     mq = open_mq(tmp_path)
     try:
-        with TaskHandler(mq=mq) as th:
+        with TaskHandler(0, mq=mq) as th:
             th.hire("d")
     finally:
         mq.close()
@@ -293,7 +293,7 @@ def test_reassigned_durable_task_is_acknowledged_once(
 ) -> None:
     mq = open_mq(tmp_path)
     try:
-        with caplog.at_level(logging.WARNING), TaskHandler(mq=mq) as th:
+        with caplog.at_level(logging.WARNING), TaskHandler(0, mq=mq) as th:
             first = th.hire("d")
             f = th.submit_to("d", hold, "again")
             assert HOLDER.started.wait(WAIT)
@@ -320,7 +320,7 @@ def test_reassigned_durable_task_is_acknowledged_once(
 
 def test_durable_series_over_workers_and_slots_runs_each_once(tmp_path: Path) -> None:
     mq = open_mq(tmp_path)
-    with TaskHandler(mq=mq) as th:
+    with TaskHandler(0, mq=mq) as th:
         th.hire(["a", "b"], slots=2)
         th.hire([(1, "b")])
         fs = [th.submit_to("ab"[i % 2], record, i) for i in range(300)]
@@ -335,7 +335,7 @@ def test_durable_series_over_workers_and_slots_runs_each_once(tmp_path: Path) ->
 def test_shutdown_returns_each_unfinished_durable_task_once(tmp_path: Path) -> None:
     mq = MessageQueue(store=FileStore(str(tmp_path / "s"), fsync="never"))
     try:
-        th = TaskHandler(mq=mq)
+        th = TaskHandler(0, mq=mq)
         futures = [th.submit_to("nobody", record, i) for i in range(3)]
         unfinished = th.shutdown(wait=True, timeout=WAIT)
         assert [t.future for t in unfinished] == futures
@@ -348,7 +348,7 @@ def test_shutdown_returns_each_unfinished_durable_task_once(tmp_path: Path) -> N
 def test_a_waiting_task_cancelled_by_its_caller_leaves_the_store(tmp_path: Path) -> None:
     path = str(tmp_path / "s")
     with MessageQueue(store=FileStore(path, fsync="never")) as mq:
-        th = TaskHandler(mq=mq)
+        th = TaskHandler(0, mq=mq)
         keep = th.submit_to("later", record, "keep")
         gone = th.submit_to("later", record, "gone")
         assert gone.cancel()

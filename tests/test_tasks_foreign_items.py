@@ -17,7 +17,7 @@ WAIT = 5.0
 
 def test_a_long_run_of_foreign_items_in_a_task_queue_is_skipped() -> None:
     mq = MessageQueue()
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     gate = threading.Event()
     try:
         th.hire()

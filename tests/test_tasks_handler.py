@@ -269,7 +269,7 @@ def test_update_waits_for_a_busy_worker_and_runs_before_its_next_task(th: TaskHa
 
 def test_shutdown_returns_every_unfinished_task_once() -> None:
     gate = Gate()
-    th = TaskHandler()
+    th = TaskHandler(0)
     th.hire("busy", slots=2)
     running = [th.submit_to("busy", gate.task(i)) for i in range(2)]
     gate.wait_started(2)
@@ -292,7 +292,7 @@ def test_shutdown_returns_every_unfinished_task_once() -> None:
 def test_shutdown_with_wait_runs_the_tasks_waiting_for_current_workers() -> None:
     gate = Gate()
     ran = Recorder()
-    th = TaskHandler()
+    th = TaskHandler(0)
     th.hire(["a", "b"])
     held = th.submit_to("a", gate.task("held"))
     gate.wait_started()
@@ -405,7 +405,7 @@ def test_no_task_lost_or_run_twice_while_workers_come_and_go() -> None:
     counts = count.counts
     series = ["a", "b", "c"]
     rounds = threading.Semaphore(0)
-    with TaskHandler() as th:
+    with TaskHandler(0) as th:
         for s in series:
             th.hire(s)  # always one worker per series
 

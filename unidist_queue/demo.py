@@ -153,7 +153,7 @@ def _setup(mq: MessageQueue, run: _Run, down_for: int) -> TaskHandler:
     logging.getLogger("unidist_queue").addHandler(_Relay(run))  # no tracebacks: lines tell the story
     run.pusher = Pusher(_Receiver(run, down_for), mq=mq, queue="events", batch_size=4,
                         buffer_delay=0.05, retry_delay=0.04, max_retry_delay=0.16)
-    th = TaskHandler(mq=mq)
+    th = TaskHandler(0, mq=mq)
     th.hire([(10, "resize"), (0, "mail")], name="w-resize")
     th.hire([(10, "mail"), (0, "resize")], name="w-mail")
     return th

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import sys
 import threading
 import time
 from concurrent.futures import Executor, Future, InvalidStateError
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
     P = ParamSpec("P")
 
-__all__ = ["Task", "TaskHandler"]
+__all__ = ["Task", "TaskHandler", "default_workers"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,11 +53,28 @@ _GONE: Any = object()
 _monotonic = time.monotonic
 
 
+def default_workers() -> int:
+    """How many workers ``TaskHandler()`` hires: as many threads as ``ThreadPoolExecutor()``
+    of the running Python may start.
+
+    ``min(32, (os.process_cpu_count() or 1) + 4)`` on Python 3.13+ (the CPUs this process
+    may use), ``min(32, (os.cpu_count() or 1) + 4)`` before, as in each version's
+    ``concurrent/futures/thread.py``.
+    """
+    if sys.version_info >= (3, 13):
+        cpus = os.process_cpu_count()
+    else:
+        cpus = os.cpu_count()
+    return min(32, (cpus or 1) + 4)
+
+
 class TaskHandler(Executor):
     """A pool of worker threads, routing tasks by series and priority; an ``Executor``.
 
-    ``TaskHandler(max_workers=None, *, mq=None)``: ``max_workers=N`` hires N workers for
-    the ``"default"`` series (``None`` or 0: none yet). ``mq``: the MessageQueue holding
+    ``TaskHandler(max_workers=None, *, mq=None)``: ``max_workers=N`` hires N workers
+    (one thread each) for the ``"default"`` series at once; ``None`` hires as many as
+    ``ThreadPoolExecutor()`` would run (:func:`default_workers`: ``min(32, CPUs + 4)``);
+    ``0`` hires none yet (tasks wait for a :meth:`hire`). ``mq``: the MessageQueue holding
     waiting tasks (a private in-memory one if omitted, closed by :meth:`shutdown`; one
     passed in is left open; close it only after :meth:`shutdown`, as tasks still
     waiting in a closed queue can neither run nor be handed back). Tasks move fastest
@@ -105,7 +124,7 @@ class TaskHandler(Executor):
         self._mq_closed = False
         for name in self._store.recover(self._recovered_task):
             self._series_of(name)
-        for _ in range(max_workers or 0):
+        for _ in range(default_workers() if max_workers is None else max_workers):
             self.hire()
 
     # -- submitting ---------------------------------------------------------------------------
