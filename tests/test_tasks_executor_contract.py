@@ -1,7 +1,8 @@
 """The Executor part of DESIGN.md section 6, through public behaviour.
 
 ``TaskHandler`` as a ``ThreadPoolExecutor``, one section per point of the contract:
-``ShutDown`` is a ``RuntimeError``, and the default number of workers.
+``ShutDown`` is a ``RuntimeError``, the default number of workers, and a handler nobody
+references.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import os
 import queue
 import sys
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import pytest
+from helpers import worker_threads
 
 import unidist_queue
 from unidist_queue import ShutDown, TaskHandler, UnidistQueueError
@@ -91,3 +94,59 @@ def test_zero_max_workers_hires_nobody_and_tasks_wait_for_a_hire() -> None:
     th.hire()
     assert f.result(WAIT) == 7
     assert th.shutdown(timeout=WAIT) == []
+
+
+# -- 6. a handler nobody references shuts its workers down ------------------------------------
+
+
+def test_an_unreferenced_handler_runs_what_it_can_then_its_workers_exit() -> None:
+    gate = threading.Event()
+    th = TaskHandler(2)
+    threads = worker_threads()
+    assert len(threads) == 2
+    held = [th.submit(gate.wait, WAIT) for _ in range(2)]
+    queued = [th.submit(abs, -i) for i in range(10)]
+    unserved = th.submit_to("nobody", abs, -1)
+    ref = weakref.ref(th)
+    del th
+    gc.collect()
+    assert ref() is None
+    gate.set()
+    assert [f.result(WAIT) for f in held] == [True, True]
+    assert [f.result(WAIT) for f in queued] == list(range(10))
+    for t in threads:
+        t.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    assert unserved.cancelled()
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_dropping_the_last_reference_is_enough() -> None:
+    th = TaskHandler(3)
+    threads = worker_threads()
+    results = th.map(abs, range(-5, 5))
+    del th  # reference counting alone: CPython's test_del_shutdown joins without a timeout
+    for t in threads:
+        t.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    assert list(results) == [abs(i) for i in range(-5, 5)]
+
+
+def test_a_handler_its_tasks_refer_to_lives_until_they_ran() -> None:
+    gate = threading.Event()
+    th = TaskHandler(1)
+    threads = worker_threads()
+    first = th.submit(gate.wait, WAIT)
+    later = th.submit(lambda h: h.roster(), th)  # the queued task holds the handler
+    ref = weakref.ref(th)
+    del th
+    gc.collect()
+    assert ref() is not None
+    gate.set()
+    assert first.result(WAIT) is True
+    assert later.result(WAIT) == [1]
+    del later
+    gc.collect()
+    for t in threads:
+        t.join(WAIT)
+    assert ref() is None and not any(t.is_alive() for t in threads)

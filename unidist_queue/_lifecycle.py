@@ -1,8 +1,9 @@
 """The slower half of :class:`~unidist_queue.TaskHandler`: terminate, update, status, shutdown.
 
-Internal. Functions here take the handler as their first argument and are documented
-on the :class:`~unidist_queue.TaskHandler` methods that call them. Helpers whose name
-ends in ``_locked`` are called with the handler's lock held.
+Internal. Functions here take the handler's :class:`~unidist_queue._pool.Pool` as their
+first argument and are documented on the :class:`~unidist_queue.TaskHandler` methods
+that call them. Helpers whose name ends in ``_locked`` are called with the pool's lock
+held.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from ._util import check_seconds, deadline_of, remaining
 from ._workers import Gather, Update, Worker
-from .errors import ShutDown
 
 if TYPE_CHECKING:
+    from ._pool import Pool
     from ._task import Job
-    from .tasks import TaskHandler
 
 __all__ = ["leave", "retire_tallies", "shutdown", "status", "terminate", "update"]
+
+
+# -- workers ------------------------------------------------------------------------------------
 
 
 def leave(worker: Worker) -> None:
@@ -35,7 +38,7 @@ def retire_tallies(worker: Worker) -> None:
             s.retire_tally(worker.id)
 
 
-def _retire_locked(h: TaskHandler, worker: Worker, drain: bool) -> None:
+def _retire_locked(h: Pool, worker: Worker, drain: bool) -> None:
     """Stop giving ``worker`` new tasks; its threads exit once idle.
 
     ``drain`` (shutdown): it keeps taking waiting tasks of its series until none is left.
@@ -50,7 +53,7 @@ def _retire_locked(h: TaskHandler, worker: Worker, drain: bool) -> None:
     worker.stop()
 
 
-def _abandon_locked(h: TaskHandler, worker: Worker) -> Tuple[List[Job], List[Update]]:
+def _abandon_locked(h: Pool, worker: Worker) -> Tuple[List[Job], List[Update]]:
     """Give up on ``worker``'s threads: return its unfinished tasks and pending updates."""
     with worker.mutex:
         worker.abandoned = worker.retiring = True
@@ -83,7 +86,7 @@ def _drop_updates(worker: Worker, updates: List[Update]) -> None:
             u.gather.drop(worker.id)
 
 
-def _reassign(h: TaskHandler, tasks: List[Job]) -> None:
+def _reassign(h: Pool, tasks: List[Job]) -> None:
     """Put abandoned tasks back at the front of their series and route them again."""
     seq = 0
     with h._lock:
@@ -100,7 +103,7 @@ def _reassign(h: TaskHandler, tasks: List[Job]) -> None:
 
 
 def terminate(
-    h: TaskHandler, worker_id: int, timeout: Optional[float], crash: bool, reassign: bool
+    h: Pool, worker_id: int, timeout: Optional[float], crash: bool, reassign: bool
 ) -> List[Job]:
     deadline = deadline_of(timeout)
     with h._lock:
@@ -125,7 +128,7 @@ def terminate(
 
 
 def update(
-    h: TaskHandler, fn: Callable[..., Any], args: Any, kwargs: Optional[Dict[str, Any]],
+    h: Pool, fn: Callable[..., Any], args: Any, kwargs: Optional[Dict[str, Any]],
     series: Optional[str], ephemeral: bool,
 ) -> Future[List[Any]]:
     if not callable(fn):
@@ -140,7 +143,7 @@ def update(
     future.set_running_or_notify_cancel()
     with h._lock:
         if h._shut:
-            raise ShutDown("the TaskHandler is shut down")
+            raise h.closed()
         targets = [
             w for w in h._workers.values()
             if not w.retiring and (series is None or any(s.name == series for _, s in w.series))
@@ -155,7 +158,7 @@ def update(
     return future
 
 
-def status(h: TaskHandler) -> Dict[str, Any]:
+def status(h: Pool) -> Dict[str, Any]:
     with h._lock:
         series = {name: s.status(h._store.waiting(s)) for name, s in h._series.items()}
         workers = {
@@ -172,7 +175,7 @@ def status(h: TaskHandler) -> Dict[str, Any]:
     return {"series": series, "workers": workers}
 
 
-def _waiting_locked(h: TaskHandler, everywhere: bool, remove: bool) -> Tuple[List[Job], int]:
+def _waiting_locked(h: Pool, everywhere: bool, remove: bool) -> Tuple[List[Job], int]:
     """Waiting tasks of every series (``everywhere``) or of series nobody serves."""
     found: List[Job] = []
     seq = 0
@@ -184,7 +187,7 @@ def _waiting_locked(h: TaskHandler, everywhere: bool, remove: bool) -> Tuple[Lis
     return found, seq
 
 
-def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional[float]) -> List[Job]:
+def shutdown(h: Pool, wait: bool, cancel_futures: bool, timeout: Optional[float]) -> List[Job]:
     if timeout is not None:
         check_seconds("timeout", timeout)
     deadline = deadline_of(timeout)
@@ -215,7 +218,7 @@ def shutdown(h: TaskHandler, wait: bool, cancel_futures: bool, timeout: Optional
     return unfinished
 
 
-def _after_wait(h: TaskHandler, workers: List[Worker]) -> List[Job]:
+def _after_wait(h: Pool, workers: List[Worker]) -> List[Job]:
     """After the joins: abandon workers still running; collect tasks nobody will run."""
     dropped: List[Tuple[Worker, List[Update]]] = []
     unfinished: List[Job] = []
@@ -235,7 +238,7 @@ def _after_wait(h: TaskHandler, workers: List[Worker]) -> List[Job]:
     return unfinished + leftover
 
 
-def _close_mq(h: TaskHandler) -> None:
+def _close_mq(h: Pool) -> None:
     with h._lock:
         close = h._own_mq and h._live == 0 and not h._mq_closed
         if close:

@@ -16,6 +16,9 @@ Which tasks a worker owns is decided by ``Worker.assigned`` under the worker's m
 not by the inbox: a task abandoned with its worker is in the list ``terminate``
 returns, and a thread that picks it from the inbox (or took it as its next task)
 afterwards sees ``abandoned`` and exits without running it.
+
+Threads hold the :class:`~unidist_queue._pool.Pool`, never the user's
+:class:`~unidist_queue.TaskHandler`.
 """
 
 from __future__ import annotations
@@ -27,19 +30,21 @@ from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
+from ._task import Job
+
 if TYPE_CHECKING:
     from typing import Protocol
 
     from ._routing import Series, Tally
-    from ._task import Job
 
     class Handler(Protocol):
         def run_tasks(self, worker: Worker, task: Job) -> Optional[Job]: ...
         def activate(self, worker: Worker) -> None: ...
         def exited(self, worker: Worker) -> None: ...
+        def release(self) -> None: ...
 
 
-__all__ = ["Gather", "Update", "Worker", "serve"]
+__all__ = ["ORPHANED", "Gather", "Update", "Worker", "serve"]
 
 logger = logging.getLogger("unidist_queue.tasks")
 
@@ -170,8 +175,8 @@ class Worker:
         for _ in range(self.slots):
             self.inbox.put(_STOP)
 
-    def next_item(self) -> Union[Job, Update, None]:
-        """Wait for an update or a task; ``None`` when the thread should exit."""
+    def next_item(self) -> Union[Job, Update, object, None]:
+        """Wait for an update, a task or :data:`ORPHANED`; ``None``: the thread exits."""
         while True:
             if self.updates:
                 update = self.pop_update()
@@ -197,6 +202,7 @@ class Worker:
 
 _WAKE = object()  # in an inbox: an update is pending
 _STOP = object()  # in an inbox: the thread that takes it exits
+ORPHANED = object()  # in an inbox: nobody holds the handler any more; shut it down
 
 
 def run_update(worker: Worker, update: Update) -> None:
@@ -215,7 +221,10 @@ def run_update(worker: Worker, update: Update) -> None:
 
 
 def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
-    """A worker thread's body: saved updates first, then tasks until told to exit."""
+    """A worker thread's body: saved updates first, then tasks until told to exit.
+
+    ``handler`` is the pool, not the user's handler.
+    """
     try:
         if replay:
             for update in replay:
@@ -229,8 +238,11 @@ def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
                 item = worker.next_item()
                 if item is None:
                     return
-                if isinstance(item, Update):
+                if type(item) is Update:
                     run_update(worker, item)
+                    continue
+                if type(item) is not Job:  # ORPHANED
+                    handler.release()
                     continue
                 task = item
             elif worker.updates:
