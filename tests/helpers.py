@@ -155,3 +155,43 @@ class RunCounter:
         with self.lock:
             self.counts[i] = self.counts.get(i, 0) + 1
         return i
+
+
+# -- the queue API alone ---------------------------------------------------------------------
+
+
+class ApiOnly:
+    """A queue backend that offers the :class:`~unidist_queue.QueueAPI` methods and nothing
+    else, by delegation to a wrapped queue: what is built on the queue API (Pusher,
+    TaskHandler with ``mq=``) must work over it, as over any other backend."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._inner.closed)
+
+    def __enter__(self) -> ApiOnly:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _delegate(name: str) -> Callable[..., Any]:
+    def method(self: ApiOnly, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._inner, name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+def _api_methods() -> List[str]:
+    from unidist_queue import QueueAPI
+
+    return [n for n, v in vars(QueueAPI).items() if not n.startswith("_") and callable(v)]
+
+
+for _name in _api_methods():
+    setattr(ApiOnly, _name, _delegate(_name))

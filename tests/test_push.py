@@ -19,8 +19,9 @@ from typing import Any, Callable, Iterator, List, Optional
 import attrs
 import pytest
 from conftest import ManualClock
+from helpers import ApiOnly
 
-from unidist_queue import Message, MessageQueue, ShutDown
+from unidist_queue import Message, MessageQueue, QueueAPI, ShutDown
 from unidist_queue.errors import StoreError
 from unidist_queue.push import Pusher, PushStats
 
@@ -606,3 +607,16 @@ def test_two_pushers_on_one_queue_send_each_event_once(make_pusher: Callable[...
             assert p.flush(timeout=WAIT)
         sent = sorted(m.body for r in receivers for batch in r.batches for m in batch)
         assert sent == list(range(200))
+
+
+def test_a_pusher_works_over_any_queue_api_object(make_pusher: Callable[..., Pusher]) -> None:
+    """Nothing but the QueueAPI methods: a backend that offers only those carries a Pusher."""
+    with ApiOnly(MessageQueue()) as mq:
+        assert isinstance(mq, QueueAPI)
+        receiver = Receiver()
+        p = make_pusher(receiver, mq=mq, buffer_delay=0, batch_size=10)
+        for i in range(25):
+            p.push(i)
+        assert p.flush(timeout=WAIT)
+        assert [m.body for batch in receiver.batches for m in batch] == list(range(25))
+        assert all(1 <= len(batch) <= 10 for batch in receiver.batches)
