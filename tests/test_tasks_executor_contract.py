@@ -1,8 +1,8 @@
 """The Executor part of DESIGN.md section 6, through public behaviour.
 
 ``TaskHandler`` as a ``ThreadPoolExecutor``, one section per point of the contract:
-``ShutDown`` is a ``RuntimeError``, the default number of workers, and a handler nobody
-references.
+``ShutDown`` is a ``RuntimeError``, the default number of workers, no stale references,
+and a handler nobody references.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import sys
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from types import TracebackType
+from typing import Iterator, List, Optional
 
 import pytest
 from helpers import worker_threads
@@ -94,6 +95,87 @@ def test_zero_max_workers_hires_nobody_and_tasks_wait_for_a_hire() -> None:
     th.hire()
     assert f.result(WAIT) == 7
     assert th.shutdown(timeout=WAIT) == []
+
+
+# -- 3. a worker keeps no reference to a finished task --------------------------------------
+
+
+class Payload:
+    """Something only the task's function, arguments or result refer to."""
+
+    def method(self, arg: Payload) -> Payload:
+        return Payload()
+
+    def fail(self, arg: Payload) -> None:
+        raise Failure(arg)
+
+
+class Failure(Exception):
+    """A task's exception (weak references work on it, unlike on built-in exceptions)."""
+
+
+def _frames(tb: Optional[TracebackType]) -> List[str]:
+    names = []
+    while tb is not None:
+        names.append(os.path.basename(tb.tb_frame.f_code.co_filename))
+        tb = tb.tb_next
+    return names
+
+
+@pytest.mark.usefixtures("no_gc")
+@pytest.mark.parametrize("how", ["result", "exception"])
+def test_an_idle_worker_keeps_nothing_of_its_finished_task(how: str) -> None:
+    freed = threading.Semaphore(0)  # released by a weak reference's callback
+
+    def watch(obj: object) -> weakref.ref[object]:
+        return weakref.ref(obj, lambda _: freed.release())
+
+    with TaskHandler(1) as th:
+        obj, arg = Payload(), Payload()
+        refs = [watch(obj), watch(arg)]
+        f = th.submit(obj.method if how == "result" else obj.fail, arg)
+        if how == "result":
+            refs.append(watch(f.result(WAIT)))
+        else:
+            exc = f.exception(WAIT)
+            assert isinstance(exc, Failure)
+            assert "_pool.py" not in _frames(exc.__traceback__)  # no worker frame kept
+            refs.append(watch(exc))
+            del exc
+        del obj, arg, f
+        # as CPython's test_no_stale_references: nothing else runs, the worker goes idle
+        assert all(freed.acquire(timeout=WAIT) for _ in refs)
+        assert [r() for r in refs] == [None, None, None]
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_a_busy_worker_keeps_nothing_of_the_task_it_finished_before() -> None:
+    release_first, second_started, release_second = threading.Event(), threading.Event(), threading.Event()
+
+    def first(arg: Payload) -> Payload:
+        assert release_first.wait(WAIT)
+        return Payload()
+
+    def second() -> None:
+        second_started.set()
+        assert release_second.wait(WAIT)
+
+    with TaskHandler(1) as th:
+        arg = Payload()
+        f1 = th.submit(first, arg)
+        f2 = th.submit(second)  # waits: the worker takes it itself when the first ends
+        refs = [weakref.ref(arg)]
+        del arg
+        release_first.set()
+        assert second_started.wait(WAIT)
+        refs.append(weakref.ref(f1.result(WAIT)))
+        refs.append(weakref.ref(f1))  # type: ignore[arg-type]
+        del f1
+        try:
+            assert [r() for r in refs] == [None, None, None]  # while the worker runs the second
+        finally:
+            release_second.set()
+        assert f2.result(WAIT) is None
 
 
 # -- 6. a handler nobody references shuts its workers down ------------------------------------

@@ -261,8 +261,8 @@ class Pool:
 
     # -- called by worker threads -------------------------------------------------------------------
 
-    def run_tasks(self, worker: Worker, task: Job) -> Optional[Job]:
-        """Run ``task`` in this worker thread, then each task the worker takes next.
+    def run_tasks(self, worker: Worker, box: List[Optional[Job]]) -> Optional[Job]:
+        """Run the task in ``box`` (emptied) in this worker thread, then each task it takes next.
 
         Returns ``None`` when the worker has nothing more to run (it is marked free) or
         was abandoned, or the next task when an update is pending (the caller runs it
@@ -271,12 +271,18 @@ class Pool:
         future is resolved; in memory, a busy worker does it under its own mutex and the
         queue's, never the pool's lock, which it takes only when it turns free; a
         durable store goes through :meth:`_finish_durable`.
+
+        No reference to a finished task, its function, arguments or result outlives it
+        here (the caller hands the task over in ``box`` so it keeps none either), and a
+        task's exception leaves without this frame in its traceback.
         """
         resumed = self._resumed
         memory = not self._mq._persistent
         take = self._store.take
         assigned, tallies, mutex = worker.assigned, worker.tallies, worker.mutex
-        while True:
+        task = box[0]
+        box[0] = None
+        while task is not None:
             if worker.abandoned:
                 return None  # given to it before it was abandoned: terminate returned it
             future = task.future
@@ -286,7 +292,7 @@ class Pool:
                 try:
                     value = task.fn(*task.args, **task.kwargs)
                 except BaseException as exc:
-                    value = exc
+                    value = _without_caller(exc)
                     failed = True
                     del exc
                 end = _monotonic()
@@ -333,9 +339,11 @@ class Pool:
                         future.set_result(value)
                     except InvalidStateError:  # resolved elsewhere meanwhile (reassigned)
                         logger.debug("future of %r already resolved", task)
-            if nxt is None or worker.updates:
+            del value, future  # the worker keeps nothing of a finished task
+            if worker.updates:
                 return nxt
             task = nxt
+        return None
 
     def _turn_free(self, worker: Worker) -> Optional[Job]:
         """An in-memory worker found its queues empty: mark it free, or, while it drains at
@@ -458,3 +466,13 @@ class Pool:
             s = self._series.get(series)
             return [] if s is None else [i for i in s.qualified if not self._workers[i].retiring]
 
+
+def _without_caller(exc: BaseException) -> BaseException:
+    """``exc`` caught in :meth:`Pool.run_tasks`, without that frame in its traceback.
+
+    The frame holds the pool and the worker: a failed task's future would keep them
+    alive (and a reference cycle through the frame would keep the task itself until a
+    garbage collection). The traceback keeps the frames of the task's own code.
+    """
+    tb = exc.__traceback__
+    return exc.with_traceback(None if tb is None else tb.tb_next)

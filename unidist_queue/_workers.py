@@ -18,7 +18,8 @@ returns, and a thread that picks it from the inbox (or took it as its next task)
 afterwards sees ``abandoned`` and exits without running it.
 
 Threads hold the :class:`~unidist_queue._pool.Pool`, never the user's
-:class:`~unidist_queue.TaskHandler`.
+:class:`~unidist_queue.TaskHandler`, and drop every reference to a task once it is
+finished (see :func:`serve`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from ._routing import Series, Tally
 
     class Handler(Protocol):
-        def run_tasks(self, worker: Worker, task: Job) -> Optional[Job]: ...
+        def run_tasks(self, worker: Worker, box: List[Optional[Job]]) -> Optional[Job]: ...
         def activate(self, worker: Worker) -> None: ...
         def exited(self, worker: Worker) -> None: ...
         def release(self) -> None: ...
@@ -223,33 +224,45 @@ def run_update(worker: Worker, update: Update) -> None:
 def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
     """A worker thread's body: saved updates first, then tasks until told to exit.
 
-    ``handler`` is the pool, not the user's handler.
+    ``handler`` is the pool, not the user's handler. A task is handed to
+    ``run_tasks`` in ``box``, and every local naming a task or an update is cleared
+    once it ran, so an idle thread keeps nothing of what it ran (``ThreadPoolExecutor``
+    deletes its work item likewise).
     """
+    box: List[Optional[Job]] = [None]
     try:
         if replay:
             for update in replay:
                 if worker.abandoned:
                     return
                 run_update(worker, update)
+            del update
             handler.activate(worker)
         task: Optional[Job] = None
         while True:
             if task is None:
                 item = worker.next_item()
-                if item is None:
+                if type(item) is Job:
+                    box[0] = item
+                    item = None
+                elif item is None:
                     return
-                if type(item) is Update:
+                elif type(item) is Update:
                     run_update(worker, item)
+                    item = None
                     continue
-                if type(item) is not Job:  # ORPHANED
+                else:  # ORPHANED
                     handler.release()
                     continue
-                task = item
             elif worker.updates:
                 pending = worker.pop_update()
                 if pending is not None:
                     run_update(worker, pending)
+                    pending = None
                 continue
-            task = handler.run_tasks(worker, task)
+            else:
+                box[0] = task
+                task = None
+            task = handler.run_tasks(worker, box)
     finally:
         handler.exited(worker)

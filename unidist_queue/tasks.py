@@ -79,6 +79,8 @@ class TaskHandler(Executor):
 
     As with ``ThreadPoolExecutor``:
 
+    * a worker keeps no reference to a finished task, its function, arguments or
+      result; a task's exception carries the traceback of the task's own frames;
     * a handler nobody references any more is shut down as by ``shutdown(wait=False)``,
       by one of its workers (they hold it only weakly): they run the tasks they can,
       then their threads exit (with no worker left, its waiting tasks stay pending, as
