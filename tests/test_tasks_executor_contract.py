@@ -2,7 +2,7 @@
 
 ``TaskHandler`` as a ``ThreadPoolExecutor``, one section per point of the contract:
 ``ShutDown`` is a ``RuntimeError``, the default number of workers, no stale references,
-and a handler nobody references.
+interpreter exit, and a handler nobody references.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import queue
+import subprocess
 import sys
 import threading
 import weakref
@@ -18,6 +19,7 @@ from types import TracebackType
 from typing import Iterator, List, Optional
 
 import pytest
+from conftest import child_env
 from helpers import worker_threads
 
 import unidist_queue
@@ -176,6 +178,61 @@ def test_a_busy_worker_keeps_nothing_of_the_task_it_finished_before() -> None:
         finally:
             release_second.set()
         assert f2.result(WAIT) is None
+
+
+# -- 5. interpreter exit ----------------------------------------------------------------------
+
+CHILD = r"""
+import atexit, threading
+import unidist_queue
+from unidist_queue import TaskHandler
+
+exit_began = threading.Event()
+printing = threading.Lock()  # print() writes the line and its end separately
+th = TaskHandler(2)
+
+def task(i):
+    assert exit_began.wait(60), "the task ran out of time"
+    with printing:
+        print(f"task {i} done", flush=True)
+
+futures = [th.submit(task, i) for i in range(4)]
+futures.append(th.submit_to("nobody", print, "never run"))
+if MODE == "shutdown(wait=False)":
+    th.shutdown(wait=False)
+# Registered after unidist_queue's own hook, so it runs before it: the tasks end only
+# once the interpreter's exit has begun.
+threading._register_atexit(exit_began.set)
+
+@atexit.register
+def after_the_hooks():
+    for label, handler in (("old", th), ("new", TaskHandler(1))):
+        try:
+            handler.submit(print, "never run")
+        except RuntimeError as exc:
+            kind = type(exc).__name__, isinstance(exc, unidist_queue.ShutDown)
+            print(label, "submit raised", *kind, flush=True)
+    print("cancelled", futures[-1].cancelled(), flush=True)
+
+print("main done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["no shutdown", "shutdown(wait=False)"])
+def test_tasks_finish_at_interpreter_exit_and_submit_then_raises(mode: str) -> None:
+    script = f"MODE = {mode!r}\n" + CHILD
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.stderr == "" and proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "main done"
+    assert sorted(lines[1:5]) == [f"task {i} done" for i in range(4)]
+    assert lines[5:] == [
+        "old submit raised ShutDown True",
+        "new submit raised ShutDown True",
+        "cancelled True",
+    ]
 
 
 # -- 6. a handler nobody references shuts its workers down ------------------------------------

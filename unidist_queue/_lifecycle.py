@@ -4,11 +4,20 @@ Internal. Functions here take the handler's :class:`~unidist_queue._pool.Pool` a
 first argument and are documented on the :class:`~unidist_queue.TaskHandler` methods
 that call them. Helpers whose name ends in ``_locked`` are called with the pool's lock
 held.
+
+Interpreter exit (:func:`track`): as ``ThreadPoolExecutor`` does, a hook registered with
+``threading._register_atexit`` (run before the interpreter joins its non-daemon threads
+and before ``atexit`` functions) shuts down every live pool and waits for its workers,
+so the tasks already submitted finish before the process ends; from then on
+``submit`` raises :class:`~unidist_queue.ShutDown` (a ``RuntimeError``).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
+import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -19,7 +28,56 @@ if TYPE_CHECKING:
     from ._pool import Pool
     from ._task import Job
 
-__all__ = ["leave", "retire_tallies", "shutdown", "status", "terminate", "update"]
+__all__ = ["leave", "retire_tallies", "shutdown", "status", "terminate", "track", "update"]
+
+
+# -- interpreter exit --------------------------------------------------------------------------
+
+_pools: weakref.WeakSet[Pool] = weakref.WeakSet()  # pools alive, not shut down by the exit
+_exit_lock = threading.Lock()  # guards _pools and _exiting
+_exiting = False  # the interpreter's exit began: every pool is shut down
+
+
+def track(pool: Pool) -> bool:
+    """Shut ``pool`` down at interpreter exit; ``False`` if the exit already began."""
+    with _exit_lock:
+        if _exiting:
+            return False
+        _pools.add(pool)
+        return True
+
+
+def _at_exit() -> None:
+    """Shut down every live pool and wait for its workers (the interpreter is exiting)."""
+    global _exiting
+    with _exit_lock:
+        _exiting = True
+        pools = list(_pools)
+        _pools.clear()
+    for pool in pools:
+        pool._at_exit = True
+        shutdown(pool, True, False, None)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's worker threads: forget the parent's pools."""
+    global _exit_lock, _pools
+    _exit_lock = threading.Lock()
+    _pools = weakref.WeakSet()
+
+
+def _register() -> None:
+    global _exiting
+    register: Any = getattr(threading, "_register_atexit", None) or atexit.register
+    try:
+        register(_at_exit)
+    except RuntimeError:  # pragma: no cover - imported while the interpreter exits
+        _exiting = True
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_register()
 
 
 # -- workers ------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class Pool:
         self._stamps = itertools.count(1)  # last_used stamps (least recently used first)
         self._live = 0  # threads of workers not abandoned, not yet exited
         self._shut = False
+        self._at_exit = False  # shut down by the interpreter's exit
         self._mq_closed = False
         self.owner: Any = None  # a weak reference to the facade (set by the facade)
         for name in self._store.recover(self._recovered_task):
@@ -76,6 +77,8 @@ class Pool:
 
     def closed(self) -> ShutDown:
         """The error for a call made after shutdown."""
+        if self._at_exit:
+            return ShutDown("the TaskHandler is shut down: no new task after interpreter shutdown")
         return ShutDown("the TaskHandler is shut down")
 
     # -- submitting ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ at them in the order it listed them.
 :class:`~unidist_queue._pool.Pool`, which the worker threads hold. Nothing holds the
 facade but its users, so a handler nobody references any more is collected and its
 workers shut down (see :mod:`unidist_queue._pool`); the slower operations are in
-:mod:`unidist_queue._lifecycle`.
+:mod:`unidist_queue._lifecycle`, with the interpreter-exit hook.
 """
 
 from __future__ import annotations
@@ -81,13 +81,16 @@ class TaskHandler(Executor):
 
     * a worker keeps no reference to a finished task, its function, arguments or
       result; a task's exception carries the traceback of the task's own frames;
+    * at interpreter exit, before ``atexit`` functions run, every handler is shut down
+      and its workers finish the tasks already submitted (those a worker can run)
+      before the process ends; ``submit`` then raises ``ShutDown``, a ``RuntimeError``;
     * a handler nobody references any more is shut down as by ``shutdown(wait=False)``,
       by one of its workers (they hold it only weakly): they run the tasks they can,
       then their threads exit (with no worker left, its waiting tasks stay pending, as
       nobody can hire one any more).
 
     Worker threads are daemon threads named after their worker: :meth:`shutdown` with
-    ``wait=True`` joins them, and a thread abandoned by
+    ``wait=True`` (or the interpreter's exit) joins them, and a thread abandoned by
     ``terminate`` or a shutdown ``timeout`` never blocks interpreter exit.
     Thread-safety: every method may be called from any thread, tasks included (a task
     must not wait on its own worker's termination).
@@ -106,6 +109,10 @@ class TaskHandler(Executor):
         self._submit = pool.submit  # the hot path: one attribute, no method binding
         self._mq = pool._mq
         pool.owner = weakref.ref(self, pool.orphaned)  # held by the pool: no cycle
+        if not _lifecycle.track(pool):  # the interpreter is exiting: refuse every task
+            pool._at_exit = True
+            _lifecycle.shutdown(pool, False, False, None)
+            return
         for _ in range(default_workers() if max_workers is None else max_workers):
             pool.hire([(0, "default")], 1, None)
 
