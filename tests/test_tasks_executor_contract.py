@@ -2,7 +2,8 @@
 
 ``TaskHandler`` as a ``ThreadPoolExecutor``, one section per point of the contract:
 ``ShutDown`` is a ``RuntimeError``, the default number of workers, no stale references,
-interpreter exit, and a handler nobody references.
+``cancel_futures`` and what a worker was handed, interpreter exit, and a handler nobody
+references.
 """
 
 from __future__ import annotations
@@ -178,6 +179,75 @@ def test_a_busy_worker_keeps_nothing_of_the_task_it_finished_before() -> None:
         finally:
             release_second.set()
         assert f2.result(WAIT) is None
+
+
+# -- 4. shutdown(cancel_futures=True) cancels only the tasks no worker was handed -----------
+
+
+def test_cancel_futures_spares_a_task_a_worker_took_but_has_not_started() -> None:
+    gate, update_started, release_update = threading.Event(), threading.Event(), threading.Event()
+
+    def held() -> str:
+        assert gate.wait(WAIT)
+        return "held"
+
+    def slow_update() -> None:
+        update_started.set()
+        assert release_update.wait(WAIT)
+
+    th = TaskHandler(1)
+    a = th.submit(held)
+    b = th.submit(str, "taken")  # waits in the series: the only worker is busy
+    u = th.update(slow_update)  # pending: the worker runs it before its next task
+    gate.set()  # the worker finishes a, takes b, then runs the update first
+    assert update_started.wait(WAIT)
+    c = th.submit(str, "waiting")  # waits in the series
+    try:
+        unfinished = th.shutdown(wait=False, cancel_futures=True)
+    finally:
+        release_update.set()
+    assert [t.future for t in unfinished] == [c]
+    assert c.cancelled()
+    assert b.result(WAIT) == "taken"  # a worker's thread had taken it: it ran
+    assert a.result(WAIT) == "held" and u.result(WAIT) == [None]
+    assert th.shutdown(timeout=WAIT) == []
+    assert worker_threads() == []
+
+
+def test_cancel_futures_lets_a_task_handed_to_a_worker_run() -> None:
+    update_started, release_update = threading.Event(), threading.Event()
+
+    def slow_update() -> None:
+        update_started.set()
+        assert release_update.wait(WAIT)
+
+    th = TaskHandler(1)
+    u = th.update(slow_update)
+    assert update_started.wait(WAIT)
+    d = th.submit(str, "handed over")  # the worker is free: routed to it at once
+    try:
+        unfinished = th.shutdown(wait=False, cancel_futures=True)
+    finally:
+        release_update.set()
+    assert unfinished == []
+    assert d.result(WAIT) == "handed over"
+    assert u.result(WAIT) == [None]
+    assert th.shutdown(timeout=WAIT) == []
+    assert worker_threads() == []
+
+
+def test_cancel_futures_as_cpython_checks_it() -> None:
+    release = threading.Event()
+    th = TaskHandler(5)
+    fs = [th.submit(release.wait, WAIT) for _ in range(50)]  # one to each idle worker, then queued
+    try:
+        unfinished = th.shutdown(wait=False, cancel_futures=True)
+    finally:
+        release.set()
+    assert th.shutdown(timeout=WAIT) == []
+    cancelled = [f for f in fs if f.cancelled()]
+    assert cancelled == fs[5:] and [t.future for t in unfinished] == cancelled
+    assert [f.result(0) for f in fs[:5]] == [True] * 5
 
 
 # -- 5. interpreter exit ----------------------------------------------------------------------

@@ -250,24 +250,20 @@ def shutdown(h: Pool, wait: bool, cancel_futures: bool, timeout: Optional[float]
         check_seconds("timeout", timeout)
     deadline = deadline_of(timeout)
     unfinished: List[Job] = []
-    in_inboxes: List[Job] = []
     with h._lock:
         first = not h._shut
         h._shut = True
         seq = 0
         if first:
+            # cancel_futures: the tasks waiting in their series; a task handed to a worker
+            # runs (as a work item a ThreadPoolExecutor thread took from its queue)
             unfinished, seq = _waiting_locked(h, cancel_futures, cancel_futures)
             for w in list(h._workers.values()):
-                if cancel_futures:
-                    with w.mutex:  # its threads change it under their own mutex
-                        given = list(w.assigned)
-                    in_inboxes += [t for t in given if not t.future.running()]
                 _retire_locked(h, w, drain=True)
         workers = list(h._workers.values())
     h._store.commit(seq)
     for task in unfinished:
         task.future.cancel()
-    unfinished += [t for t in in_inboxes if t.future.cancel()]
     if wait:
         _join([t for w in workers for t in w.threads], deadline)
         seen = set(unfinished)  # a durable queue lists its unserved tasks again

@@ -15,7 +15,10 @@ runs while any lock is held.
 Which tasks a worker owns is decided by ``Worker.assigned`` under the worker's mutex,
 not by the inbox: a task abandoned with its worker is in the list ``terminate``
 returns, and a thread that picks it from the inbox (or took it as its next task)
-afterwards sees ``abandoned`` and exits without running it.
+afterwards sees ``abandoned`` and exits without running it. A task handed to a worker
+(in its inbox, or taken by one of its threads) runs even after
+``shutdown(cancel_futures=True)``, which cancels only the tasks waiting in their series,
+as ``ThreadPoolExecutor`` runs the work items its threads took from its queue.
 
 Threads hold the :class:`~unidist_queue._pool.Pool`, never the user's
 :class:`~unidist_queue.TaskHandler`, and drop every reference to a task once it is

@@ -238,7 +238,9 @@ class TaskHandler(Executor):
         As ``Executor.shutdown``: afterwards :meth:`submit` raises ``ShutDown``; with
         ``wait`` it returns once the workers ran every task they can (waiting tasks of
         their series included) and their threads ended; ``cancel_futures`` cancels the
-        waiting tasks (and those given to a worker but not started). Returned: the
+        tasks waiting in their series, those no worker has started: a task already
+        handed to a worker (routed to it, or taken by one of its threads) runs, as a
+        work item a ``ThreadPoolExecutor`` thread took from its queue does. Returned: the
         cancelled tasks, the tasks waiting in a series no worker serves (their futures
         cancelled), and with ``timeout`` the tasks of workers still busy when it passed
         (abandoned as by :meth:`terminate`; futures of running tasks are left running).
