@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 import pytest
 
 from unidist_queue import MessageQueue, ShutDown, StoreError
-from unidist_queue.store import archive, file
+from unidist_queue.store import archive, groupcommit
 from unidist_queue.store.file import FileStore
 
 WAIT = 10.0
@@ -115,7 +115,7 @@ class Waiters:
         self.go = threading.Event()
         registry = self
 
-        class Tracked(file._Waiter):
+        class Tracked(groupcommit._Waiter):
             __slots__ = ()
 
             def __init__(self, seq: int) -> None:
@@ -125,7 +125,7 @@ class Waiters:
                     self.lock = _Lock(self.lock, mode, registry.woken, registry.go)  # type: ignore[assignment]
                 registry.seqs.put(seq)
 
-        monkeypatch.setattr(file, "_Waiter", Tracked)
+        monkeypatch.setattr(groupcommit, "_Waiter", Tracked)
 
     def wait(self, n: int) -> List[int]:
         """Until ``n`` more committers started waiting; their seqs."""
@@ -136,7 +136,7 @@ class Waiters:
 
 
 class Watched(threading.Condition):
-    """The store's ``_synced`` condition, counting the threads that wait on it."""
+    """The group commit's ``_synced`` condition, counting the threads that wait on it."""
 
     def __init__(self, lock: Any) -> None:
         super().__init__(lock)
@@ -153,7 +153,7 @@ class Watched(threading.Condition):
 
 def watch(store: FileStore) -> Watched:
     watched = Watched(store._mutex)
-    store._synced = watched
+    store._commit._synced = watched
     return watched
 
 
@@ -571,7 +571,7 @@ def test_the_interval_flusher_stops_when_the_store_fails(path: str, monkeypatch:
     store = FileStore(path, fsync="interval", fsync_interval=0.001)
     store.load()
     try:
-        flusher = store._flusher
+        flusher = store._commit._flusher
         assert flusher is not None and flusher.is_alive()
         add(store, 1)
         fail_writes(monkeypatch)

@@ -39,6 +39,7 @@ from ..errors import CorruptArchive, StoreError, StoreLocked
 from . import archive
 from .archive import HEADER, ArchiveScan, Damage, Framer, Header, pack_header
 from .base import Record, State, Store
+from .groupcommit import GroupCommit
 from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name, pickling_error
 from .snapshot import check_settings, fsync_dir, read_snapshot, write_snapshot
 
@@ -177,27 +178,22 @@ class FileStore(Store):
         if not isinstance(read_only, bool):
             raise TypeError("read_only must be a bool")
         self.read_only = read_only
+        # Guards the fsync rounds (the GroupCommit's state), the switch of archive
+        # descriptors a round captures (begin_snapshot), _retired and _closed.
         self._mutex = threading.Lock()
-        # Notified by the thread leading an fsync round when it ends, and by close(); only
-        # close() and write_snapshot() wait on it (committers wait on their own _Waiter).
-        self._synced = threading.Condition(self._mutex)
-        self._watchers = 0  # threads waiting on _synced (see _wait_no_round)
-        self._waiters: List[_Waiter] = []  # committers waiting for a round to come
-        # One item per thread about to append (between enter() and leave(), or released
-        # by a round and not yet out of commit()); list.append/pop are atomic.
-        self._busy: List[None] = []
+        self._commit = GroupCommit(
+            self._mutex, self.path, written=lambda: self._seq, capture=self._round_files,
+            close_retired=self._close_retired, failed=lambda: self._failed,
+            closed=lambda: self._closed, fail=self._fail,
+        )
         self.group_commit = self.needs_commit = self.fsync == "always"
         self._compact_at = compact_every if compact_every is not None else sys.maxsize
-        self._stop = threading.Event()
-        self._flusher: Optional[threading.Thread] = None
         self._fd = -1
         self._framer: Optional[Framer] = None
         self._end = 0
         self._gen = 0
         self._seq = 0
-        self._durable = 0
         self._since = 0
-        self._syncing = False
         self._failed: Optional[str] = None
         self._closed = False
         self._loaded = False
@@ -283,10 +279,12 @@ class FileStore(Store):
                 tail = (g, framer, scan.valid_end)
                 scanned.append(scan)
         self._judge(scanned)
-        self._seq = self._durable = last
+        self._seq = last
         if not self.read_only:
             self._remove_older(base, snapshots, archives)
             self._open_tail(tail, base)
+        interval = self.fsync_interval if self.fsync == "interval" and not self.read_only else None
+        self._commit.start(last, interval)
         return state, records
 
     def _listing(self) -> Tuple[Dict[int, str], Dict[int, str]]:
@@ -390,7 +388,7 @@ class FileStore(Store):
             fsync_dir(self.path)
 
     def _open_tail(self, tail: Optional[Tuple[int, Framer, int]], base: int) -> None:
-        """Open the last archive for appending (creating one if there is none); start the flusher."""
+        """Open the last archive for appending (creating one if there is none)."""
         if tail is None:
             self._gen = base
             self._fd, self._framer = self._create_archive(base)
@@ -402,10 +400,6 @@ class FileStore(Store):
                 os.lseek(self._fd, self._end, os.SEEK_SET)
             except OSError as exc:
                 raise StoreError(f"cannot open the archive for appending: {exc}") from exc
-        if self.fsync == "interval":
-            self._flusher = threading.Thread(target=self._flush_loop, name=f"FileStore flusher {self.path}",
-                                             daemon=True)
-            self._flusher.start()
 
     def _create_archive(self, gen: int) -> Tuple[int, Framer]:
         """Create ``archive.<gen>`` holding a fresh header, durably; return its fd and framer."""
@@ -575,7 +569,7 @@ class FileStore(Store):
 
         Returns once an fsync that began after ``seq`` was written has completed; one
         caller (the leader of a round) fsyncs for every waiter. ``"interval"`` and
-        ``"never"``: returns at once. See :meth:`_sync_to` for how rounds are batched.
+        ``"never"``: returns at once. See :meth:`.GroupCommit.commit` for how rounds are batched.
 
         :raises StoreError: the fsync failed (the store then refuses writes), or the
             store was closed before ``seq`` could be made durable, or it was inherited
@@ -584,224 +578,22 @@ class FileStore(Store):
         if self._forked:
             self._refuse_forked()
         if self.fsync == "always":
-            self._sync_to(seq)
+            self._commit.commit(seq)
 
     def enter(self) -> None:
         """With ``fsync="always"``: a thread is about to append (see :meth:`Store.enter`). O(1)."""
-        self._busy.append(None)
+        self._commit.enter()
 
     def leave(self) -> None:
-        """The thread that called :meth:`enter` appended (or gave up).
+        """The thread that called :meth:`enter` appended (or gave up); the last one out may
+        lead an fsync round (see :meth:`.GroupCommit.leave`). O(1), plus that fsync."""
+        self._commit.leave()
 
-        The last one to leave, if committers are waiting and no round runs, leads the
-        round itself (see :meth:`_sync_to`): it is running already, where waking one of
-        the waiters would cost a thread switch. O(1), plus that fsync when it leads.
-        A failed fsync is logged and raised to the waiters, not here: this thread's
-        own :meth:`commit` raises it.
-        """
-        busy = self._busy
-        busy.pop()
-        if not busy and not self._forked:
-            with self._mutex:
-                if self._waiters and not busy and not self._syncing:
-                    if self._failed is not None or self._closed:
-                        self._settle_all(_FAILED)
-                        return
-                    self._syncing = True
-                    with contextlib.suppress(StoreError):
-                        self._lead_round()
+    # -- what the group commit needs (see GroupCommit) -----------------------------------------
 
-    def _sync_to(self, seq: int) -> None:
-        """Group commit: wait for, or lead, an fsync round that covers ``seq``.
-
-        A round fsyncs everything written when it begins (its *target*). A committer
-        arriving while a round runs, or while other threads are about to append,
-        registers a :class:`_Waiter` and blocks on its own lock. When the fsync
-        returns, the round's leader releases the waiters it covered, one after another
-        (each wakes the next: no herd of threads contending for the GIL at once).
-
-        The next round is led by the last thread to leave the set of threads about to
-        append (from :meth:`enter` to :meth:`leave`, or released by the last round and
-        not yet out of here), so the records they were about to write join it instead
-        of missing it by a few microseconds and waiting a whole fsync more. An
-        appender that leaves last leads at once; a released committer that leaves last
-        (it may not append again) wakes the oldest waiter to lead, which first checks
-        that nobody started to append meanwhile (else it waits again: the last of those
-        leads). These threads never block for long (they take the queue lock and write
-        once, or return), so a round always starts: no sleep, no timer, and a lone
-        committer leads at once. Thread-safe; the mutex is never held during an fsync.
-
-        :raises StoreError: the fsync failed, or the store failed or closed meanwhile.
-        """
-        mutex = self._mutex
-        with mutex:
-            if self._durable >= seq:
-                return
-            if self._failed is not None:
-                raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
-            if self._closed:
-                raise StoreError(f"{self.path}: the store is closed")
-            if not (self._syncing or self._busy):
-                self._syncing = True
-                self._lead_round()
-                return
-            waiter = _Waiter(seq)
-            self._waiters.append(waiter)
-        while True:
-            try:
-                waiter.lock.acquire()  # released once this waiter's fate is settled
-            except BaseException:  # interrupted (KeyboardInterrupt): pass on what it was given
-                self._abandon(waiter)
-                raise
-            state = waiter.state
-            if state == _COVERED:
-                if waiter.next is not None:
-                    waiter.next.lock.release()  # covered too: one wake-up at a time, in order
-                self._leave_covered()
-                return
-            with mutex:
-                if state == _LEAD and self._failed is None and not self._closed:
-                    if not self._busy:
-                        self._lead_round()
-                        return
-                    self._syncing = False  # threads are about to append: the last of them leads
-                    waiter = _Waiter(seq)
-                    self._waiters.append(waiter)
-                    continue
-                if state == _LEAD:
-                    self._syncing = False
-                    self._settle_all(_FAILED)
-                if self._failed is not None:
-                    raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
-            raise StoreError(f"{self.path}: the store was closed before record {seq} was fsynced")
-
-    def _leave_covered(self) -> None:
-        """A released committer leaves :meth:`commit`: like :meth:`leave`, but if it is the
-        last one out it wakes a waiter to lead instead (it may never append again)."""
-        busy = self._busy
-        busy.pop()
-        if not busy:
-            with self._mutex:
-                if self._waiters and not busy and not self._syncing:
-                    self._hand_over()
-
-    def _abandon(self, waiter: _Waiter) -> None:
-        """A waiter was interrupted: forget it, or pass on the role it was given meanwhile."""
-        with self._mutex:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-                return
-            if waiter.state == _LEAD:
-                self._syncing = False
-                if self._waiters:
-                    self._hand_over()
-                self._notify_watchers()
-        if waiter.state == _COVERED:
-            if waiter.next is not None:
-                waiter.next.lock.release()  # keep the chain of wake-ups going
-            self._leave_covered()
-
-    def _hand_over(self) -> None:
-        """With the mutex held: make the oldest waiter lead the next round."""
-        waiter = self._waiters.pop(0)
-        self._syncing = True
-        waiter.state = _LEAD
-        waiter.lock.release()
-
-    def _settle_all(self, state: int) -> None:
-        """With the mutex held: release every waiter with ``state``."""
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            w.state = state
-            w.lock.release()
-
-    def _notify_watchers(self) -> None:
-        """With the mutex held: wake close() or write_snapshot() waiting for no round."""
-        if self._watchers:
-            self._synced.notify_all()
-
-    def _lead_round(self) -> None:
-        """With the mutex held and ``_syncing`` set: fsync everything written so far.
-
-        The mutex is released during the fsync. Afterwards the covered waiters are
-        released (each counted as about to append again, see :meth:`_sync_to`); if
-        waiters are left and no thread is about to append, this thread leads the next
-        round too. On failure (or if the store failed meanwhile: a write that could not
-        be cut back) the store is marked failed and every waiter left is released
-        with an error; if interrupted (``KeyboardInterrupt``), nothing counts as
-        durable and a waiter is made to lead instead.
-
-        :raises StoreError: the fsync failed.
-        """
-        while True:
-            target = self._seq
-            fd = self._fd
-            retired = list(self._retired) if self._retired else None  # fsync these too, then close
-            error: Optional[OSError] = None
-            done = False
-            self._mutex.release()
-            try:
-                if retired is not None:
-                    for old in retired:
-                        archive.fsync(old)
-                archive.fsync(fd)
-                done = True
-            except OSError as exc:
-                error = exc
-            finally:
-                self._mutex.acquire()
-                self._syncing = False
-                if done:
-                    self._round_done(target, retired)
-                elif error is not None:
-                    self._failed = f"fsync failed: {error}"
-                    self._settle_all(_FAILED)
-                elif self._waiters:
-                    self._hand_over()
-                self._notify_watchers()
-            if error is not None:
-                logger.error("%s: fsync failed (%s); the store refuses writes until reopened",
-                             self.path, error)
-                raise StoreError(f"{self.path}: fsync failed: {error}") from error
-            if self._failed is not None:  # a write failed meanwhile (not cut back): no more rounds
-                self._settle_all(_FAILED)
-                return
-            if not self._waiters or self._busy or self._closed:
-                return
-            self._syncing = True  # waiters left and nobody else to lead: go on
-
-    def _round_done(self, target: int, retired: Optional[List[int]]) -> None:
-        """With the mutex held: record ``target`` as durable and release the waiters it covers."""
-        if target > self._durable:
-            self._durable = target
-        if retired is not None:
-            self._close_retired(retired)
-        waiters = self._waiters
-        if not waiters:
-            return
-        pending = [w for w in waiters if w.seq > target]
-        if len(pending) == len(waiters):
-            return
-        busy = self._busy
-        first: Optional[_Waiter] = None
-        for w in reversed(waiters):
-            if w.seq <= target:
-                busy.append(None)  # popped by the waiter on its way out
-                w.state = _COVERED
-                w.next = first
-                first = w
-        self._waiters = pending
-        assert first is not None
-        first.lock.release()  # it wakes the next one: see _sync_to
-
-    def _wait_no_round(self) -> None:
-        """With the mutex held: wait until no fsync round runs or is about to."""
-        self._watchers += 1
-        try:
-            while self._syncing:
-                self._synced.wait()
-        finally:
-            self._watchers -= 1
+    def _round_files(self) -> Tuple[int, int, Optional[List[int]]]:
+        """With the mutex held: the last seq written, the archive descriptor, the retired ones."""
+        return self._seq, self._fd, list(self._retired) if self._retired else None
 
     def _close_retired(self, fds: List[int]) -> None:
         """With the mutex held: close retired descriptors (atomically as to a fork)."""
@@ -810,19 +602,9 @@ class FileStore(Store):
                 self._retired.remove(fd)
                 os.close(fd)
 
-    def _flush_loop(self) -> None:
-        """The ``"interval"`` flusher: fsync every ``fsync_interval`` seconds when dirty."""
-        while not self._stop.wait(self.fsync_interval):
-            with self._mutex:
-                if self._closed or self._failed is not None:
-                    return
-                if self._syncing or self._durable >= self._seq:
-                    continue
-                self._syncing = True
-                try:
-                    self._lead_round()
-                except StoreError:
-                    return  # logged by _lead_round; appends now raise
+    def _fail(self, reason: str) -> None:
+        """With the mutex held: refuse writes from now on (an fsync failed)."""
+        self._failed = reason
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -883,7 +665,7 @@ class FileStore(Store):
             self._snapshot_failed()
             raise
         with self._mutex:
-            self._wait_no_round()
+            self._commit.wait_no_round()
             self._reuse_gen = False
             self._close_retired(list(self._retired))  # their records are in the snapshot now
         self._delete_before(gen)
@@ -900,12 +682,10 @@ class FileStore(Store):
         """
         with self._mutex:
             self._reuse_gen = True
-            self._wait_no_round()
+            self._commit.wait_no_round()
             if not self._retired or self._closed or self._failed is not None:
                 return
-            self._syncing = True
-            with contextlib.suppress(StoreError):
-                self._lead_round()
+            self._commit.sync_now()
 
     def _delete_before(self, gen: int) -> None:
         try:
@@ -928,23 +708,18 @@ class FileStore(Store):
         if self._forked:
             self._closed = True
             return
-        self._stop.set()
-        flusher = self._flusher
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join()
+        commit = self._commit
+        commit.stop()
         with self._mutex:
             if self._closed:
                 return
-            self._wait_no_round()
+            commit.wait_no_round()
             if self._closed:  # another close() finished meanwhile
                 return
             if self._fd >= 0 and self._failed is None:
-                self._syncing = True
-                with contextlib.suppress(StoreError):  # logged; nothing more to do at close
-                    self._lead_round()  # covers every waiter: each has appended already
+                commit.sync_now()  # covers every waiter: each has appended already
             self._closed = True
-            self._settle_all(_FAILED)  # appended during the last fsync: they raise "closed"
-            self._synced.notify_all()
+            commit.release_all()  # appended during the last fsync: they raise "closed"
             with _registry:  # no fork between forgetting a descriptor and closing it
                 fds = [*self._retired, self._fd, self._lock_fd]
                 if self._prepared is not None:
@@ -967,6 +742,7 @@ class FileStore(Store):
         prepared = self._prepared
         fds = {self._lock_fd, self._fd, *self._retired, -1 if prepared is None else prepared[1]}
         self._forked = True
+        self._commit.disown()
         self._framer = None
         self.compaction_due = False
         self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
@@ -978,26 +754,6 @@ class FileStore(Store):
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else f"fsync={self.fsync}"
         return f"<FileStore {self.path!r} {mode}>"
-
-
-_COVERED, _LEAD, _FAILED = 1, 2, 3
-
-
-class _Waiter:
-    """A committer waiting for an fsync round: its seq, a lock it blocks on, and its fate.
-
-    Created locked; whoever settles it sets ``state`` (covered, lead the next round, or
-    failed) and then releases ``lock``, which the waiter acquires to wake up.
-    """
-
-    __slots__ = ("lock", "next", "seq", "state")
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-        self.state = 0
-        self.next: Optional[_Waiter] = None  # the next covered waiter to wake
-        self.lock = threading.Lock()
-        self.lock.acquire()
 
 
 def _check_policy(fsync: Any, interval: Any, compact_every: Any) -> Tuple[str, float, Optional[int]]:
