@@ -32,11 +32,10 @@ import pickle
 import re
 import sys
 import threading
-import weakref
 from typing import Any, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple
 
 from ..errors import CorruptArchive, StoreError, StoreLocked
-from . import archive
+from . import archive, forksafe
 from .archive import HEADER, ArchiveScan, Damage, Framer, Header, pack_header
 from .base import Record, State, Store
 from .groupcommit import GroupCommit
@@ -52,40 +51,6 @@ _pickle_dumps = pickle.dumps
 _NAME = re.compile(r"^(snapshot|archive)\.(\d+)$")
 _FSYNC = ("always", "interval", "never")
 _RECOVERY = ("tolerate_tail", "salvage")
-
-# Every FileStore not yet closed, for the at-fork hook below. _registry guards it and
-# makes opening and closing a store's descriptors atomic with respect to os.fork():
-# _before_fork takes it, so no other thread holds it while the process forks.
-_OPEN: weakref.WeakSet[FileStore] = weakref.WeakSet()
-_registry = threading.RLock()
-
-
-def _before_fork() -> None:
-    _registry.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _registry.release()
-
-
-def _after_fork_in_child() -> None:
-    """In a child made by ``os.fork()``: drop every inherited store's descriptors.
-
-    The child runs one thread; the registry lock it inherited (held by the forking
-    thread, see :func:`_before_fork`) is replaced, never waited for. Each store only
-    gets attribute writes and ``os.close`` calls (see :meth:`FileStore._disown`).
-    """
-    global _registry
-    _registry = threading.RLock()
-    for store in list(_OPEN):
-        store._disown()
-    _OPEN.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork_in_child)
-
 
 class _Scanned(NamedTuple):
     """What reading one archive found: enough to judge its damage once all are read."""
@@ -124,19 +89,13 @@ class FileStore(Store):
     Loading pickle runs code from the files: give an ``hmac_key`` or use ``"json"``
     when the directory could be written by someone else.
 
-    The directory's lock is an ``flock`` lock, which the OS releases when its owner
-    dies. Such a lock belongs to the open file description, which a child made with
-    ``os.fork()`` shares: so that the lock still dies with the process that opened the
-    store (and not with the last of its forked children), a hook registered with
-    :func:`os.register_at_fork` closes, in the child, every descriptor of every
-    FileStore not yet closed (before ``os.fork()`` returns there: until then the child
-    shares the lock), and those stores refuse every use there (``StoreError``:
-    "belongs to the parent process"); :meth:`close` in the child only forgets the store
-    (no fsync, nothing of the parent's touched). A child opens a store of its own as
-    usual. (An archive descriptor that another thread is creating at the moment of the
-    fork may stay open in the child; it holds no lock. A child started with
-    ``subprocess`` or ``multiprocessing``'s spawn inherits nothing: Python opens files
-    non-inheritable.)
+    The directory's lock is an ``flock`` lock, which dies with the process that opened
+    the store even if it forks (see :mod:`.forksafe`): in a child made by ``os.fork()``
+    every FileStore not yet closed has closed its descriptors and refuses every use
+    (``StoreError``: "belongs to the parent process"); :meth:`close` there only forgets
+    the store (no fsync, nothing of the parent's touched). A child opens a store of its
+    own as usual. (An archive descriptor that another thread is creating at the moment
+    of the fork may stay open in the child; it holds no lock.)
 
     Thread-safety: as :class:`~unidist_queue.Store` requires. One mutex guards the fsync
     state; :meth:`append`, :meth:`append_batch` and :meth:`begin_snapshot` rely on the
@@ -207,8 +166,8 @@ class FileStore(Store):
         if not read_only:
             self._lock_directory()
         else:
-            with _registry:
-                _OPEN.add(self)
+            with forksafe.guard():
+                forksafe.track(self, FileStore._disown)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -220,9 +179,9 @@ class FileStore(Store):
                 os.chmod(self.path, 0o700)
         except OSError as exc:
             raise StoreError(f"cannot open the store directory {self.path}: {exc}") from exc
-        # From open to _OPEN.add, a fork would hand down a descriptor (locked, or about to
+        # From open to track(), a fork would hand down a descriptor (locked, or about to
         # be: the lock is the open file description's) that the child hook cannot see.
-        with _registry:
+        with forksafe.guard():
             try:
                 fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             except OSError as exc:
@@ -235,7 +194,7 @@ class FileStore(Store):
                     f"{self.path} is held by another FileStore (this or another process)"
                 ) from exc
             self._lock_fd = fd
-            _OPEN.add(self)
+            forksafe.track(self, FileStore._disown)
 
     def load(self) -> Tuple[Optional[State], List[Record]]:
         """Read the newest snapshot and the records after it (see the module docstring).
@@ -597,7 +556,7 @@ class FileStore(Store):
 
     def _close_retired(self, fds: List[int]) -> None:
         """With the mutex held: close retired descriptors (atomically as to a fork)."""
-        with _registry:
+        with forksafe.guard():
             for fd in fds:
                 self._retired.remove(fd)
                 os.close(fd)
@@ -720,7 +679,7 @@ class FileStore(Store):
                 commit.sync_now()  # covers every waiter: each has appended already
             self._closed = True
             commit.release_all()  # appended during the last fsync: they raise "closed"
-            with _registry:  # no fork between forgetting a descriptor and closing it
+            with forksafe.guard():  # no fork between forgetting a descriptor and closing it
                 fds = [*self._retired, self._fd, self._lock_fd]
                 if self._prepared is not None:
                     fds.append(self._prepared[1])
@@ -728,10 +687,10 @@ class FileStore(Store):
                 for fd in fds:
                     if fd >= 0:
                         os.close(fd)
-                _OPEN.discard(self)
+                forksafe.forget(self)
 
     def _disown(self) -> None:
-        """In a child made by ``os.fork()`` (from the at-fork hook): close this store's
+        """In a child made by ``os.fork()`` (from :mod:`.forksafe`'s hook): close this store's
         descriptors, the child's copies, and refuse every later use.
 
         Only attribute writes and ``os.close``: no lock is taken (another thread of the
