@@ -1,46 +1,37 @@
 """FileStore: a directory holding a snapshot and an append-only archive of every change.
 
-Directory layout::
+The pieces, one module each: the files and their names (:mod:`.directory`), the record
+framing (:mod:`.archive`), snapshots (:mod:`.snapshot`), opening (:mod:`.loading`), the
+fsync rounds (:mod:`.groupcommit`) and fork safety (:mod:`.forksafe`). This module holds
+the store itself: its settings, the writes, and the switch of generations.
 
-    LOCK            held with flock(LOCK_EX | LOCK_NB) while a writable FileStore is open
-    snapshot.<g>    the whole durable state (see :mod:`.snapshot`); at most one after a clean run
-    archive.<g>     the records appended since snapshot.<g> (see :mod:`.archive`)
-    *.tmp           written by a snapshot or archive creation in progress; removed on open
-
-Opening reads the newest snapshot ``G`` and replays every ``archive.<g>`` with
-``g >= G`` in order, skipping records whose seq the snapshot already holds. A
-compaction (:meth:`prepare_snapshot`, :meth:`begin_snapshot`, :meth:`write_snapshot`)
+A compaction (:meth:`prepare_snapshot`, :meth:`begin_snapshot`, :meth:`write_snapshot`)
 creates ``archive.<G+1>`` first, switches appends to it, writes ``snapshot.<G+1>``
 atomically and only then deletes the older generations: a crash at any point leaves a
 set of files that opens to the acknowledged state. If the snapshot cannot be written,
 appends stay in ``archive.<G+1>`` and the next attempt writes ``snapshot.<G+1>`` over it
 (records the snapshot already holds are skipped on replay): failed attempts make no
 new files.
-
-Only the end of the whole history can be torn by a crash: damage at the end of an
-archive that records in a newer archive follow is damage (:class:`CorruptArchive`, or
-skipped without cutting under ``recovery="salvage"``), never cut as a torn tail.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import pickle
-import re
 import sys
 import threading
-from typing import Any, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple
+from typing import Any, List, NoReturn, Optional, Sequence, Tuple
 
-from ..errors import CorruptArchive, StoreError, StoreLocked
-from . import archive, forksafe
-from .archive import HEADER, ArchiveScan, Damage, Framer, Header, pack_header
+from ..errors import StoreError
+from . import archive, directory, forksafe
+from .archive import HEADER, Framer, Header, pack_header
 from .base import Record, State, Store
 from .groupcommit import GroupCommit
+from .loading import Loader
 from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name, pickling_error
-from .snapshot import check_settings, fsync_dir, read_snapshot, write_snapshot
+from .snapshot import write_snapshot
 
 __all__ = ["FileStore"]
 
@@ -48,18 +39,8 @@ logger = logging.getLogger(__name__)
 
 _PICKLE = by_name("pickle")
 _pickle_dumps = pickle.dumps
-_NAME = re.compile(r"^(snapshot|archive)\.(\d+)$")
 _FSYNC = ("always", "interval", "never")
 _RECOVERY = ("tolerate_tail", "salvage")
-
-class _Scanned(NamedTuple):
-    """What reading one archive found: enough to judge its damage once all are read."""
-
-    path: str
-    size: int
-    damages: List[Damage]
-    valid_end: int
-    records: int  # valid records (those the snapshot holds included)
 
 
 class FileStore(Store):
@@ -173,31 +154,16 @@ class FileStore(Store):
 
     def _lock_directory(self) -> None:
         """Create the directory if need be and take its lock (see the class docstring)."""
-        try:
-            if not os.path.isdir(self.path):
-                os.makedirs(self.path, mode=0o700, exist_ok=True)
-                os.chmod(self.path, 0o700)
-        except OSError as exc:
-            raise StoreError(f"cannot open the store directory {self.path}: {exc}") from exc
-        # From open to track(), a fork would hand down a descriptor (locked, or about to
-        # be: the lock is the open file description's) that the child hook cannot see.
+        directory.make(self.path)
+        # From opening the lock file to track(), a fork would hand down a descriptor
+        # (locked, or about to be: the lock is the open file description's) that the
+        # child hook cannot see.
         with forksafe.guard():
-            try:
-                fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            except OSError as exc:
-                raise StoreError(f"cannot open the store directory {self.path}: {exc}") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                raise StoreLocked(
-                    f"{self.path} is held by another FileStore (this or another process)"
-                ) from exc
-            self._lock_fd = fd
+            self._lock_fd = directory.lock(self.path)
             forksafe.track(self, FileStore._disown)
 
     def load(self) -> Tuple[Optional[State], List[Record]]:
-        """Read the newest snapshot and the records after it (see the module docstring).
+        """Read the newest snapshot and the records after it (see :mod:`.loading`).
 
         Writable stores also remove ``*.tmp`` files and generations older than the
         snapshot, cut a damaged tail, and open the last archive for appending.
@@ -220,131 +186,15 @@ class FileStore(Store):
             raise
 
     def _load(self) -> Tuple[Optional[State], List[Record]]:
-        snapshots, archives = self._listing()
-        state, last, base = None, 0, 0
-        if snapshots:
-            base = max(snapshots)
-            snap = read_snapshot(self._file("snapshot", base), self._key, self._ser_id())
-            self._adopt(snap.serializer)
-            state, last = snap.state, snap.last_seq
-        records: List[Record] = []
-        gens = sorted(g for g in archives if g >= base)
-        tail: Optional[Tuple[int, Framer, int]] = None
-        scanned: List[_Scanned] = []
-        for g in gens:
-            found = self._read_archive(g, last, records)
-            if found is not None:
-                last, framer, scan = found
-                tail = (g, framer, scan.valid_end)
-                scanned.append(scan)
-        self._judge(scanned)
-        self._seq = last
+        found = Loader(self.path, self._key, self._ser_id(), self.recovery, self.read_only).load()
+        if found.serializer is not None:
+            self._adopt(found.serializer)
+        self._seq = found.last_seq
         if not self.read_only:
-            self._remove_older(base, snapshots, archives)
-            self._open_tail(tail, base)
+            self._open_tail(found.tail, found.base)
         interval = self.fsync_interval if self.fsync == "interval" and not self.read_only else None
-        self._commit.start(last, interval)
-        return state, records
-
-    def _listing(self) -> Tuple[Dict[int, str], Dict[int, str]]:
-        """Snapshot and archive generations present; removes ``*.tmp`` when writable."""
-        snapshots: Dict[int, str] = {}
-        archives: Dict[int, str] = {}
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            return snapshots, archives
-        except OSError as exc:
-            raise StoreError(f"cannot list {self.path}: {exc}") from exc
-        for name in names:
-            if name.endswith(".tmp") and not self.read_only:
-                logger.warning("removing %s, left by an interrupted snapshot", os.path.join(self.path, name))
-                os.unlink(os.path.join(self.path, name))
-            m = _NAME.match(name)
-            if m:
-                (snapshots if m.group(1) == "snapshot" else archives)[int(m.group(2))] = name
-        return snapshots, archives
-
-    def _read_archive(self, gen: int, last: int, out: List[Record]) -> Optional[Tuple[int, Framer, _Scanned]]:
-        """Append the records of ``archive.<gen>`` after ``last`` to ``out``.
-
-        Returns ``(last seq, framer, what the scan found)``, or ``None`` for an empty
-        (0-byte) file. A damaged tail is judged later, by :meth:`_judge`.
-        """
-        path = self._file("archive", gen)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from exc
-        if not data:
-            logger.warning("%s is empty (0 bytes); ignoring it", path)
-            if not self.read_only:
-                os.unlink(path)
-            return None
-        header = archive.unpack_header(data, path)
-        check_settings(path, header.serializer, header.flags, self._key, self._ser_id())
-        self._adopt(header.serializer)
-        framer = Framer(header, self._key)
-        scan = ArchiveScan(data, path, framer, salvage=self.recovery == "salvage")
-        out.extend(scan.records(by_id(header.serializer).loads, last))
-        found = _Scanned(path, len(data), scan.damages, scan.valid_end, scan.count)
-        return max(last, scan.last_seq), framer, found
-
-    def _judge(self, scanned: List[_Scanned]) -> None:
-        """Report the damage found in the archives read (oldest first), see :meth:`_report`.
-
-        A damaged tail is a torn tail only if no newer archive holds a record: an
-        archive that later records follow was complete before they were written.
-        Those come first in the list, so one raises before any tail is cut.
-        """
-        later = [0] * len(scanned)  # valid records in the archives after each one
-        for i in range(len(scanned) - 2, -1, -1):
-            later[i] = later[i + 1] + scanned[i + 1].records
-        for found, after in zip(scanned, later):
-            self._report(found, sealed=after > 0)
-
-    def _report(self, found: _Scanned, sealed: bool) -> None:
-        """Log the damage a scan found; cut a torn tail when writable.
-
-        :raises CorruptArchive: a damaged tail in an archive that records in a newer
-            archive follow (``sealed``), unless ``recovery="salvage"`` (then logged as
-            damage and left in place).
-        :raises StoreError: a torn tail cannot be cut.
-        """
-        path = found.path
-        for d in found.damages:
-            if d.kind != "torn":
-                logger.error("salvage: skipped damaged bytes of %s at offset %d (resuming at %s)",
-                             path, d.offset, d.resume)
-                continue
-            if sealed:
-                if self.recovery != "salvage":
-                    raise CorruptArchive(
-                        f"{path}: damaged record at offset {d.offset}, at the end of an archive "
-                        "that a newer archive's records follow (only the newest can be torn)",
-                        path,
-                        d.offset,
-                    )
-                logger.error("salvage: skipped damaged bytes of %s at offset %d (to its end: %s)",
-                             path, d.offset, "a newer archive's records follow")
-                continue
-            logger.warning("%s: torn or damaged last record at offset %d; cutting %d bytes",
-                           path, d.offset, found.size - d.offset)
-            if not self.read_only:
-                try:
-                    os.truncate(path, found.valid_end)
-                except OSError as exc:
-                    raise StoreError(f"cannot cut the torn tail of {path}: {exc}") from exc
-
-    def _remove_older(self, base: int, snapshots: Dict[int, str], archives: Dict[int, str]) -> None:
-        """Delete generations the newest snapshot replaces (left by a crash after it was written)."""
-        old = [n for g, n in snapshots.items() if g < base] + [n for g, n in archives.items() if g < base]
-        for name in old:
-            logger.info("removing %s, replaced by snapshot.%d", name, base)
-            os.unlink(os.path.join(self.path, name))
-        if old:
-            fsync_dir(self.path)
+        self._commit.start(found.last_seq, interval)
+        return found.state, found.records
 
     def _open_tail(self, tail: Optional[Tuple[int, Framer, int]], base: int) -> None:
         """Open the last archive for appending (creating one if there is none)."""
@@ -355,7 +205,8 @@ class FileStore(Store):
         else:
             self._gen, self._framer, self._end = tail
             try:
-                self._fd = os.open(self._file("archive", self._gen), os.O_WRONLY | os.O_NOFOLLOW)
+                name = directory.file_name(self.path, "archive", self._gen)
+                self._fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW)
                 os.lseek(self._fd, self._end, os.SEEK_SET)
             except OSError as exc:
                 raise StoreError(f"cannot open the archive for appending: {exc}") from exc
@@ -367,25 +218,7 @@ class FileStore(Store):
         flags = archive.FLAG_HMAC if self._key is not None else 0
         epoch = int.from_bytes(os.urandom(8), "little")
         header = Header(ser.ident, PICKLE_PROTOCOL, flags, epoch, self._seq)
-        final = self._file("archive", gen)
-        tmp = final + ".tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            try:
-                data = pack_header(header)
-                if archive.write(fd, data) != len(data):
-                    raise OSError("short write of an archive header")
-                archive.fsync(fd)
-                os.replace(tmp, final)
-                fsync_dir(self.path)
-            except OSError:
-                os.close(fd)
-                raise
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise StoreError(f"cannot create {final}: {exc}") from exc
-        return fd, Framer(header, self._key)
+        return directory.create_archive(self.path, gen, pack_header(header)), Framer(header, self._key)
 
     @property
     def serializer(self) -> Optional[str]:
@@ -398,9 +231,6 @@ class FileStore(Store):
         return self._key is not None
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _file(self, kind: str, gen: int) -> str:
-        return os.path.join(self.path, f"{kind}.{gen}")
 
     def _ser_id(self) -> Optional[int]:
         return None if self._serializer is None else self._serializer.ident
@@ -627,7 +457,7 @@ class FileStore(Store):
             self._commit.wait_no_round()
             self._reuse_gen = False
             self._close_retired(list(self._retired))  # their records are in the snapshot now
-        self._delete_before(gen)
+        directory.delete_before(self.path, gen)
 
     def _snapshot_failed(self) -> None:
         """After a failed snapshot: reuse the current archive next time; fsync and close
@@ -645,16 +475,6 @@ class FileStore(Store):
             if not self._retired or self._closed or self._failed is not None:
                 return
             self._commit.sync_now()
-
-    def _delete_before(self, gen: int) -> None:
-        try:
-            for name in os.listdir(self.path):
-                m = _NAME.match(name)
-                if m and int(m.group(2)) < gen:
-                    os.unlink(os.path.join(self.path, name))
-            fsync_dir(self.path)
-        except OSError as exc:  # harmless: the next open removes them
-            logger.warning("%s: cannot delete files replaced by snapshot.%d: %s", self.path, gen, exc)
 
     # -- closing -------------------------------------------------------------------------------
 
