@@ -1,9 +1,11 @@
 """FileStore: a directory holding a snapshot and an append-only archive of every change.
 
-The pieces, one module each: the files and their names (:mod:`.directory`), the record
-framing (:mod:`.archive`), snapshots (:mod:`.snapshot`), opening (:mod:`.loading`), the
-fsync rounds (:mod:`.groupcommit`) and fork safety (:mod:`.forksafe`). This module holds
-the store itself: its settings, the writes, and the switch of generations.
+The store is assembled from one module per concept: its settings (:mod:`.options`),
+the directory's files and their names (:mod:`.directory`), the record framing
+(:mod:`.archive`), snapshots (:mod:`.snapshot`), opening (:mod:`.loading`), appending
+(:mod:`.writer`, the base class), the fsync rounds (:mod:`.groupcommit`, an object the
+store owns) and fork safety (:mod:`.forksafe`). This module holds what ties them
+together: opening and closing the store, and the switch of archive generations.
 
 A compaction (:meth:`prepare_snapshot`, :meth:`begin_snapshot`, :meth:`write_snapshot`)
 creates ``archive.<G+1>`` first, switches appends to it, writes ``snapshot.<G+1>``
@@ -17,33 +19,24 @@ new files.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import pickle
-import sys
 import threading
-from typing import Any, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Tuple
 
 from ..errors import StoreError
-from . import archive, directory, forksafe
+from . import archive, directory, forksafe, options
 from .archive import HEADER, Framer, Header, pack_header
 from .base import Record, State, Store
 from .groupcommit import GroupCommit
 from .loading import Loader
-from .serializers import PICKLE_PROTOCOL, Serializer, by_id, by_name, pickling_error
+from .serializers import PICKLE_PROTOCOL, by_id, by_name
 from .snapshot import write_snapshot
+from .writer import ArchiveWriter
 
 __all__ = ["FileStore"]
 
-logger = logging.getLogger(__name__)
 
-_PICKLE = by_name("pickle")
-_pickle_dumps = pickle.dumps
-_FSYNC = ("always", "interval", "never")
-_RECOVERY = ("tolerate_tail", "salvage")
-
-
-class FileStore(Store):
+class FileStore(ArchiveWriter, Store):
     """A durable :class:`~unidist_queue.Store` in the directory ``path``.
 
     ``FileStore(path, *, fsync="interval", fsync_interval=1.0, compact_every=100_000,
@@ -78,9 +71,10 @@ class FileStore(Store):
     own as usual. (An archive descriptor that another thread is creating at the moment
     of the fork may stay open in the child; it holds no lock.)
 
-    Thread-safety: as :class:`~unidist_queue.Store` requires. One mutex guards the fsync
-    state; :meth:`append`, :meth:`append_batch` and :meth:`begin_snapshot` rely on the
-    queue's lock.
+    Thread-safety: as :class:`~unidist_queue.Store` requires. One mutex, shared with the
+    store's :class:`~.groupcommit.GroupCommit`, guards the fsync rounds and the switch of
+    archive descriptors they fsync; :meth:`append`, :meth:`append_batch` and
+    :meth:`begin_snapshot` rely on the queue's lock.
 
     :raises TypeError, ValueError: a bad argument (named in the message).
     :raises StoreLocked: another FileStore (any process) holds the directory.
@@ -88,10 +82,6 @@ class FileStore(Store):
     """
 
     persistent = True
-
-    #: Whether ``compact_every`` records were appended since the last snapshot began
-    #: (an attribute, set by :meth:`append`, cleared by :meth:`begin_snapshot`).
-    compaction_due: bool = False
 
     def __init__(
         self,
@@ -105,19 +95,11 @@ class FileStore(Store):
         recovery: str = "tolerate_tail",
         read_only: bool = False,
     ) -> None:
-        self.path: str = os.fsdecode(os.fspath(path))
-        policy = _check_policy(fsync, fsync_interval, compact_every)
-        self.fsync, self.fsync_interval, self.compact_every = policy
-        self._serializer: Optional[Serializer] = None
-        if serializer is not None:
-            self._serializer = by_name(serializer)
-        self._key = _check_key(hmac_key)
-        if recovery not in _RECOVERY:
-            raise ValueError(f"recovery must be one of {_RECOVERY}, not {recovery!r}")
-        self.recovery = recovery
-        if not isinstance(read_only, bool):
-            raise TypeError("read_only must be a bool")
-        self.read_only = read_only
+        name = os.fsdecode(os.fspath(path))
+        o = options.check(fsync, fsync_interval, compact_every, serializer, hmac_key, recovery, read_only)
+        super().__init__(name, o.serializer, o.compact_every, o.read_only)
+        self.fsync, self.fsync_interval, self.compact_every = o.fsync, o.fsync_interval, o.compact_every
+        self.recovery, self._key = o.recovery, o.key
         # Guards the fsync rounds (the GroupCommit's state), the switch of archive
         # descriptors a round captures (begin_snapshot), _retired and _closed.
         self._mutex = threading.Lock()
@@ -127,22 +109,13 @@ class FileStore(Store):
             closed=lambda: self._closed, fail=self._fail,
         )
         self.group_commit = self.needs_commit = self.fsync == "always"
-        self._compact_at = compact_every if compact_every is not None else sys.maxsize
-        self._fd = -1
-        self._framer: Optional[Framer] = None
-        self._end = 0
         self._gen = 0
-        self._seq = 0
-        self._since = 0
-        self._failed: Optional[str] = None
-        self._closed = False
         self._loaded = False
         self._retired: List[int] = []
         self._prepared: Optional[Tuple[int, int, Framer]] = None
         # Set when write_snapshot failed: the current archive has no snapshot yet, and
         # the next snapshot goes over it instead of starting yet another generation.
         self._reuse_gen = False
-        self._forked = False  # set in a child made by os.fork(): see _disown
         self._lock_fd = -1
         if not read_only:
             self._lock_directory()
@@ -239,119 +212,7 @@ class FileStore(Store):
         if self._serializer is None:
             self._serializer = by_id(ident)
 
-    def _check_writable(self) -> Framer:
-        """The framer of the archive appends go to; ``StoreError`` if nothing may be written."""
-        if self._forked:
-            self._refuse_forked()
-        if self.read_only:
-            raise StoreError(f"{self.path} is open read-only")
-        if self._failed is not None:
-            raise StoreError(f"{self.path}: the store failed ({self._failed}); reopen it")
-        if self._closed:
-            raise StoreError(f"{self.path}: the store is closed")
-        if self._fd < 0 or self._framer is None:
-            raise StoreError("FileStore.load() must be called first")
-        return self._framer
-
-    def _refuse_forked(self) -> NoReturn:
-        raise StoreError(
-            f"{self.path}: this FileStore belongs to the parent process (inherited through fork)"
-        )
-
-    # -- writing -------------------------------------------------------------------------------
-
-    def encode(self, body: Any) -> bytes:
-        """Serialize a body with the store's serializer (thread-safe, no lock).
-
-        :raises SerializationError: the body cannot be represented; nothing was stored.
-        """
-        if self._serializer is _PICKLE:  # inlined: this runs once per durable add
-            try:
-                return _pickle_dumps(body, PICKLE_PROTOCOL)
-            except Exception as exc:
-                raise pickling_error(body, exc) from exc
-        return (self._serializer or _PICKLE).dumps(body)
-
-    def append(self, record: Record, body: Optional[bytes] = None) -> int:
-        """Write one framed record with a single ``os.write``; return its seq. Called under the queue lock.
-
-        A failed or short write is cut back (``ftruncate``) so nothing of the record
-        remains; if even that fails the store refuses writes until reopened.
-        Cost: O(size of the record).
-
-        :raises StoreError: the write failed, or the store is read-only, failed or closed.
-        """
-        framer = self._framer
-        if framer is None or self._failed is not None or self._closed or self.read_only:
-            framer = self._check_writable()  # raises
-        seq = self._seq + 1
-        data = framer.frame_record(seq, record, body)
-        try:  # _write, inlined: this runs once per durable change
-            written = archive.write(self._fd, data)
-        except OSError as exc:
-            self._cut_back(exc)
-        if written != len(data):
-            self._short_write(written, len(data))
-        self._end += written
-        self._seq = seq
-        self._since = since = self._since + 1
-        if since >= self._compact_at:
-            self.compaction_due = True
-        return seq
-
-    def append_batch(self, records: Sequence[Tuple[Record, Optional[bytes]]]) -> int:
-        """Write several records (each with the encoded body of an add, or None) with ONE
-        ``os.write``; return the seq of the last. Called under the queue lock.
-
-        The records get consecutive seqs, framed exactly as successive :meth:`append`
-        calls would frame them, and each counts towards ``compact_every``. All or
-        nothing: a failed or short write is cut back so that none of them remains (as
-        for :meth:`append`; a batch larger than one ``write`` can take, ~2 GiB on
-        Linux, fails that way). An empty sequence writes nothing and returns the
-        current seq. Cost: O(total size of the records), one system call.
-
-        :raises StoreError: the write failed, or the store is read-only, failed or closed.
-        """
-        framer = self._framer
-        if framer is None or self._failed is not None or self._closed or self.read_only:
-            framer = self._check_writable()  # raises
-        n = len(records)
-        seq = self._seq
-        if not n:
-            return seq
-        frame = framer.frame_record
-        self._write(b"".join([frame(seq + i, record, body) for i, (record, body) in enumerate(records, 1)]))
-        self._seq = seq = seq + n
-        self._since = since = self._since + n
-        if since >= self._compact_at:
-            self.compaction_due = True
-        return seq
-
-    def _write(self, data: bytes) -> None:
-        """Write ``data`` to the archive with one ``os.write``, or cut it back and raise.
-
-        :raises StoreError: the write failed or was short (nothing of it remains).
-        """
-        try:
-            written = archive.write(self._fd, data)
-        except OSError as exc:
-            self._cut_back(exc)
-        if written != len(data):
-            self._short_write(written, len(data))
-        self._end += written
-
-    def _short_write(self, written: int, size: int) -> NoReturn:
-        self._cut_back(OSError(f"short write: {written} of {size} bytes (disk full?)"))
-
-    def _cut_back(self, exc: OSError) -> NoReturn:
-        """Remove a partly written record, then raise ``StoreError`` for ``exc``."""
-        try:
-            os.ftruncate(self._fd, self._end)
-            os.lseek(self._fd, self._end, os.SEEK_SET)
-        except OSError as cut:
-            self._failed = f"cannot cut back a failed write: {cut}"
-            logger.error("%s: %s", self.path, self._failed)
-        raise StoreError(f"{self.path}: cannot write to the archive: {exc}") from exc
+    # -- durability ----------------------------------------------------------------------------
 
     def commit(self, seq: int) -> None:
         """Make record ``seq`` durable per the policy; with ``"always"``, group commit.
@@ -534,27 +395,3 @@ class FileStore(Store):
         mode = "read-only" if self.read_only else f"fsync={self.fsync}"
         return f"<FileStore {self.path!r} {mode}>"
 
-
-def _check_policy(fsync: Any, interval: Any, compact_every: Any) -> Tuple[str, float, Optional[int]]:
-    if fsync not in _FSYNC:
-        raise ValueError(f"fsync must be one of {_FSYNC}, not {fsync!r}")
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
-        raise TypeError(f"fsync_interval must be a number of seconds, not {type(interval).__name__}")
-    if not interval > 0:
-        raise ValueError(f"fsync_interval must be positive, not {interval!r}")
-    if compact_every is not None:
-        if isinstance(compact_every, bool) or not isinstance(compact_every, int):
-            raise TypeError(f"compact_every must be an int or None, not {type(compact_every).__name__}")
-        if compact_every < 1:
-            raise ValueError(f"compact_every must be positive, not {compact_every!r}")
-    return fsync, float(interval), compact_every
-
-
-def _check_key(key: Any) -> Optional[bytes]:
-    if key is None:
-        return None
-    if not isinstance(key, (bytes, bytearray, memoryview)):
-        raise TypeError(f"hmac_key must be bytes, not {type(key).__name__}")
-    if not len(key):
-        raise ValueError("hmac_key must not be empty")
-    return bytes(key)
