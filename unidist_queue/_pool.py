@@ -56,6 +56,7 @@ class Pool:
         self._own_mq = mq is None
         self._mq = MessageQueue() if mq is None else mq
         self._store = TaskStore(self._mq, private=self._own_mq)
+        self._persistent = self._mq._persistent  # fixed for the MessageQueue's life
         # One lock for the routing tables, series and workers (a worker's tasks and
         # counters are under its own mutex). No Condition waits on it: threads are
         # joined, and an idle worker thread waits on its inbox (a SimpleQueue).
@@ -99,7 +100,7 @@ class Pool:
         if not callable(fn):
             raise TypeError("fn must be callable")
         future: Future[Any] = Future()
-        if self._mq._persistent:
+        if self._persistent:
             self._submit_durable(series, fn, args, kwargs, future)
             return future
         if self._shut:
@@ -280,7 +281,7 @@ class Pool:
         task's exception leaves without this frame in its traceback.
         """
         resumed = self._resumed
-        memory = not self._mq._persistent
+        memory = not self._persistent
         take = self._store.take
         assigned, tallies, mutex = worker.assigned, worker.tallies, worker.mutex
         task = box[0]

@@ -53,6 +53,9 @@ class TaskStore:
 
     def __init__(self, mq: MessageQueue, private: bool = False) -> None:
         self.mq = mq
+        # read once (set for the MessageQueue's life): the hot paths use them for every task
+        self.queues = mq._queues
+        self.clock = mq._clock
         self.private = private and not mq._persistent
         self.by_msg: Dict[int, Job] = {}  # durable message id -> its live Job
         self.make: Optional[MakeTask] = None  # builds a recovered Job (set by the handler)
@@ -116,8 +119,8 @@ class TaskStore:
         :raises ShutDown: the MessageQueue is closed.
         """
         mq = self.mq
-        q = mq._queues.get(s.queue)
-        now = mq._clock()  # calls stay out of the mutex: a thread preempted in it stalls all
+        q = self.queues.get(s.queue)
+        now = self.clock()  # calls stay out of the mutex: a thread preempted in it stalls all
         if self.private and q is not None and q.plain and q.exists:
             q.ready.append((task.id, now, task))  # atomic: see the class docstring
             return
@@ -193,7 +196,7 @@ class TaskStore:
         The worker's hot path: it holds its own mutex, not the handler's lock.
         """
         mq = self.mq
-        q = mq._queues.get(s.queue)
+        q = self.queues.get(s.queue)
         if q is None:
             return None
         if q.timed or not q.plain:
