@@ -233,6 +233,11 @@ class ArchiveScan:
         one ``unpack_from``. ``count``, ``last_seq`` and ``valid_end`` are kept in locals
         and stored back whenever the scan stops or calls out.
         """
+        # One long loop on purpose: it runs once per record on open, so the frame checks
+        # and an add's decoding are inlined, with locals for everything. Measured on the
+        # store of bench_store.py's 'open 1,000,000 msgs, 50% snapshot' row (1.37-1.60 s
+        # there; archive.1 holds 500,123 records): this loop 0.70 s, the same checks made
+        # by one _check() and one decode_payload() call per record 0.91 s (median of 5).
         data, mv, n = self.data, self._mv, len(self.data)
         off, tag = HEADER.size, self.framer.tag_size
         unpack, unpack_add = FRAME.unpack_from, _FRAME_ADD.unpack_from

@@ -24,7 +24,7 @@ import hmac
 import os
 import struct
 import zlib
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Tuple
 
 from ..errors import CorruptArchive, StoreError
 from . import archive
@@ -72,16 +72,7 @@ def write_snapshot(
     :raises StoreError: the state cannot be serialized, or the write failed (the
         temporary file is removed; an older snapshot is untouched).
     """
-    try:
-        body = serializer.dumps(state)
-    except Exception as exc:
-        raise StoreError(f"cannot serialize the snapshot state: {exc}") from exc
-    flags = archive.FLAG_HMAC if key is not None else 0
-    epoch = int.from_bytes(os.urandom(8), "little")
-    head = _HEAD.pack(MAGIC, VERSION, serializer.ident, PICKLE_PROTOCOL, flags, epoch, last_seq, len(body), 0)
-    covered = head[:_COVERED]
-    crc = zlib.crc32(body, zlib.crc32(covered))
-    data = covered + struct.pack("<I4x", crc) + body + (_tag(key, covered, body) if key is not None else b"")
+    data = _encode(state, last_seq, serializer, key)
     final = os.path.join(directory, name)
     tmp = final + ".tmp"
     try:
@@ -102,6 +93,23 @@ def write_snapshot(
         _unlink_quietly(tmp)
         raise StoreError(f"cannot write snapshot {final}: {exc}") from exc
     return final
+
+
+def _encode(state: Any, last_seq: int, serializer: Serializer, key: Optional[bytes]) -> bytes:
+    """The bytes of a snapshot file holding ``state``.
+
+    :raises StoreError: the state cannot be serialized.
+    """
+    try:
+        body = serializer.dumps(state)
+    except Exception as exc:
+        raise StoreError(f"cannot serialize the snapshot state: {exc}") from exc
+    flags = archive.FLAG_HMAC if key is not None else 0
+    epoch = int.from_bytes(os.urandom(8), "little")
+    head = _HEAD.pack(MAGIC, VERSION, serializer.ident, PICKLE_PROTOCOL, flags, epoch, last_seq, len(body), 0)
+    covered = head[:_COVERED]
+    crc = zlib.crc32(body, zlib.crc32(covered))
+    return covered + struct.pack("<I4x", crc) + body + (_tag(key, covered, body) if key is not None else b"")
 
 
 def _unlink_quietly(path: str) -> None:
@@ -125,6 +133,25 @@ def read_snapshot(path: str, key: Optional[bytes], serializer: Optional[int]) ->
             data = f.read()
     except OSError as exc:
         raise StoreError(f"cannot read snapshot {path}: {exc}") from exc
+    ser, flags, last_seq, covered, body, tag = _unframe(path, data)
+    check_settings(path, ser, flags, key, serializer)
+    if key is not None and not hmac.compare_digest(_tag(key, covered, body), tag):
+        raise CorruptArchive(
+            f"{path}: snapshot fails its HMAC check (wrong hmac_key, or the file was tampered with)", path, 0
+        )
+    try:
+        state = by_id(ser).loads(body)
+    except Exception as exc:
+        raise CorruptArchive(f"{path}: snapshot body cannot be decoded: {exc}", path, _HEAD.size) from exc
+    return Snapshot(state, last_seq, ser)
+
+
+def _unframe(path: str, data: bytes) -> Tuple[int, int, int, memoryview, memoryview, memoryview]:
+    """Check a snapshot file's header, size, CRC and version; return ``(serializer id,
+    flags, last seq, the bytes the CRC covers, the body, the HMAC tag)`` (views of ``data``).
+
+    :raises CorruptArchive: the file is damaged.
+    """
     if len(data) < _HEAD.size:
         raise CorruptArchive(f"{path}: snapshot truncated ({len(data)} bytes)", path, 0)
     magic, version, ser, _proto, flags, _epoch, last_seq, body_len, crc = _HEAD.unpack_from(data, 0)
@@ -139,16 +166,7 @@ def read_snapshot(path: str, key: Optional[bytes], serializer: Optional[int]) ->
         raise CorruptArchive(f"{path}: snapshot checksum mismatch", path, _HEAD.size)
     if version != VERSION:
         raise CorruptArchive(f"{path}: snapshot format version {version} not supported", path, 0)
-    check_settings(path, ser, flags, key, serializer)
-    if key is not None and not hmac.compare_digest(_tag(key, covered, body), mv[len(data) - tag_size :]):
-        raise CorruptArchive(
-            f"{path}: snapshot fails its HMAC check (wrong hmac_key, or the file was tampered with)", path, 0
-        )
-    try:
-        state = by_id(ser).loads(body)
-    except Exception as exc:
-        raise CorruptArchive(f"{path}: snapshot body cannot be decoded: {exc}", path, _HEAD.size) from exc
-    return Snapshot(state, last_seq, ser)
+    return ser, flags, last_seq, covered, body, mv[len(data) - tag_size :]
 
 
 def check_settings(path: str, ser: int, flags: int, key: Optional[bytes], serializer: Optional[int]) -> None:
