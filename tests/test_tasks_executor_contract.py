@@ -1,9 +1,10 @@
 """The Executor part of DESIGN.md section 6, through public behaviour.
 
-``TaskHandler`` as a ``ThreadPoolExecutor``, one section per point of the contract:
-``ShutDown`` is a ``RuntimeError``, the default number of workers, no stale references,
-``cancel_futures`` and what a worker was handed, interpreter exit, and a handler nobody
-references.
+CPython's own ``ThreadPoolExecutor`` tests run against ``TaskHandler`` in
+``test_tasks_cpython_futures.py`` where the interpreter ships them; the checks here run
+on every interpreter: ``ShutDown`` is a ``RuntimeError``, the default number of
+workers, no stale references, ``cancel_futures`` and what a worker was handed,
+interpreter exit, and a handler nobody references.
 """
 
 from __future__ import annotations

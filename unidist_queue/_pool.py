@@ -470,6 +470,11 @@ class Pool:
             s = self._series.get(series)
             return [] if s is None else [i for i in s.qualified if not self._workers[i].retiring]
 
+    def threads(self) -> Set[threading.Thread]:
+        """The threads of the current workers (retiring ones included)."""
+        with self._lock:
+            return {t for w in self._workers.values() for t in w.threads}
+
 
 def _without_caller(exc: BaseException) -> BaseException:
     """``exc`` caught in :meth:`Pool.run_tasks`, without that frame in its traceback.

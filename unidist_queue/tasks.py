@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import weakref
 from concurrent.futures import Executor, Future
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, TypeVar
 
 from . import _lifecycle
 from ._pool import Pool
@@ -77,7 +78,7 @@ class TaskHandler(Executor):
     * workers: :meth:`hire`, :meth:`roster`, :meth:`terminate`, :meth:`update`
     * the rest: :meth:`status`, :meth:`shutdown` (also a context manager)
 
-    As with ``ThreadPoolExecutor``:
+    As with ``ThreadPoolExecutor`` (whose own tests are run against this class):
 
     * a worker keeps no reference to a finished task, its function, arguments or
       result; a task's exception carries the traceback of the task's own frames;
@@ -95,6 +96,11 @@ class TaskHandler(Executor):
     Thread-safety: every method may be called from any thread, tasks included (a task
     must not wait on its own worker's termination).
 
+    Differences from ``ThreadPoolExecutor`` (DESIGN.md section 6): workers are hired at
+    once, not started on demand; ``max_workers=0`` is allowed; there is no
+    ``thread_name_prefix`` or ``initializer`` (see :meth:`hire` ``name`` and
+    :meth:`update`); ``shutdown`` takes a ``timeout`` and returns the unfinished tasks.
+
     :raises TypeError, ValueError: a bad ``max_workers`` or ``mq``.
     """
 
@@ -108,13 +114,21 @@ class TaskHandler(Executor):
         pool = self._pool = Pool(mq)
         self._submit = pool.submit  # the hot path: one attribute, no method binding
         self._mq = pool._mq
+        #: The workers hired at construction, ``ThreadPoolExecutor``'s private name for
+        #: its thread limit (read by code written against it, and CPython's tests).
+        self._max_workers = default_workers() if max_workers is None else max_workers
         pool.owner = weakref.ref(self, pool.orphaned)  # held by the pool: no cycle
         if not _lifecycle.track(pool):  # the interpreter is exiting: refuse every task
             pool._at_exit = True
             _lifecycle.shutdown(pool, False, False, None)
             return
-        for _ in range(default_workers() if max_workers is None else max_workers):
+        for _ in range(self._max_workers):
             pool.hire([(0, "default")], 1, None)
+
+    @property
+    def _threads(self) -> Set[threading.Thread]:
+        """The threads of the current workers (``ThreadPoolExecutor``'s private name)."""
+        return self._pool.threads()
 
     # -- submitting ---------------------------------------------------------------------------
 
