@@ -15,7 +15,6 @@ the directory is fsynced. Plain functions of the directory's path; none keeps st
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -56,8 +55,12 @@ def lock(path: str) -> int:
     record the descriptor before releasing that (see :mod:`.forksafe`).
 
     :raises StoreLocked: another descriptor (this or another process) holds the lock.
-    :raises StoreError: the file cannot be opened.
+    :raises StoreError: the file cannot be opened, or this platform has no ``fcntl``.
     """
+    try:
+        import fcntl  # here, not at the top: importing the package never needs fcntl (DESIGN 8)
+    except ImportError:
+        raise StoreError(f"cannot lock {path}: this platform has no fcntl.flock") from None
     try:
         fd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
