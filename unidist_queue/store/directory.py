@@ -26,7 +26,7 @@ from .snapshot import fsync_dir
 
 __all__ = ["create_archive", "delete_before", "file_name", "listing", "lock", "make", "remove_older"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("unidist_queue.store.file")  # the name of its messages before the split
 
 _NAME = re.compile(r"^(snapshot|archive)\.(\d+)$")
 

@@ -26,7 +26,7 @@ from . import archive
 
 __all__ = ["GroupCommit"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("unidist_queue.store.file")  # the name of its messages before the split
 
 #: A waiter's fate: its seq is durable; it leads the next round; the store failed or closed.
 _COVERED, _LEAD, _FAILED = 1, 2, 3

@@ -25,7 +25,7 @@ from .snapshot import check_settings, read_snapshot
 
 __all__ = ["Loaded", "Loader"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("unidist_queue.store.file")  # the name of its messages before the split
 
 
 class Loaded(NamedTuple):

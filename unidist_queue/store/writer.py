@@ -28,7 +28,7 @@ from .serializers import PICKLE_PROTOCOL, Serializer, by_name, pickling_error
 
 __all__ = ["ArchiveWriter"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("unidist_queue.store.file")  # the name of its messages before the split
 
 _PICKLE = by_name("pickle")
 _pickle_dumps = pickle.dumps
