@@ -41,7 +41,7 @@ class AddMixin(TimedMixin):
             if not self._persistent:
                 with self.mutex:
                     q = self._queues.get(queue)
-                    if q is not None and q.bare and not self._closed:
+                    if q is not None and q.bare:  # not bare once closed
                         self._last_id = msg_id = self._last_id + 1
                         q.ready.append((msg_id, self._clock(), message))
                         q.added += 1
@@ -78,7 +78,7 @@ class AddMixin(TimedMixin):
         try:
             with self.mutex:
                 msg_id = self._last_id + 1
-                if q.lean and not q.timed and msg_id < self._id_mark and not self._closed:
+                if q.lean and not q.timed and msg_id < self._id_mark:  # not lean once closed
                     now = self._clock()
                     seq = store.append(("add", queue, msg_id, now, None), data)
                     self._last_id = msg_id

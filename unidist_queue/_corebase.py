@@ -202,6 +202,7 @@ class CoreBase:
                 except StoreError as exc:
                     error = exc
             for q in self._queues.values():
+                q.bare = q.lean = False  # the fast paths check no _closed: they see these
                 q.not_empty.notify_all()
                 q.not_full.notify_all()
         if error is not None:

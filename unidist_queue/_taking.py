@@ -26,7 +26,7 @@ class TakeMixin(TimedMixin):
         """See :meth:`MessageQueue.oldest`."""
         with self.mutex:
             q = self._queues.get(queue)
-            if q is not None and q.bare and q.ready and not self._closed:
+            if q is not None and q.bare and q.ready:  # not bare once closed
                 if not remove:
                     return q.ready[0][2]
                 item = q.ready.popleft()
@@ -72,7 +72,7 @@ class TakeMixin(TimedMixin):
         if timeout is None or (timeout.__class__ in (int, float) and timeout >= 0):
             with self.mutex:
                 q = self._queues.get(queue)
-                if q is not None and q.bare and q.ready and not self._closed:
+                if q is not None and q.bare and q.ready:  # not bare once closed
                     item = q.ready.popleft()
                     q.removed += 1
                     if q.putters:
