@@ -80,7 +80,7 @@ class AddMixin(TimedMixin):
                 msg_id = self._last_id + 1
                 if q.lean and not q.timed and msg_id < self._id_mark:  # not lean once closed
                     now = self._clock()
-                    seq = store.append(("add", queue, msg_id, now, None), data)
+                    seq = store.append_add(queue, msg_id, now, data)
                     self._last_id = msg_id
                     q.ready.append((msg_id, now, message))
                     q.added += 1

@@ -130,6 +130,15 @@ class Store(abc.ABC):
         :raises StoreError: the write failed (disk full, I/O error) or the store is failed.
         """
 
+    def append_add(self, queue: str, msg_id: int, enqueued_at: float, body: bytes) -> int:
+        """``append(("add", queue, msg_id, enqueued_at, None), body)``: the durable add's
+        fast path, which a store may override with a faster equivalent. Called with the
+        queue lock held.
+
+        :raises StoreError: as :meth:`append`.
+        """
+        return self.append(("add", queue, msg_id, enqueued_at, None), body)
+
     def append_batch(self, records: Sequence[Tuple[Record, Optional[bytes]]]) -> int:
         """Write several records (each with an ``add``'s encoded body, or ``None``) as one change.
 

@@ -79,6 +79,34 @@ class ArchiveWriter:
                 raise pickling_error(body, exc) from exc
         return (self._serializer or _PICKLE).dumps(body)
 
+    def append_add(self, queue: str, msg_id: int, enqueued_at: float, body: bytes) -> int:
+        """:meth:`append` of ``("add", queue, msg_id, enqueued_at, None)`` with ``body``, fused.
+
+        The durable add's fast path: no record tuple, the frame built directly. Its
+        tail repeats :meth:`append`'s on purpose: a call fewer per add is worth ~7% of
+        a durable add (``bench_store.py``: 'add, fsync="never"' against its raw floor,
+        0.45x -> 0.48x). Signed stores take :meth:`append`. Called under the queue lock.
+
+        :raises StoreError: as :meth:`append`.
+        """
+        framer = self._framer
+        if framer is None or framer.tag_size or self._failed is not None or self._closed or self.read_only:
+            return self.append(("add", queue, msg_id, enqueued_at, None), body)
+        seq = self._seq + 1
+        data = framer.frame_add(seq, queue, msg_id, enqueued_at, None, body)
+        try:
+            written = archive.write(self._fd, data)
+        except OSError as exc:
+            self._cut_back(exc)
+        if written != len(data):
+            self._short_write(written, len(data))
+        self._end += written
+        self._seq = seq
+        self._since = since = self._since + 1
+        if since >= self._compact_at:
+            self.compaction_due = True
+        return seq
+
     def append(self, record: Record, body: Optional[bytes] = None) -> int:
         """Write one framed record with a single ``os.write``; return its seq. Called under the queue lock.
 
