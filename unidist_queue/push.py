@@ -20,9 +20,8 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
-import attrs
-
-from ._util import check_seconds, deadline_of, remaining
+from ._pushstats import PushStats, check_callables, check_pusher_options
+from ._util import deadline_of, remaining
 from .api import QueueAPI
 from .errors import Empty, ShutDown
 from .loop import Loop
@@ -41,24 +40,6 @@ _IDLE = 0  # nothing queued as far as the loop knows; no timer: push must ring
 _ARMED = 1  # a pass is rung or running: it will look at the queue
 _WAITING = 2  # healthy, a timer waits out buffer_delay: a full batch must ring
 _BACKOFF = 3  # the last attempt failed, a timer waits out the backoff: never ring
-
-
-@attrs.frozen(slots=True)
-class PushStats:
-    """A snapshot of a :class:`Pusher`'s counters (since it was made)."""
-
-    sent: int
-    """Events delivered (``send`` returned for their batch)."""
-    batches: int
-    """Batches delivered."""
-    failed: int
-    """Attempts whose ``send`` raised."""
-    pending: int
-    """Events in the queue now, the batch in flight included."""
-    last_error: Optional[str]
-    """``repr`` of the exception of the last failed attempt (``None``: none yet)."""
-    last_success: Optional[float]
-    """``time.time()`` of the last delivered batch (``None``: none yet)."""
 
 
 class Pusher:
@@ -117,23 +98,11 @@ class Pusher:
         max_retry_delay: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not callable(send):
-            raise TypeError("send must be callable")
-        if not callable(clock):
-            raise TypeError("clock must be callable")
+        check_callables(send=send, clock=clock)
         if mq is not None and not isinstance(mq, QueueAPI):
             raise TypeError(f"mq must be a queue (unidist_queue.QueueAPI), not {type(mq).__name__}")
-        if not isinstance(queue, str):
-            raise TypeError(f"queue must be a str, not {type(queue).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
-        self._buffer_delay = check_seconds("buffer_delay", buffer_delay)
-        self._retry_delay = check_seconds("retry_delay", retry_delay)
-        self._max_retry_delay = check_seconds("max_retry_delay", max_retry_delay)
-        if self._retry_delay <= 0:
-            raise ValueError("retry_delay must be positive")
-        if self._max_retry_delay < self._retry_delay:
-            raise ValueError("max_retry_delay must be at least retry_delay")
+        delays = check_pusher_options(queue, batch_size, buffer_delay, retry_delay, max_retry_delay)
+        self._buffer_delay, self._retry_delay, self._max_retry_delay = delays
         self._send = send
         self._clock = clock
         self._own_mq = mq is None
