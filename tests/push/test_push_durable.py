@@ -26,7 +26,6 @@ from unidist_queue.push import Pusher
 from unidist_queue.store.file import FileStore
 
 WAIT = 30.0
-ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 class Receiver:

@@ -51,7 +51,6 @@ from conftest import child_env
 from unidist_queue import MessageQueue
 from unidist_queue.store.file import FileStore
 
-REPO = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("CRASH_RUNS", "25"))
 TIMEOUT = 30.0  # seconds for any wait on the child; never reached when all is well
 
