@@ -27,6 +27,7 @@ import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ._replay import export
 from ._state import QueueState
 from .errors import ShutDown, StoreError
 from .store.base import Record, State, Store
@@ -184,7 +185,7 @@ class CoreBase:
             state: State = {
                 "version": 1,
                 "last_id": max(self._last_id, self._id_mark - 1),
-                "queues": {n: q.export() for n, q in self._queues.items() if q.exists and q.durable},
+                "queues": {n: export(q) for n, q in self._queues.items() if q.exists and q.durable},
             }
             token = self._store.begin_snapshot()
         self._store.write_snapshot(state, token)

@@ -360,42 +360,6 @@ class QueueState:
 
     # -- snapshots ---------------------------------------------------------------------
 
-    def export(self) -> Dict[str, Any]:
-        """A copy of the durable part of this queue, as plain values. O(n)."""
-        reserved = sorted(entry[:3] for entry in self.reserved.values())
-        return {
-            "maxlen": self.maxlen,
-            "max_age": self.max_age,
-            "overflow": self.overflow,
-            "ready": list(self.ready),
-            "delayed": list(self.delayed),
-            "reserved": reserved,
-            "leases": list(self.leases),
-            "attempts": list(self.attempts.items()),
-        }
-
-    def restore(self, data: Dict[str, Any]) -> None:
-        """Load what :meth:`export` produced (lists may come back for tuples).
-
-        Cost: O(n), in bulk: the ready items (tuples, as pickle gives them back) join the
-        deque without per-item Python code; lists (from JSON) are turned into tuples.
-        """
-        self.configure(data["maxlen"], data["max_age"], data["overflow"])
-        ready = data["ready"]
-        if ready and ready[0].__class__ is not tuple:
-            ready = [tuple(item) for item in ready]
-        self.ready.extend(ready)
-        if self.ages is not None:
-            self.ages.update((t, i) for i, t, _ in ready)
-        self.delayed.update(tuple(entry) for entry in data["delayed"])
-        for item in data["reserved"]:
-            self.reserved[item[0]] = (item[0], item[1], item[2], None)
-        for due, msg_id in data.get("leases", ()):  # snapshots of 0.1.0 have none
-            self.reserved[msg_id] = (*self.reserved[msg_id][:3], due)
-            self.leases.add((due, msg_id))
-        self.attempts.update((int(k), int(v)) for k, v in data["attempts"])
-        self.retime()
-
     def release_reserved(self) -> None:
         """After a restart: every reservation returns to the front as :meth:`push_front` puts it.
 
