@@ -1,16 +1,19 @@
-"""Shared fixtures: a manual clock, a TaskHandler, and a check that no test leaks threads."""
+"""Shared fixtures, one per concept: a manual clock, a MessageQueue (in memory, on the
+manual clock), a store directory, a TaskHandler, and a check that no test leaks threads."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 from helpers import WAIT
 from hypothesis import settings
 
+from unidist_queue import MessageQueue
 from unidist_queue.tasks import TaskHandler
 
 settings.register_profile("ci", deadline=None, print_blob=True)
@@ -54,6 +57,26 @@ def child_env(*paths: str) -> dict:  # type: ignore[type-arg]
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+def mq() -> Iterator[MessageQueue]:
+    """An in-memory MessageQueue, closed after the test."""
+    with MessageQueue() as queue:
+        yield queue
+
+
+@pytest.fixture
+def cmq(clock: ManualClock) -> Iterator[MessageQueue]:
+    """An in-memory MessageQueue on the manual ``clock``, closed after the test."""
+    with MessageQueue(clock=clock) as queue:
+        yield queue
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    """A store directory that does not exist yet (a FileStore makes it)."""
+    return str(tmp_path / "s")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import pytest
@@ -21,11 +20,6 @@ from unidist_queue import MessageQueue, ShutDown, StoreError
 from unidist_queue.store.file import FileStore
 
 WAIT = 10.0
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "s")
 
 
 def contents(path: str, queue: str = "q") -> List[Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import pytest
 from conftest import ManualClock
@@ -18,12 +18,6 @@ from helpers import in_thread, join
 
 from unidist_queue import Empty, FileStore, Full, Message, MessageQueue, StoreError
 from unidist_queue.store import archive
-
-
-@pytest.fixture
-def cmq(clock: ManualClock) -> Iterator[MessageQueue]:
-    with MessageQueue(clock=clock) as mq:
-        yield mq
 
 
 class CountWrites:

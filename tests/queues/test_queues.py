@@ -8,36 +8,9 @@ from typing import Any, List
 
 import pytest
 from helpers import in_thread, join
+from queue_core import wait_blocked
 
 from unidist_queue import Empty, Full, Message, MessageQueue, QueueStats, ShutDown, UnidistQueueError
-
-
-@pytest.fixture
-def mq() -> MessageQueue:
-    with MessageQueue() as mq:
-        yield mq
-
-
-@pytest.fixture
-def cmq(clock: Any) -> MessageQueue:
-    """A MessageQueue on the manual clock."""
-    with MessageQueue(clock=clock) as mq:
-        yield mq
-
-
-def wait_blocked(mq: MessageQueue, queue: str, getters: int = 0, putters: int = 0) -> None:
-    """Wait (bounded) until threads are parked on ``queue``'s Conditions (an internal peek,
-    only to make the wake-up tests deterministic)."""
-    ok = threading.Event()
-    for _ in range(3000):
-        with mq._mutex:
-            q = mq._queues.get(queue)
-            if q is not None and q.getters >= getters and q.putters >= putters:
-                ok.set()
-                break
-        ok.wait(0.01)
-    assert ok.is_set(), "the thread never blocked"
-
 
 # -- add and take ---------------------------------------------------------------------------
 

@@ -73,11 +73,6 @@ def offsets(data: bytes) -> List[int]:
     return [*result, off]
 
 
-@pytest.fixture
-def store_dir(tmp_path: Path) -> str:
-    return str(tmp_path / "s")
-
-
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Tuple[bytes, List[Any]]:
     path = str(tmp_path_factory.mktemp("pristine") / "s")
@@ -131,78 +126,78 @@ def test_every_bit_flip_is_detected(tmp_path: Path, pristine: Tuple[bytes, List[
         logging.disable(logging.NOTSET)
 
 
-def test_damage_in_the_middle_raises_with_offset(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+def test_damage_in_the_middle_raises_with_offset(path: str, pristine: Tuple[bytes, List[Any]]) -> None:
     data, _records = pristine
     ends = offsets(data)
     damaged = bytearray(data)
     damaged[ends[10] + FRAME.size + 3] ^= 0xFF
-    put(store_dir, bytes(damaged))
+    put(path, bytes(damaged))
     with pytest.raises(CorruptArchive) as info:
-        MessageQueue(store=FileStore(store_dir))
+        MessageQueue(store=FileStore(path))
     assert info.value.offset == ends[10]
-    assert info.value.path == os.path.join(store_dir, "archive.0")
-    assert Path(store_dir, "archive.0").read_bytes() == bytes(damaged)  # nothing dropped
+    assert info.value.path == os.path.join(path, "archive.0")
+    assert Path(path, "archive.0").read_bytes() == bytes(damaged)  # nothing dropped
 
 
 def test_salvage_skips_the_damaged_record_and_keeps_the_rest(
-    store_dir: str, pristine: Tuple[bytes, List[Any]], caplog: pytest.LogCaptureFixture
+    path: str, pristine: Tuple[bytes, List[Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
     data, records = pristine
     ends = offsets(data)
     damaged = bytearray(data)
     damaged[ends[10] + FRAME.size + 3] ^= 0xFF
-    put(store_dir, bytes(damaged))
+    put(path, bytes(damaged))
     with caplog.at_level(logging.ERROR):
-        _, got = load(store_dir, recovery="salvage")
+        _, got = load(path, recovery="salvage")
     assert got == records[:10] + records[11:]
     assert "salvage" in caplog.text
-    with MessageQueue(store=FileStore(store_dir, recovery="salvage")) as mq:
+    with MessageQueue(store=FileStore(path, recovery="salvage")) as mq:
         assert mq.count("q") == N - 1
         mq.add("q", "more")
-    assert len(adds(load(store_dir, recovery="salvage")[1])) == N
+    assert len(adds(load(path, recovery="salvage")[1])) == N
 
 
-def test_damaged_last_record_is_a_torn_tail(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+def test_damaged_last_record_is_a_torn_tail(path: str, pristine: Tuple[bytes, List[Any]]) -> None:
     data, records = pristine
     damaged = bytearray(data)
     damaged[-2] ^= 0x10
-    put(store_dir, bytes(damaged))
-    assert load(store_dir)[1] == records[:-1]
+    put(path, bytes(damaged))
+    assert load(path)[1] == records[:-1]
 
 
 @pytest.mark.parametrize("size", [512, 4096, 65536])
 @pytest.mark.parametrize("fill", ["zeros", "garbage"])
 def test_zero_or_garbage_tail_is_cut(
-    store_dir: str, pristine: Tuple[bytes, List[Any]], size: int, fill: str
+    path: str, pristine: Tuple[bytes, List[Any]], size: int, fill: str
 ) -> None:
     data, records = pristine
     tail = bytes(size) if fill == "zeros" else random.Random(size).randbytes(size)
-    put(store_dir, data + tail)
-    with MessageQueue(store=FileStore(store_dir)) as mq:
+    put(path, data + tail)
+    with MessageQueue(store=FileStore(path)) as mq:
         assert mq.count("q") == N
-        assert os.path.getsize(Path(store_dir, "archive.0")) == len(data)
+        assert os.path.getsize(Path(path, "archive.0")) == len(data)
         mq.add("q", "next")
-    got = adds(load(store_dir)[1])
+    got = adds(load(path)[1])
     assert got[:N] == records and got[N][-1] == "next"
 
 
 @pytest.mark.parametrize("record", [5, N - 1])
 def test_hostile_length_neither_allocates_nor_hangs(
-    store_dir: str, pristine: Tuple[bytes, List[Any]], record: int
+    path: str, pristine: Tuple[bytes, List[Any]], record: int
 ) -> None:
     data, records = pristine
     at = offsets(data)[record]
     damaged = bytearray(data)
     struct.pack_into("<I", damaged, at, 0xFFFFFFFF)
-    put(store_dir, bytes(damaged))
+    put(path, bytes(damaged))
     tracemalloc.start()
     started = time.monotonic()
     try:
         if record == N - 1:
-            assert load(store_dir)[1] == records[:-1]
+            assert load(path)[1] == records[:-1]
         else:
             with pytest.raises(CorruptArchive):
-                load(store_dir)
+                load(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -210,15 +205,15 @@ def test_hostile_length_neither_allocates_nor_hangs(
     assert time.monotonic() - started < 10  # generous: only catches a hang
 
 
-def test_duplicated_record_mid_file(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+def test_duplicated_record_mid_file(path: str, pristine: Tuple[bytes, List[Any]]) -> None:
     data, records = pristine
     ends = offsets(data)
     doubled = data[: ends[6]] + data[ends[5] : ends[6]] + data[ends[6] :]
-    put(store_dir, doubled)
+    put(path, doubled)
     with pytest.raises(CorruptArchive) as info:
-        load(store_dir)
+        load(path)
     assert info.value.offset == ends[6]
-    assert load(store_dir, recovery="salvage")[1] == records  # the repeat is skipped
+    assert load(path, recovery="salvage")[1] == records  # the repeat is skipped
 
 
 def test_records_spliced_from_another_file_never_validate(tmp_path: Path) -> None:
@@ -232,30 +227,30 @@ def test_records_spliced_from_another_file_never_validate(tmp_path: Path) -> Non
     assert load(a)[1] == records
 
 
-def test_bad_header_raises(store_dir: str, pristine: Tuple[bytes, List[Any]]) -> None:
+def test_bad_header_raises(path: str, pristine: Tuple[bytes, List[Any]]) -> None:
     data, _ = pristine
     for damaged in (b"XX" + data[2:], data[:8] + b"\x09\x00" + data[10:], data[:20]):
-        put(store_dir, damaged)
+        put(path, damaged)
         with pytest.raises(CorruptArchive):
-            load(store_dir)
+            load(path)
 
 
-def test_empty_archive_file_is_ignored(store_dir: str) -> None:
-    put(store_dir, b"")
-    with MessageQueue(store=FileStore(store_dir)) as mq:
+def test_empty_archive_file_is_ignored(path: str) -> None:
+    put(path, b"")
+    with MessageQueue(store=FileStore(path)) as mq:
         assert mq.queues() == []
         mq.add("q", 1)
-    assert [r[-1] for r in adds(load(store_dir)[1])] == [1]
+    assert [r[-1] for r in adds(load(path)[1])] == [1]
 
 
-def test_damaged_snapshot_raises_naming_it(store_dir: str) -> None:
-    build(store_dir, 10, snapshot_at=6)
-    snap = Path(store_dir, "snapshot.1")
+def test_damaged_snapshot_raises_naming_it(path: str) -> None:
+    build(path, 10, snapshot_at=6)
+    snap = Path(path, "snapshot.1")
     data = snap.read_bytes()
     for damaged in (data[:-1], data[:30], data[:60] + bytes([data[60] ^ 4]) + data[61:], b""):
         snap.write_bytes(damaged)
         with pytest.raises(CorruptArchive) as info:
-            load(store_dir)
+            load(path)
         assert info.value.path == str(snap)
 
 
@@ -265,10 +260,10 @@ def test_damaged_snapshot_raises_naming_it(store_dir: str) -> None:
     ids=["version", "serializer"],
 )
 def test_snapshot_of_a_future_version_is_refused(
-    store_dir: str, offset: int, value: int, message: str
+    path: str, offset: int, value: int, message: str
 ) -> None:
-    build(store_dir, 3, snapshot_at=2)
-    snap = Path(store_dir, "snapshot.1")
+    build(path, 3, snapshot_at=2)
+    snap = Path(path, "snapshot.1")
     data = bytearray(snap.read_bytes())
     data[offset] = value
     body_len = struct.unpack_from("<Q", data, 32)[0]
@@ -276,13 +271,13 @@ def test_snapshot_of_a_future_version_is_refused(
     struct.pack_into("<I", data, 40, crc)  # a valid checksum: only the field is wrong
     snap.write_bytes(bytes(data))
     with pytest.raises(CorruptArchive, match=message) as info:
-        load(store_dir)
+        load(path)
     assert (info.value.path, info.value.offset) == (str(snap), 0)
 
 
-def test_snapshot_then_archive_replay(store_dir: str) -> None:
-    build(store_dir, 10, snapshot_at=6)
-    state, records = load(store_dir)
+def test_snapshot_then_archive_replay(path: str) -> None:
+    build(path, 10, snapshot_at=6)
+    state, records = load(path)
     assert [item[2]["i"] for item in state["queues"]["q"]["ready"]] == list(range(6))
     assert [r[-1]["i"] for r in adds(records)] == list(range(6, 10))
 

@@ -27,11 +27,6 @@ from unidist_queue.store.file import FileStore
 N = 1000
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "s")
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

@@ -33,11 +33,6 @@ from unidist_queue.store.file import FileStore
 from unidist_queue.store.serializers import PickleSerializer, by_name
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "s")
-
-
 def build(path: str, n: int = 4, **options: Any) -> None:
     """A store whose queue "q" holds ``0 .. n-1`` (message ids ``1 .. n``).
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -17,11 +16,6 @@ from conftest import child_env
 from unidist_queue import MessageQueue, SerializationError, StoreError
 from unidist_queue.store import archive
 from unidist_queue.store.file import FileStore
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "s")
 
 
 def size(path: str, name: str = "archive.0") -> int:

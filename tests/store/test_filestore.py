@@ -15,11 +15,6 @@ from unidist_queue.store.file import FileStore
 POLICIES = ["always", "interval", "never"]
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "store")
-
-
 def open_mq(path: str, **options: Any) -> MessageQueue:
     return MessageQueue(store=FileStore(path, **options))
 

@@ -13,7 +13,6 @@ import errno
 import os
 import queue
 import threading
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
@@ -155,11 +154,6 @@ def watch(store: FileStore) -> Watched:
     watched = Watched(store._mutex)
     store._commit._synced = watched
     return watched
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "s")
 
 
 def open_store(path: str) -> FileStore:
