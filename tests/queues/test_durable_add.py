@@ -1,4 +1,5 @@
-"""The durable add fast path of MessageQueue and the automatic compaction it triggers.
+"""The durable add fast path of MessageQueue and the automatic compaction it triggers;
+an add waiting for room in a queue that is dropped.
 
 The fast path looks at the queue before taking the lock; whatever changes in between
 (its options, the queue itself, the MessageQueue closing) must give the same result as
@@ -15,6 +16,8 @@ import threading
 from typing import Any, Callable, List, Optional
 
 import pytest
+from helpers import in_thread, join
+from queue_core import wait_blocked
 
 from unidist_queue import MessageQueue, ShutDown, StoreError
 from unidist_queue.store.file import FileStore
@@ -185,3 +188,17 @@ def test_a_failed_automatic_compaction_is_logged_and_retried(
         mq.add("q", 1)
         assert "snapshot.1" in os.listdir(path)
     assert contents(path) == [0, 1]
+
+
+def test_an_add_woken_by_drop_stores_its_body_in_the_queue_made_again(path: str) -> None:
+    with MessageQueue(store=FileStore(path, fsync="never")) as mq:
+        mq.declare("b", durable=False, maxlen=1, overflow="block")
+        mq.add("b", "a")
+        t, outcome = in_thread(lambda: mq.add("b", "late", timeout=60))
+        wait_blocked(mq, "b", putters=1)
+        mq.drop("b")
+        join(t)
+        assert [kind for kind, _ in outcome] == ["ok"]
+        assert mq.stats("b").durable
+    with MessageQueue(store=FileStore(path, fsync="never")) as mq:  # was IndexError: no body
+        assert mq.all("b") == ["late"]

@@ -23,9 +23,11 @@ import weakref
 from typing import Any, List
 
 import pytest
+from helpers import WAIT, in_thread, join
+from queue_core import wait_blocked
 
 import unidist_queue
-from unidist_queue import MessageQueue, QueueView
+from unidist_queue import FileStore, MessageQueue, QueueView, ShutDown
 
 try:
     from test import test_queue as _cpython
@@ -153,6 +155,37 @@ def test_view_items_are_messages_of_the_queue() -> None:
     assert view.empty()
 
 
+def test_a_put_through_the_view_notifies_subscribers_before_returning(mq: MessageQueue) -> None:
+    heard: List[Any] = []
+    mq.subscribe("q", lambda name: heard.append((name, mq.count(name))))
+    view = mq.view("q")
+    view.put("a")
+    assert heard == [("q", 1)]
+    view.put_nowait("b")
+    assert heard == [("q", 1), ("q", 2)]
+
+
+def test_a_put_woken_by_drop_stores_its_item_in_the_queue_made_again(path: str) -> None:
+    """The queue was not durable when the put began; dropped, it is made again durable
+    (the store's default), so the item must be stored with its body."""
+    with MessageQueue(store=FileStore(path, fsync="never")) as mq:
+        mq.declare("v", durable=False)
+        view = mq.view("v", maxsize=1)
+        view.put("a")
+        t, outcome = in_thread(lambda: view.put("b", timeout=60))
+        wait_blocked(mq, "v", putters=1)
+        mq.drop("v")
+        join(t)
+        assert outcome == [("ok", None)]
+        assert mq.all("v") == ["b"] and mq.stats("v").durable
+    with MessageQueue(store=FileStore(path, fsync="never")) as mq:
+        assert mq.all("v") == ["b"]
+
+
+def test_repr_names_the_queue_and_maxsize(mq: MessageQueue) -> None:
+    assert repr(mq.view("jobs", 3)) == "<QueueView 'jobs' maxsize=3>"
+
+
 def test_shutdown_on_every_python() -> None:
     view = MessageQueue().view("q")
     view.put(1)
@@ -181,6 +214,17 @@ def test_shutdown_immediate_empties_and_releases_join() -> None:
         view.get(timeout=30)
     view.join()  # every item counts as done
     assert not mq.closed
+
+
+def test_immediate_shutdown_removes_every_item_counting_only_view_puts_as_done(mq: MessageQueue) -> None:
+    mq.add("q", "added directly")
+    view = mq.view("q")
+    view.put("put through the view")
+    view.shutdown(immediate=True)
+    assert mq.count("q") == 0 and view.empty()
+    view.join()  # the one item put through the view counts as done
+    with pytest.raises(ValueError, match="too many times"):
+        view.task_done()
 
 
 def test_shutdown_wakes_a_blocked_get_and_put() -> None:
@@ -216,6 +260,18 @@ def test_shutdown_wakes_a_blocked_get_and_put() -> None:
     assert not any(t.is_alive() for t in threads)
     assert len(results) == 2
     assert all(isinstance(r, unidist_queue.ShutDown) for r in results), results
+
+
+def test_a_put_waiting_for_room_wakes_with_shutdown_and_adds_nothing(mq: MessageQueue) -> None:
+    view = mq.view("q", maxsize=1)
+    view.put("a")
+    t, outcome = in_thread(lambda: view.put("b", timeout=60))
+    wait_blocked(mq, "q", putters=1)
+    view.shutdown()
+    join(t)
+    assert [kind for kind, _ in outcome] == ["raised"] and isinstance(outcome[0][1], ShutDown)
+    assert mq.all("q") == ["a"]
+    assert view.get(timeout=WAIT) == "a"
 
 
 def test_closing_the_messagequeue_shuts_the_view() -> None:
