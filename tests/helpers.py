@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
 import threading
 from typing import Any, Callable, Dict, List, Tuple
 
+from unidist_queue import MessageQueue
 from unidist_queue.store.base import State, Store
+from unidist_queue.store.file import FileStore
 
 
 class InMemoryStore(Store):
@@ -36,6 +39,36 @@ class InMemoryStore(Store):
 
     def close(self) -> None:
         pass
+
+
+# -- store directories -----------------------------------------------------------------------
+
+
+def fill(path: str, n: int = 4, **options: Any) -> None:
+    """Make a store at ``path`` whose queue "q" holds ``0 .. n-1`` (message ids ``1 .. n``).
+
+    Its archive holds an id block (seq 1), the adds (seqs ``2 .. n+1``) and the last id
+    recorded by the clean close (seq ``n+2``).
+    """
+    with MessageQueue(store=FileStore(path, fsync="never", **options)) as mq:
+        for i in range(n):
+            mq.add("q", i)
+
+
+def reopened(path: str, queue: str = "q", **options: Any) -> List[Any]:
+    """What ``queue`` holds once the store at ``path`` is opened again (with ``options``)."""
+    with MessageQueue(store=FileStore(path, **options)) as mq:
+        return mq.all(queue)
+
+
+def assert_unlocked(path: str) -> None:
+    """The directory's lock was released: another FileStore can take it."""
+    FileStore(path).close()
+
+
+def eio(*args: Any) -> Any:
+    """Stands for a failing system call (write, fsync, truncate, unlink...)."""
+    raise OSError(errno.EIO, "I/O error")
 
 
 # -- threads ---------------------------------------------------------------------------------

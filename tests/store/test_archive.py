@@ -1,4 +1,5 @@
-"""The archive and snapshot formats under damage: torn tails, bit flips, hostile lengths, fuzz.
+"""The archive and snapshot formats under damage: torn tails, bit flips, hostile lengths, fuzz,
+future versions, and records or snapshots that pass their checks but cannot be read.
 
 Every damaged file must give either a valid prefix of what was written or a
 ``StoreError`` (``CorruptArchive`` naming the file) -- never an altered record, another
@@ -9,21 +10,33 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 import struct
 import time
 import tracemalloc
 import zlib
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from helpers import assert_unlocked, fill, reopened
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from unidist_queue import CorruptArchive, MessageQueue, StoreError
-from unidist_queue.store.archive import FRAME, HEADER
+from unidist_queue.store import archive, snapshot
+from unidist_queue.store.archive import (
+    FRAME,
+    HEADER,
+    ArchiveScan,
+    Framer,
+    decode_payload,
+    encode_record,
+    unpack_header,
+)
 from unidist_queue.store.file import FileStore
+from unidist_queue.store.serializers import PickleSerializer
 
 N = 20
 
@@ -355,3 +368,114 @@ def test_fuzz_mutated_snapshots(tmp_path_factory: pytest.TempPathFactory, data: 
     snap.write_bytes(bytes(mutated))
     with pytest.raises(CorruptArchive):
         load(path)
+
+
+# -- records and snapshots that pass their checks but cannot be read ---------------------------
+
+
+def test_an_archive_of_a_future_format_version_is_refused(path: str) -> None:
+    fill(path)
+    archive_path = os.path.join(path, "archive.0")
+    data = bytearray(Path(archive_path).read_bytes())
+    struct.pack_into("<H", data, 8, archive.VERSION + 1)
+    struct.pack_into("<I", data, 32, zlib.crc32(data[:32]))  # a valid header otherwise
+    Path(archive_path).write_bytes(bytes(data))
+    with pytest.raises(CorruptArchive, match="version 2 not supported") as info:
+        MessageQueue(store=FileStore(path))
+    assert (info.value.path, info.value.offset) == (archive_path, 0)
+
+
+def _frames(path: str) -> Tuple[bytes, Framer, int]:
+    """The archive's bytes, a framer for it, and its last seq."""
+    data = Path(path, "archive.0").read_bytes()
+    framer = Framer(unpack_header(data, path), None)
+    off, seq = HEADER.size, 0
+    while off < len(data):
+        ln, _, seq = archive.FRAME.unpack_from(data, off)
+        off += archive.FRAME.size + ln
+    return data, framer, seq
+
+
+def _long_name_add() -> bytes:
+    payload = bytearray(encode_record(("add", "q", 90, 0.0, None), pickle.dumps("x", 0)))
+    struct.pack_into("<I", payload, 2, 1000)  # the name's length: name and body (ASCII) make
+    return bytes(payload)  # a valid name, and no body is left
+
+
+UNREADABLE = {
+    "garbage body": encode_record(("add", "q", 90, 0.0, None), b"not a pickle"),
+    "queue name past the end": _long_name_add(),
+    "unknown record type": b"Z" + b"?" * 40,
+    "bad JSON": b"J[" + b" " * 40,
+}
+
+
+@pytest.mark.parametrize("payload", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_a_record_that_passes_its_checks_but_cannot_be_read(
+    path: str, payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checksum-valid record that does not decode (a bug or a forgery, not a torn
+    write): the default refuses to open, naming the offset; salvage skips it."""
+    fill(path)
+    data, framer, last = _frames(path)
+    after = framer.frame_record(last + 2, ("add", "q", 91, 0.0, None), pickle.dumps("after"))
+    Path(path, "archive.0").write_bytes(data + framer.frame(last + 1, payload) + after)
+    with pytest.raises(CorruptArchive, match="passes its checks but cannot be read") as info:
+        MessageQueue(store=FileStore(path))
+    assert info.value.offset == len(data)
+    with caplog.at_level(logging.ERROR):
+        assert reopened(path, recovery="salvage") == [0, 1, 2, 3, "after"]
+    assert "salvage: skipping" in caplog.text
+
+
+def test_a_scan_checks_but_does_not_return_records_up_to_after(path: str) -> None:
+    fill(path, 5)
+    data, framer, _ = _frames(path)
+    scan = ArchiveScan(data, path, framer)
+    assert [r[-1] for r in scan.records(pickle.loads, after=4) if r[0] == "add"] == [3, 4]
+    assert (scan.count, scan.last_seq, scan.valid_end) == (7, 7, len(data))
+
+
+def test_more_queue_names_than_the_framer_caches(path: str) -> None:
+    store = FileStore(path, fsync="never")
+    store.load()
+    names = [f"q{i}" for i in range(4200)]
+    for i, name in enumerate(names, 1):
+        store.append(("add", name, i, 0.0, None), store.encode(i))
+    store.close()
+    with MessageQueue(store=FileStore(path)) as mq:
+        assert mq.queues() == sorted(names)
+        assert [mq.all(name) for name in (names[0], names[4097], names[-1])] == [[1], [4098], [4200]]
+
+
+def _snapshot_with_body(path: str, body: bytes) -> None:
+    """Replace snapshot.1's body with ``body`` (checksum recomputed: only decoding fails)."""
+
+    class Raw(PickleSerializer):
+        def dumps(self, obj: Any) -> bytes:
+            return body
+
+    snapshot.write_snapshot(path, "snapshot.1", {}, 4, Raw(), None)
+
+
+def test_a_snapshot_that_cannot_be_decoded(path: str) -> None:
+    fill(path)
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.compact()
+    _snapshot_with_body(path, b"\x80\x05 not a pickle")
+    with pytest.raises(CorruptArchive, match="snapshot body cannot be decoded") as info:
+        MessageQueue(store=FileStore(path))
+    assert info.value.path == os.path.join(path, "snapshot.1")
+    assert_unlocked(path)
+
+
+def test_framing_helpers() -> None:
+    framer = Framer(archive.Header(1, 5, 0, 7, 0), None)
+    assert framer.tag(b"12345678", b"payload") == b""  # unsigned: no tag
+    with pytest.raises(StoreError, match="cannot record"):
+        encode_record(("declare", {"not": "a plain value"}, {1}), None)
+    names: Dict[Any, str] = {}
+    payload = memoryview(encode_record(("add", "q", 3, 1.5, 2.5), pickle.dumps("body")))
+    for _ in range(2):  # the second time, the queue name comes from ``names``
+        assert decode_payload(payload, pickle.loads, names) == ("add", "q", 3, 1.5, 2.5, "body")
+    assert names == {b"q": "q"}

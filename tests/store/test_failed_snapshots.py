@@ -1,4 +1,6 @@
-"""Snapshots that cannot be written leak neither descriptors nor archive files.
+"""Snapshots that cannot be written leak neither descriptors nor archive files, and lose
+nothing: a state the serializer refuses, a short write, a directory fsync that fails, old
+files that cannot be deleted.
 
 Each compaction used to create a new archive generation and retire the descriptor of the
 old one; when the snapshot then failed, the retired descriptor stayed open (until an
@@ -18,11 +20,13 @@ from pathlib import Path
 from typing import Any, Callable, List
 
 import pytest
+from helpers import eio, fill, reopened
 
 from unidist_queue import MessageQueue, StoreError
+from unidist_queue.store import archive, snapshot
 from unidist_queue.store import file as file_module
-from unidist_queue.store import snapshot
 from unidist_queue.store.file import FileStore
+from unidist_queue.store.serializers import by_name
 
 N = 1000
 
@@ -170,3 +174,64 @@ def test_a_crash_after_the_reused_generation_got_its_snapshot(
     assert sorted(os.listdir(tmp_path / "image")) == ["LOCK", "archive.0", "archive.1", "snapshot.1"]
     assert bodies(str(tmp_path / "image")) == [0, 1, 2, 3, 4]
     assert bodies(path) == [0, 1, 2, 3, 4]
+
+
+# -- a snapshot that cannot be serialized, written or made durable, or whose old files stay ---
+
+
+def test_a_state_the_serializer_cannot_write(path: str) -> None:
+    os.makedirs(path)
+    with pytest.raises(StoreError, match="cannot serialize the snapshot state"):
+        snapshot.write_snapshot(path, "snapshot.1", {"x": {1, 2}}, 0, by_name("json"), None)
+    assert os.listdir(path) == []
+
+
+def test_a_snapshot_write_that_writes_nothing(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    mq = MessageQueue(store=FileStore(path))
+    try:
+        for i in range(3):
+            mq.add("q", i)
+        mq._store.prepare_snapshot()  # the next archive exists: compact() only writes the snapshot
+        monkeypatch.setattr(archive, "write", lambda fd, data: 0)
+        with pytest.raises(StoreError, match="disk full"):
+            mq.compact()
+        assert sorted(os.listdir(path)) == ["LOCK", "archive.0", "archive.1"]  # no snapshot, no .tmp
+        monkeypatch.undo()
+        mq.add("q", 3)
+    finally:
+        mq.close()
+    assert reopened(path) == [0, 1, 2, 3]
+
+
+def test_a_snapshot_whose_directory_fsync_fails(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    mq = MessageQueue(store=FileStore(path))
+    try:
+        for i in range(3):
+            mq.add("q", i)
+        monkeypatch.setattr(snapshot, "fsync_dir", eio)
+        with pytest.raises(StoreError, match="cannot write snapshot"):
+            mq.compact()  # renamed into place, but the rename may not be durable
+        monkeypatch.undo()
+        mq.add("q", 3)
+        assert reopened(path, read_only=True) == [0, 1, 2, 3]
+        mq.compact()  # rewrites snapshot.1 over archive.1 (no new generation), removes archive.0
+        assert sorted(os.listdir(path)) == ["LOCK", "archive.1", "snapshot.1"]
+        mq.add("q", 4)
+    finally:
+        mq.close()
+    assert reopened(path) == [0, 1, 2, 3, 4]
+
+
+def test_files_a_snapshot_replaces_that_cannot_be_deleted(
+    path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(path)
+    with MessageQueue(store=FileStore(path)) as mq:
+        monkeypatch.setattr(os, "unlink", eio)
+        with caplog.at_level(logging.WARNING):
+            mq.compact()  # harmless: the snapshot is durable
+        monkeypatch.undo()
+        assert "cannot delete files replaced by snapshot.1" in caplog.text
+        assert "archive.0" in os.listdir(path)
+    assert reopened(path) == [0, 1, 2, 3]  # the next open removes them
+    assert sorted(os.listdir(path)) == ["LOCK", "archive.1", "snapshot.1"]

@@ -1,4 +1,10 @@
-"""FileStore failures: disk full, failing writes and fsyncs, unserializable bodies."""
+"""FileStore failures: disk full, failing writes and fsyncs, unserializable bodies, and
+files that cannot be read, cut or created when a store is opened.
+
+What a user sees is checked each time: the error raised (and what it names), that the
+directory's lock is released when opening fails, that nothing acknowledged is lost, and
+that a later open repairs what can be repaired.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 from conftest import child_env
+from helpers import assert_unlocked, eio, fill, reopened
 
 from unidist_queue import MessageQueue, SerializationError, StoreError
 from unidist_queue.store import archive
@@ -188,3 +196,63 @@ def test_disk_full_via_file_size_limit(path: str, caplog: pytest.LogCaptureFixtu
         assert mq.all("q")[-1] == "x" * 37 + str(acked - 1)
     assert "torn" not in caplog.text  # cut back to the last good frame: nothing to repair
     assert size(path) <= 3000
+
+
+# -- opening: files that cannot be read, cut or created -------------------------------------
+
+
+def test_a_path_that_is_a_file_is_refused(path: str) -> None:
+    Path(path).write_bytes(b"not a directory")
+    with pytest.raises(StoreError, match="cannot open the store directory"):
+        FileStore(path)
+    store = FileStore(path, read_only=True)  # takes no lock: fails when it lists the files
+    with pytest.raises(StoreError, match="cannot list"):
+        store.load()
+
+
+@pytest.mark.parametrize("name", ["archive.0", "snapshot.1"])
+def test_an_unreadable_file_fails_the_open_and_releases_the_lock(path: str, name: str) -> None:
+    fill(path)
+    if name == "snapshot.1":
+        with MessageQueue(store=FileStore(path)) as mq:
+            mq.compact()
+    target = Path(path, name)
+    saved = target.read_bytes()
+    target.unlink()
+    target.mkdir()  # reading it fails (as with EACCES, which root would not get)
+    with pytest.raises(StoreError, match="cannot read"):
+        MessageQueue(store=FileStore(path))
+    assert_unlocked(path)
+    target.rmdir()
+    target.write_bytes(saved)
+    assert reopened(path) == [0, 1, 2, 3]
+
+
+def test_a_torn_tail_that_cannot_be_cut_fails_the_open(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(path)
+    with open(os.path.join(path, "archive.0"), "ab") as f:
+        f.write(b"\x00" * 7)  # a torn last record
+    monkeypatch.setattr(os, "truncate", eio)
+    with pytest.raises(StoreError, match="cannot cut the torn tail"):
+        MessageQueue(store=FileStore(path))
+    assert_unlocked(path)
+    assert reopened(path, read_only=True) == [0, 1, 2, 3]  # read-only cuts nothing
+    monkeypatch.undo()
+    assert reopened(path) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("failure", ["short header", "fsync"])
+def test_a_new_archive_that_cannot_be_made_leaves_nothing_behind(
+    path: str, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    if failure == "fsync":
+        monkeypatch.setattr(archive, "fsync", eio)
+    else:
+        monkeypatch.setattr(archive, "write", lambda fd, data: os.write(fd, data[:10]))
+    with pytest.raises(StoreError, match="cannot create"):
+        MessageQueue(store=FileStore(path))
+    assert os.listdir(path) == ["LOCK"]  # no archive, no .tmp
+    assert_unlocked(path)
+    monkeypatch.undo()
+    fill(path, 1)
+    assert reopened(path) == [0]

@@ -1,4 +1,5 @@
-"""MessageQueue on a FileStore: a reopened queue holds exactly the acknowledged state."""
+"""MessageQueue on a FileStore: a reopened queue holds exactly the acknowledged state; and
+the smaller parts of FileStore's own API (load once, prepare_snapshot, repr)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
+from helpers import fill, reopened
 
 from unidist_queue import Empty, Full, MessageQueue, SerializationError, StoreError
 from unidist_queue.store.file import FileStore
@@ -280,3 +282,49 @@ def test_bad_arguments_name_the_argument(path: str, kwargs: Any) -> None:
     name = next(iter(kwargs))
     with pytest.raises((TypeError, ValueError), match=name):
         FileStore(path, **kwargs)
+
+
+# -- the store API ---------------------------------------------------------------------------
+
+
+def test_load_runs_once(path: str) -> None:
+    store = FileStore(path)
+    try:
+        store.load()
+        with pytest.raises(StoreError, match="only be called once"):
+            store.load()
+    finally:
+        store.close()
+
+
+def test_a_prepared_snapshot_is_idempotent_and_closed_with_the_store(path: str) -> None:
+    store = FileStore(path)
+    with pytest.raises(StoreError, match="load"):
+        store.prepare_snapshot()
+    store.load()
+    with pytest.raises(StoreError, match="prepare_snapshot"):
+        store.begin_snapshot()
+    store.prepare_snapshot()
+    store.prepare_snapshot()
+    assert sorted(os.listdir(path)) == ["LOCK", "archive.0", "archive.1"]
+    store.close()  # without beginning it: archive.1 holds just its header
+    fill(path, 2)
+    assert reopened(path) == [0, 1]
+
+
+def test_compact_every_none_never_asks_for_a_compaction(path: str) -> None:
+    for compact_every, due in ((None, False), (3, True)):
+        store = FileStore(path, compact_every=compact_every)
+        store.load()
+        for i in range(5):
+            store.append(("ids", i))
+        assert store.compaction_due is due
+        store.close()
+
+
+def test_signed_and_repr(path: str) -> None:
+    store = FileStore(path, fsync="always", hmac_key=b"k")
+    assert store.signed and repr(store) == f"<FileStore {path!r} fsync=always>"
+    store.close()
+    store = FileStore(path, read_only=True)
+    assert not store.signed and repr(store) == f"<FileStore {path!r} read-only>"

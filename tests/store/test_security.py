@@ -1,4 +1,5 @@
-"""FileStore security: HMAC before unpickling, JSON, permissions, the single-writer lock."""
+"""FileStore security: HMAC before unpickling, JSON, permissions, the single-writer lock, and
+no appending through a symlink."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Tuple
 
 import pytest
 from conftest import child_env
+from helpers import assert_unlocked, fill, reopened
 
 from unidist_queue import MessageQueue, StoreError, StoreLocked
 from unidist_queue.store.archive import FRAME, HEADER
@@ -182,3 +184,14 @@ def test_lock_across_processes_dies_with_the_process(tmp_path: Path) -> None:
         assert holder.stdout is not None
         holder.stdout.close()
     FileStore(path).close()  # the OS released the lock of the killed process
+
+
+def test_a_symlinked_archive_is_not_opened_for_appending(path: str, tmp_path: Path) -> None:
+    fill(path)
+    elsewhere = tmp_path / "elsewhere"
+    os.replace(os.path.join(path, "archive.0"), elsewhere)
+    os.symlink(elsewhere, os.path.join(path, "archive.0"))
+    with pytest.raises(StoreError, match="cannot open the archive for appending"):
+        MessageQueue(store=FileStore(path))
+    assert_unlocked(path)
+    assert reopened(path, read_only=True) == [0, 1, 2, 3]

@@ -1,10 +1,11 @@
 """The store contract: ``MessageQueue`` behaves the same on every :class:`Store`.
 
-Every test here runs once per backend in :data:`BACKENDS`. A new backend is one more
-entry there: a name, a function that opens the store in a directory, and whether it is
-persistent. Tests take the fixture ``make_store``, which opens a new store of the
-backend on the same directory each time it is called (the second call reopens), or
-``make_persistent_store`` for what only a persistent store can do (reopen).
+Every test here runs once per backend in :data:`BACKENDS` (but one: what MemoryStore
+refuses). A new backend is one more entry there: a name, a function that opens the store
+in a directory, and whether it is persistent. Tests take the fixture ``make_store``,
+which opens a new store of the backend on the same directory each time it is called
+(the second call reopens), or ``make_persistent_store`` for what only a persistent store
+can do (reopen).
 
 Three parts:
 
@@ -501,6 +502,18 @@ def test_records_of_a_refresh_are_committed_when_the_add_raises_full(
         assert mq.stats("expired").expired == 1
 
 
+def test_memory_store_records_nothing() -> None:
+    """The one backend-specific check: MemoryStore, not persistent, is never asked to
+    encode or record, and refuses to; its snapshots save nothing."""
+    store = MemoryStore()
+    with pytest.raises(NotImplementedError):
+        store.encode(1)
+    with pytest.raises(NotImplementedError):
+        store.append(("ids", 1))
+    store.prepare_snapshot()
+    assert store.begin_snapshot() is None
+
+
 # -- persistence: reopen restores exactly the acknowledged state -----------------------------
 
 
@@ -657,3 +670,4 @@ def test_compact_keeps_the_state(make_persistent_store: MakeStore, clock: Any) -
     with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
         assert mq.all("q") == [r.body, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         assert mq.add("other", 1) > last
+
