@@ -2,7 +2,7 @@
 
 No sleeps and no timing thresholds. Timed behaviour runs on the ``clock`` fixture (a
 ManualClock): after each ``advance`` the test rings the Pusher's loop and waits until it
-is quiet again (:func:`settle`), which is exactly what a timer firing would do, so every
+is quiet again (:func:`push_helpers.settle`), which is exactly what a timer firing would do, so every
 assertion about "not yet" and "now" is deterministic. Every other wait is on an Event or
 a Condition with a generous timeout (a hang fails, speed never does).
 
@@ -20,64 +20,12 @@ import attrs
 import pytest
 from conftest import ManualClock
 from helpers import ApiOnly
+from push_helpers import WAIT, Receiver, join_pusher_thread, logged_failures, settle
 
-from unidist_queue import Message, MessageQueue, QueueAPI, ShutDown
+import unidist_queue.push as push_module
+from unidist_queue import Message, MessageQueue, QueueAPI, QueueStats, ShutDown
 from unidist_queue.errors import StoreError
 from unidist_queue.push import Pusher, PushStats
-
-WAIT = 30.0  # generous upper bound for every wait: a hang fails, speed never does
-
-
-class Receiver:
-    """Records batches; fails while ``failures`` > 0; can be held up by ``gate``."""
-
-    def __init__(self, failures: int = 0, clock: Optional[Callable[[], float]] = None) -> None:
-        self.failures = failures
-        self.clock = clock
-        self.batches: List[List[Message]] = []  # delivered (send returned)
-        self.attempts: List[int] = []  # batch sizes of every attempt, failed ones too
-        self.times: List[float] = []  # clock time of every attempt
-        self.gate: Optional[threading.Event] = None
-        self.entered = threading.Event()
-        self.cond = threading.Condition()
-
-    def __call__(self, batch: List[Message]) -> None:
-        self.entered.set()
-        if self.gate is not None:
-            assert self.gate.wait(WAIT)
-        with self.cond:
-            self.attempts.append(len(batch))
-            if self.clock is not None:
-                self.times.append(self.clock())
-            if self.failures > 0:
-                self.failures -= 1
-                self.cond.notify_all()
-                raise ConnectionError("receiver down")
-            self.batches.append(batch)
-            self.cond.notify_all()
-
-    def bodies(self) -> List[Any]:
-        with self.cond:
-            return [m.body for b in self.batches for m in b]
-
-    def ids(self) -> List[int]:
-        with self.cond:
-            return [m.id for b in self.batches for m in b]
-
-    def wait_for(self, predicate: Callable[[], bool]) -> None:
-        with self.cond:
-            assert self.cond.wait_for(predicate, WAIT)
-
-
-def settle(p: Pusher) -> None:
-    """Ring the Pusher's loop as its timer would, and wait until it waits again.
-
-    The pass re-reads the clock: a batch that is due goes, one that is not stays. The
-    loop is quiet only once no pass is running or pending, and a pass that sent a batch
-    asks to run again at once, so everything due by now has happened on return.
-    """
-    p._loop.trigger()
-    assert p._loop.wait_quiet(WAIT)
 
 
 @pytest.fixture
@@ -267,6 +215,25 @@ def test_backoff_doubles_probes_with_one_then_full_batches(
     assert waits == [5, 10, 20, 20]
 
 
+def test_a_new_push_after_a_failure_waits_out_the_backoff_even_if_the_queue_was_emptied(
+    mq: MessageQueue, clock: ManualClock
+) -> None:
+    receiver = Receiver(failures=1, clock=clock)
+    t0 = clock()
+    with Pusher(receiver, mq=mq, buffer_delay=0, retry_delay=10, clock=clock) as p:
+        p.push("refused")
+        settle(p)
+        assert receiver.attempts == [1] and receiver.bodies() == []
+        assert mq.clear("push") == 1
+        settle(p)  # nothing pending: the loop goes idle, the failure is remembered
+        p.push("new")
+        settle(p)
+        assert receiver.attempts == [1]  # not at once: the receiver was down
+        clock.advance(10)
+        settle(p)
+        assert receiver.bodies() == ["new"] and receiver.times == [t0, t0 + 10]
+
+
 def test_refused_batch_goes_back_to_the_front_in_order(make_pusher: Callable[..., Pusher]) -> None:
     mq = MessageQueue()
     receiver = Receiver(failures=1)
@@ -334,7 +301,7 @@ def test_send_raising_base_exception_ends_the_thread_keeps_the_batch(
 
     p = make_pusher(send, mq=mq, buffer_delay=0)
     p.push("kept")
-    assert p._loop.wait_quiet(WAIT)
+    join_pusher_thread()
     assert p.flush(timeout=WAIT) is False  # the thread is gone: flush does not hang
     assert mq.all("push") == ["kept"]
     p.push("queued")  # still queues
@@ -378,30 +345,36 @@ def test_flush_ignores_buffer_delay(clock: ManualClock, make_pusher: Callable[..
 def test_flush_retries_every_retry_delay_until_the_receiver_answers(
     clock: ManualClock, make_pusher: Callable[..., Pusher]
 ) -> None:
+    flushing = threading.Event()
+
+    class Watched(MessageQueue):
+        def stats(self, queue: str) -> QueueStats:
+            if threading.current_thread().name == "flusher":
+                flushing.set()  # a flush looks at the queue once it rang the loop
+            return super().stats(queue)
+
     receiver = Receiver(failures=3, clock=clock)
     t0 = clock()
-    p = make_pusher(receiver, buffer_delay=0, retry_delay=5, max_retry_delay=3600, clock=clock)
-    p.push("x")
-    settle(p)
-    clock.advance(5)
-    settle(p)
-    assert len(receiver.attempts) == 2  # now backing off for 10 s
-    result: List[bool] = []
-    with p._progress:
-        steps = p._steps
-    flusher = threading.Thread(target=lambda: result.append(p.flush(timeout=WAIT)))
-    flusher.start()
-    with p._progress:  # the flush has begun and its ring has been answered
-        assert p._progress.wait_for(lambda: p._urgent == 1 and p._steps > steps, WAIT)
-    # flush brings the next attempt to retry_delay from its start, and keeps retry_delay
-    clock.advance(5)
-    settle(p)
-    assert len(receiver.attempts) == 3
-    clock.advance(5)
-    settle(p)
-    flusher.join(WAIT)
-    assert result == [True]
-    assert [t - t0 for t in receiver.times] == [0, 5, 10, 15]
+    with Watched() as mq:
+        p = make_pusher(receiver, mq=mq, buffer_delay=0, retry_delay=5, max_retry_delay=3600, clock=clock)
+        p.push("x")
+        settle(p)
+        clock.advance(5)
+        settle(p)
+        assert len(receiver.attempts) == 2  # now backing off for 10 s
+        result: List[bool] = []
+        flusher = threading.Thread(target=lambda: result.append(p.flush(timeout=WAIT)), name="flusher")
+        flusher.start()
+        assert flushing.wait(WAIT)
+        # flush brings the next attempt to retry_delay from its start, and keeps retry_delay
+        clock.advance(5)
+        settle(p)
+        assert len(receiver.attempts) == 3
+        clock.advance(5)
+        settle(p)
+        flusher.join(WAIT)
+        assert result == [True]
+        assert [t - t0 for t in receiver.times] == [0, 5, 10, 15]
 
 
 def test_flush_times_out_while_down(make_pusher: Callable[..., Pusher]) -> None:
@@ -422,7 +395,17 @@ def test_flush_with_nothing_queued_is_true(make_pusher: Callable[..., Pusher]) -
 # -- close -----------------------------------------------------------------------------------
 
 
-def test_close_flushes_push_after_close_raises_private_queue_closed(receiver: Receiver) -> None:
+def test_close_flushes_push_after_close_raises_private_queue_closed(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: List[MessageQueue] = []
+
+    class Private(MessageQueue):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(push_module, "MessageQueue", Private)  # the class a Pusher makes its queue of
     p = Pusher(receiver, buffer_delay=3600)
     p.push(1)
     p.close(timeout=WAIT)
@@ -431,7 +414,7 @@ def test_close_flushes_push_after_close_raises_private_queue_closed(receiver: Re
         p.push(2)
     with pytest.raises(ShutDown):
         p.flush()
-    assert p._mq.closed  # a private queue is closed
+    assert [q.closed for q in made] == [True]  # a private queue is closed
     p.close()  # idempotent
     assert p.stats().sent == 1
 
@@ -485,17 +468,19 @@ def test_close_does_not_wait_past_its_timeout_for_a_stuck_send() -> None:
         p.push("late")
     receiver.gate.set()  # the send finishes, its batch is acked, the thread ends
     receiver.wait_for(lambda: receiver.bodies() == ["slow"])
-    p._loop.stop(timeout=WAIT)
+    join_pusher_thread()
     assert mq.stats("push").reserved + mq.count("push") == 0
     mq.close()
 
 
 def test_private_queue_closed_with_unsent_events_warns(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="unidist_queue.push")
-    p = Pusher(Receiver(failures=10**6), buffer_delay=0, retry_delay=3600, max_retry_delay=3600)
-    for i in range(3):
-        p.push(i)
-    assert p._loop.wait_quiet(WAIT) and p.stats().failed == 1
+    with logged_failures() as failures:
+        p = Pusher(Receiver(failures=10**6), buffer_delay=0, retry_delay=3600, max_retry_delay=3600)
+        for i in range(3):
+            p.push(i)
+        failures.wait(1)
+    assert p.stats().failed == 1
     p.close(timeout=WAIT)
     assert "closed with 3 unsent events" in caplog.text
     assert p.stats().pending == 3  # the last count seen, once the queue is closed
@@ -534,7 +519,7 @@ def test_flush_and_close_from_send_do_not_wait_for_themselves() -> None:
     p = Pusher(send, mq=mq, buffer_delay=0)
     p.push("x")
     assert closed.wait(WAIT)
-    p._loop.stop(timeout=WAIT)
+    join_pusher_thread()
     assert len(errors) == 1 and "itself" in str(errors[0])
     assert mq.count("push") == 0  # send returned: its batch was acked
     with pytest.raises(ShutDown):
@@ -555,6 +540,21 @@ def test_closed_queue_cannot_make_a_pusher() -> None:
     mq.close()
     with pytest.raises(ShutDown):
         Pusher(print, mq=mq)
+
+
+def test_a_messagequeue_closed_under_the_pusher_ends_flush_and_close_quietly(clock: ManualClock) -> None:
+    receiver = Receiver()
+    mq = MessageQueue()
+    p = Pusher(receiver, mq=mq, buffer_delay=60, clock=clock)
+    p.push("stranded")
+    mq.close()
+    try:
+        assert p.flush(timeout=WAIT) is False
+        settle(p)  # the pass flush rang met the closed queue
+        assert p.flush(timeout=WAIT) is False  # and the Pusher is still usable
+    finally:
+        p.close(timeout=WAIT)
+    assert receiver.attempts == []
 
 
 # -- stats and arguments --------------------------------------------------------------------
@@ -620,3 +620,10 @@ def test_a_pusher_works_over_any_queue_api_object(make_pusher: Callable[..., Pus
         assert p.flush(timeout=WAIT)
         assert [m.body for batch in receiver.batches for m in batch] == list(range(25))
         assert all(1 <= len(batch) <= 10 for batch in receiver.batches)
+
+
+def test_repr_shows_the_queue_state_and_batch_size() -> None:
+    p = Pusher(Receiver(), queue="events", batch_size=7)
+    assert repr(p) == "<Pusher 'events' open, batch_size=7>"
+    p.close(timeout=WAIT)
+    assert repr(p) == "<Pusher 'events' closed, batch_size=7>"

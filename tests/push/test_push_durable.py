@@ -16,43 +16,15 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, Set
 
 import pytest
 from conftest import child_env
+from push_helpers import WAIT, Receiver, logged_failures
 
-from unidist_queue import Message, MessageQueue, SerializationError
+from unidist_queue import MessageQueue, SerializationError
 from unidist_queue.push import Pusher
 from unidist_queue.store.file import FileStore
-
-WAIT = 30.0
-
-
-class Receiver:
-    """Records every delivered batch; fails while ``failures`` > 0."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.attempts = 0
-        self.batches: List[List[Message]] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, batch: List[Message]) -> None:
-        with self.cond:
-            self.attempts += 1
-            self.cond.notify_all()
-            if self.failures > 0:
-                self.failures -= 1
-                raise ConnectionError("receiver down")
-            self.batches.append(batch)
-
-    def messages(self) -> List[Message]:
-        with self.cond:
-            return [m for b in self.batches for m in b]
-
-    def wait_attempts(self, n: int) -> None:
-        with self.cond:
-            assert self.cond.wait_for(lambda: self.attempts >= n, WAIT)
 
 
 def test_unserializable_event_raises_at_push_and_nothing_is_queued(tmp_path: Path) -> None:
@@ -79,13 +51,13 @@ def test_receiver_down_at_close_then_a_pusher_on_the_reopened_store_delivers_all
     path = str(tmp_path / "store")
     down = Receiver(failures=10**6)
     mq = MessageQueue(store=FileStore(path))
-    p = Pusher(down, mq=mq, queue="events", batch_size=10, buffer_delay=3600,
-               retry_delay=3600, max_retry_delay=3600)  # one attempt: the first full batch
-    ids = [p.push({"n": i}) for i in range(25)]
-    down.wait_attempts(1)
-    assert p._loop.wait_quiet(WAIT)  # the failure is recorded: the receiver is known down
+    with logged_failures() as failures:
+        p = Pusher(down, mq=mq, queue="events", batch_size=10, buffer_delay=3600,
+                   retry_delay=3600, max_retry_delay=3600)  # one attempt: the first full batch
+        ids = [p.push({"n": i}) for i in range(25)]
+        failures.wait(1)  # the failure is recorded: the receiver is known down
     p.close(timeout=WAIT)
-    assert down.attempts == 1  # no last attempt
+    assert down.attempts == [10]  # no last attempt
     assert p.stats().pending == 25
     mq.close()
 
@@ -104,12 +76,14 @@ def test_receiver_down_at_close_then_a_pusher_on_the_reopened_store_delivers_all
         assert mq.count("events") == 0 and mq.stats("events").reserved == 0  # nothing twice
 
 
-def test_passed_durable_queue_is_left_open_and_keeps_pushed_events(tmp_path: Path) -> None:
-    path = str(tmp_path / "store")
+def test_passed_durable_queue_is_left_open_and_keeps_pushed_events(path: str) -> None:
+    down = Receiver(failures=10**6)
     with MessageQueue(store=FileStore(path)) as mq:
-        p = Pusher(Receiver(), mq=mq, buffer_delay=3600, retry_delay=1)
-        p.push("a")
-        p._loop.stop(timeout=WAIT)  # as if the process stopped before the batch was due
+        with logged_failures() as failures:
+            p = Pusher(down, mq=mq, buffer_delay=0, retry_delay=3600, max_retry_delay=3600)
+            p.push("a")
+            failures.wait(1)
+        p.close(timeout=WAIT)  # the receiver is known down: the event stays
         assert not mq.closed and mq.all("push") == ["a"]
     with MessageQueue(store=FileStore(path)) as mq:
         assert mq.all("push") == ["a"]

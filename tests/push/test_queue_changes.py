@@ -1,9 +1,9 @@
-"""Pusher corner cases: events that move while the loop counts them, settling refused by
-the queue, a MessageQueue closed under the Pusher, backoff after the queue was emptied.
+"""The Pusher's queue changing under it: events pushed, taken or cleared while its loop
+counts or sends them, and settles (acks) the queue refuses.
 
-Same rules as ``test_push.py`` (whose ``Receiver`` and ``settle`` are used): a manual
-clock, no sleeps. :class:`HookedQueue` runs a test's code right after the Pusher's loop
-counted the queue, which is where another thread's push or take may land.
+Same rules as ``test_push.py``: a manual clock, no sleeps. :class:`HookedQueue` runs a
+test's code right after the Pusher's loop counted the queue, which is where another
+thread's push or take may land.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator, List, Optional
 
 import pytest
 from conftest import ManualClock
-from test_push import WAIT, Receiver, settle
+from push_helpers import Receiver, settle
 
 from unidist_queue import Message, MessageQueue, StoreError
 from unidist_queue.push import Pusher
@@ -46,6 +46,7 @@ class HookedQueue(MessageQueue):
 
 @pytest.fixture
 def mq() -> Iterator[HookedQueue]:
+    """This file's MessageQueue: in memory, with the hooks of :class:`HookedQueue`."""
     with HookedQueue() as mq:
         yield mq
 
@@ -128,44 +129,3 @@ def test_events_cleared_while_their_batch_is_sent_are_not_sent_again(
         assert sent == [["a"], ["b"]]
         s = p.stats()
         assert (s.sent, s.failed, s.pending) == (2, 0, 0)
-
-
-def test_a_new_push_after_a_failure_waits_out_the_backoff_even_if_the_queue_was_emptied(
-    mq: HookedQueue, clock: ManualClock
-) -> None:
-    receiver = Receiver(failures=1, clock=clock)
-    t0 = clock()
-    with Pusher(receiver, mq=mq, buffer_delay=0, retry_delay=10, clock=clock) as p:
-        p.push("refused")
-        settle(p)
-        assert receiver.attempts == [1] and receiver.bodies() == []
-        assert mq.clear("push") == 1
-        settle(p)  # nothing pending: the loop goes idle, the failure is remembered
-        p.push("new")
-        settle(p)
-        assert receiver.attempts == [1]  # not at once: the receiver was down
-        clock.advance(10)
-        settle(p)
-        assert receiver.bodies() == ["new"] and receiver.times == [t0, t0 + 10]
-
-
-def test_a_messagequeue_closed_under_the_pusher_ends_flush_and_close_quietly(clock: ManualClock) -> None:
-    receiver = Receiver()
-    mq = MessageQueue()
-    p = Pusher(receiver, mq=mq, buffer_delay=60, clock=clock)
-    p.push("stranded")
-    mq.close()
-    try:
-        assert p.flush(timeout=WAIT) is False
-        assert p._loop.wait_quiet(WAIT)  # the pass flush rang met the closed queue
-        assert p.flush(timeout=WAIT) is False  # and the Pusher is still usable
-    finally:
-        p.close(timeout=WAIT)
-    assert receiver.attempts == []
-
-
-def test_repr_shows_the_queue_state_and_batch_size() -> None:
-    p = Pusher(Receiver(), queue="events", batch_size=7)
-    assert repr(p) == "<Pusher 'events' open, batch_size=7>"
-    p.close(timeout=WAIT)
-    assert repr(p) == "<Pusher 'events' closed, batch_size=7>"
