@@ -2,7 +2,10 @@
 closing table when something was lost, and a child that dies before its work is done.
 
 ``test_cli.test_demo_runs`` runs the whole demo; its child process is killed with
-SIGKILL, so nothing it runs is measured: these tests run that side here.
+SIGKILL, so nothing it runs is measured: these tests run that side here. They are unit
+tests of the demo's internal parts (``_start_first_run``, ``_report``...), which the
+demo's one public function, ``main``, only runs through that child; ruff.toml allows
+SLF001 (private members) in this file for that.
 """
 
 from __future__ import annotations

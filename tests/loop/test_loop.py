@@ -8,8 +8,8 @@ ManualClock) with :meth:`Loop.poke` after each ``advance``.
 
 from __future__ import annotations
 
+import inspect
 import logging
-import sys
 import threading
 import time
 from types import FrameType
@@ -93,7 +93,7 @@ def test_300_processors_each_once_in_order_without_recursion() -> None:
     depths: List[int] = []
 
     def depth() -> int:
-        frame: Optional[FrameType] = sys._getframe()
+        frame: Optional[FrameType] = inspect.currentframe()
         n = 0
         while frame is not None:
             n, frame = n + 1, frame.f_back

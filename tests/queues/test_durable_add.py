@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List
 
 import pytest
 from helpers import in_thread, join
@@ -32,7 +32,7 @@ def contents(path: str, queue: str = "q") -> List[Any]:
 
 def meanwhile(mq: MessageQueue, monkeypatch: pytest.MonkeyPatch, change: Callable[[], Any]) -> List[Any]:
     """Run ``change`` once, from the next ``encode`` of the store; returns the encoded bodies."""
-    store = mq._store
+    store = mq.store
     real = store.encode
     encoded: List[Any] = []
 
@@ -77,31 +77,15 @@ def test_a_queue_closed_before_the_lock_stores_nothing(path: str, monkeypatch: p
     assert contents(path) == [0]
 
 
-class Watched(threading.Condition):
-    """A queue's ``not_empty`` condition, reporting each thread that waits on it."""
-
-    def __init__(self, lock: Any) -> None:
-        super().__init__(lock)
-        self.waiting = threading.Event()
-
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        self.waiting.set()
-        return super().wait(timeout)
-
-
 def test_a_waiting_getter_is_woken_by_a_durable_add(path: str) -> None:
     with MessageQueue(store=FileStore(path, fsync="always")) as mq:
         mq.add("q", 0)
         mq.oldest("q")
-        watched = Watched(mq._mutex)
-        mq._queues["q"].not_empty = watched
-        got: List[Any] = []
-        getter = threading.Thread(target=lambda: got.append(mq.get("q", timeout=WAIT)))
-        getter.start()
-        assert watched.waiting.wait(WAIT)
+        getter, got = in_thread(lambda: mq.get("q", timeout=WAIT))
+        wait_blocked(mq, "q", getters=1)
         mq.add("q", 1)
-        getter.join(WAIT)
-        assert not getter.is_alive() and got == [1]
+        join(getter)
+        assert got == [("ok", 1)]
 
 
 def test_subscribers_hear_a_durable_add_once_it_is_visible(path: str) -> None:
@@ -119,7 +103,7 @@ def test_an_add_does_not_wait_for_a_compaction_in_progress(
 ) -> None:
     with MessageQueue(store=FileStore(path, compact_every=3)) as mq:
         mq.add("q", 0)
-        store = mq._store
+        store = mq.store
         real = store.write_snapshot
         writing, go = threading.Event(), threading.Event()
 
@@ -157,7 +141,7 @@ def test_an_add_whose_compaction_finds_the_queue_closed_returns(
 ) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always", compact_every=1))
     mq.add("q", 0)
-    store = mq._store
+    store = mq.store
     real = store.commit
 
     def commit_then_close(seq: int) -> None:
@@ -174,7 +158,7 @@ def test_a_failed_automatic_compaction_is_logged_and_retried(
     path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     with MessageQueue(store=FileStore(path, compact_every=1)) as mq:
-        store = mq._store
+        store = mq.store
 
         def fail() -> None:
             raise StoreError("disk full")

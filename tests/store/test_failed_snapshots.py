@@ -191,7 +191,7 @@ def test_a_snapshot_write_that_writes_nothing(path: str, monkeypatch: pytest.Mon
     try:
         for i in range(3):
             mq.add("q", i)
-        mq._store.prepare_snapshot()  # the next archive exists: compact() only writes the snapshot
+        mq.store.prepare_snapshot()  # the next archive exists: compact() only writes the snapshot
         monkeypatch.setattr(archive, "write", lambda fd, data: 0)
         with pytest.raises(StoreError, match="disk full"):
             mq.compact()

@@ -5,6 +5,11 @@ threads until the test opens it, :class:`Waiters` reports each committer that st
 wait for a round (and can interrupt or pause it as it is woken), and
 :class:`Watched` reports a close() or write_snapshot() waiting for a round to end.
 Every join has a timeout: a hang fails the test instead of stalling the suite.
+
+These are unit tests of an internal object, the GroupCommit a FileStore owns
+(``unidist_queue/store/groupcommit.py``): :class:`Waiters` replaces its waiter class and
+:func:`watch` the condition it notifies when a round ends, to force orderings that
+nothing public can. ruff.toml allows SLF001 (private members) in this file for that.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
+from helpers import threads_named
 
 from unidist_queue import MessageQueue, ShutDown, StoreError
 from unidist_queue.store import archive, groupcommit
@@ -334,7 +340,7 @@ def test_commits_after_a_failed_fsync_raise(path: str, monkeypatch: pytest.Monke
 def test_close_waits_for_the_round_in_progress(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always"))
     mq.add("q", 0)
-    watched = watch(mq._store)  # type: ignore[arg-type]
+    watched = watch(mq.store)  # type: ignore[arg-type]
     gate = FsyncGate(monkeypatch, "A")
     waiters = Waiters(monkeypatch)
     a = Worker("A", lambda: mq.add("q", 1))
@@ -565,8 +571,8 @@ def test_the_interval_flusher_stops_when_the_store_fails(path: str, monkeypatch:
     store = FileStore(path, fsync="interval", fsync_interval=0.001)
     store.load()
     try:
-        flusher = store._commit._flusher
-        assert flusher is not None and flusher.is_alive()
+        (flusher,) = threads_named("FileStore flusher")
+        assert flusher.is_alive()
         add(store, 1)
         fail_writes(monkeypatch)
         with pytest.raises(StoreError):
@@ -580,7 +586,7 @@ def test_the_interval_flusher_stops_when_the_store_fails(path: str, monkeypatch:
 def test_a_snapshot_waits_for_the_round_in_progress(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always"))
     mq.add("q", 0)
-    watched = watch(mq._store)  # type: ignore[arg-type]
+    watched = watch(mq.store)  # type: ignore[arg-type]
     gate = FsyncGate(monkeypatch, "A")
     a = Worker("A", lambda: mq.add("q", 1))
     gate.wait_entered()
