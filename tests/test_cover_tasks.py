@@ -13,6 +13,7 @@ import threading
 from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
+from queue_core import wait_blocked
 
 from unidist_queue import MessageQueue, Task, TaskHandler
 
@@ -244,7 +245,7 @@ def test_a_put_waiting_for_room_in_a_task_queue_view_wakes_when_a_worker_takes(
         done = threading.Event()
         putter = threading.Thread(target=lambda: (view.put(item, timeout=WAIT), done.set()))
         putter.start()
-        wait_until(lambda: shared._queues["task:default"].putters == 1)
+        wait_blocked(shared, "task:default", putters=1)
         return putter, done
 
     with TaskHandler(0, mq=shared) as th:

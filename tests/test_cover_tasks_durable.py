@@ -105,14 +105,29 @@ class CommitFails(FileStore):
         super().commit(seq)
 
 
+FAILING: List[CommitFails] = []  # the store of the running test
+
+
+def fails_commits_from_now(x: Any) -> Any:
+    """A task after which the store of the running test fails every commit."""
+    FAILING[0].failing = True
+    return x
+
+
 def test_a_failed_commit_is_logged_and_the_task_still_runs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The ack of a task that ran cannot be committed: it is logged (a restart may run the
+    task again) and the task's result is delivered. A submit whose add cannot be
+    committed raises the store's error (the add may or may not have happened, as the
+    queue API's ``add`` says)."""
     caplog.set_level(logging.ERROR, logger="unidist_queue.tasks")
     store = CommitFails(tmp_path, fsync="always")
+    FAILING[:] = [store]
     with MessageQueue(store=store) as mq, TaskHandler(1, mq=mq) as th:
-        store.failing = True
-        assert th.submit(remember, 1).result(WAIT) == 1
+        assert th.submit(fails_commits_from_now, 1).result(WAIT) == 1
+        with pytest.raises(StoreError, match="fsync failed"):
+            th.submit(remember, 2)
         store.failing = False
     assert "could not commit; a restart may rerun tasks" in caplog.text and "fsync failed" in caplog.text
 

@@ -185,11 +185,7 @@ def test_submit_after_shutdown_raises() -> None:
         th.hire()
 
 
-def test_private_mq_closed_passed_mq_left_open() -> None:
-    th = TaskHandler(1)
-    mq = th._mq
-    th.shutdown()
-    assert mq.closed
+def test_a_passed_mq_is_left_open() -> None:
     mine = MessageQueue()
     with TaskHandler(1, mq=mine) as th2:
         assert th2.submit(square, 2).result(WAIT) == 4

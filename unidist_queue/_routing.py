@@ -1,28 +1,38 @@
-"""Routing tables of a :class:`~unidist_queue.TaskHandler`: series, free workers, naming.
+"""Routing tables of a :class:`~unidist_queue.TaskHandler`: series and free workers.
 
 Internal. A :class:`Series` holds, for one series, the free workers qualified for it
 bucketed by priority (highest first, least recently used first within a bucket) and
-the counters reported by ``status()``. Every method here is called with the handler's
-lock held; none of them logs, blocks or calls user code.
+the counters reported by ``status()``. Every method here is called with the pool's lock
+held, except :meth:`Series.has_free` and :meth:`Series.peek` (lock-free reads); none
+of them logs, blocks or calls user code.
 
-Functions of a durable series are stored by importable name (:func:`name_of`) and found
-again after a restart (:func:`resolve`).
+A series is generic in its worker type: all it reads of a worker is :class:`Member`
+(its ``id`` and ``last_used`` stamp), so this module needs nothing of the workers'.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Generic, List, Optional, Protocol, Sequence, Tuple, TypeVar, Union
 
-from .errors import SerializationError
-
-if TYPE_CHECKING:
-    from ._workers import Worker
-
-__all__ = ["Series", "SeriesSpec", "Tally", "name_of", "parse_series", "resolve"]
+__all__ = ["Member", "Series", "SeriesSpec", "Tally", "parse_series"]
 
 SeriesSpec = Union[str, Sequence[Union[str, Tuple[int, str]]]]
 """What ``hire`` accepts: a name, or a list of names and ``(priority, name)`` pairs."""
+
+
+class Member(Protocol):
+    """What a series reads of a worker."""
+
+    @property
+    def id(self) -> int:
+        """The worker's id."""
+
+    @property
+    def last_used(self) -> int:
+        """Stamp of the last task given to it (least recently used first)."""
+
+
+W = TypeVar("W", bound=Member)
 
 
 class Tally:
@@ -52,7 +62,7 @@ class Tally:
         self.run_max = max(self.run_max, other.run_max)
 
 
-class Series:
+class Series(Generic[W]):
     """One series: its queue name, its free qualified workers and its counters.
 
     ``free[p]`` maps worker id to worker for the free workers (a slot open, taking
@@ -68,7 +78,7 @@ class Series:
     def __init__(self, name: str) -> None:
         self.name = name
         self.queue = "task:" + name
-        self.free: Dict[int, Dict[int, Worker]] = {}
+        self.free: Dict[int, Dict[int, W]] = {}
         self.prios: List[int] = []
         self.qualified: Dict[int, int] = {}  # worker id -> priority, in hire order
         self.tallies: Dict[int, Tally] = {}  # worker id -> its counters, while it lives
@@ -76,7 +86,7 @@ class Series:
 
     # -- qualified workers -------------------------------------------------------------
 
-    def join(self, worker: Worker, priority: int) -> Tally:
+    def join(self, worker: W, priority: int) -> Tally:
         """Add ``worker`` to the qualified workers (not yet free); return its tally."""
         self.qualified[worker.id] = priority
         if priority not in self.free:
@@ -85,7 +95,7 @@ class Series:
         tally = self.tallies[worker.id] = Tally()
         return tally
 
-    def leave(self, worker: Worker) -> None:
+    def leave(self, worker: W) -> None:
         """Remove ``worker`` from the routing of this series (free or not)."""
         priority = self.qualified.pop(worker.id, None)
         if priority is not None:
@@ -95,10 +105,10 @@ class Series:
         """The worker is gone: keep its finished counts in ``past``."""
         self.past.fold(self.tallies.pop(worker_id, _NO_TALLY))
 
-    def set_free(self, worker: Worker, priority: int) -> None:
+    def set_free(self, worker: W, priority: int) -> None:
         self.free[priority][worker.id] = worker
 
-    def set_busy(self, worker: Worker, priority: int) -> None:
+    def set_busy(self, worker: W, priority: int) -> None:
         self.free[priority].pop(worker.id, None)
 
     def has_free(self) -> bool:
@@ -109,7 +119,7 @@ class Series:
                 return True
         return False
 
-    def pick(self) -> Optional[Worker]:
+    def pick(self) -> Optional[W]:
         """The free worker with the highest priority, least recently used first."""
         for p in self.prios:
             bucket = self.free[p]
@@ -117,6 +127,21 @@ class Series:
                 if len(bucket) == 1:
                     return next(iter(bucket.values()))
                 return min(bucket.values(), key=_last_used)
+        return None
+
+    def peek(self) -> Optional[W]:
+        """:meth:`pick` without the lock, best effort (a subscriber's wake-up uses it).
+
+        Reads only copies (``list`` of a dict is one atomic step), so a concurrent
+        change under the lock cannot break it; the worker it returns may have turned
+        busy meanwhile.
+        """
+        free = self.free
+        for p in self.prios:
+            bucket = free.get(p)
+            workers = [] if bucket is None else list(bucket.values())
+            if workers:
+                return min(workers, key=_last_used)
         return None
 
     # -- counters -------------------------------------------------------------------------
@@ -146,7 +171,7 @@ class Series:
 _NO_TALLY = Tally()  # folds nothing: a worker retired twice counts once
 
 
-def _last_used(worker: Worker) -> int:
+def _last_used(worker: Member) -> int:
     return worker.last_used
 
 
@@ -180,38 +205,3 @@ def parse_series(series: Any) -> List[Tuple[int, str]]:
     if len(set(names)) != len(names):
         raise ValueError(f"series: a series is listed twice in {names!r}")
     return result
-
-
-def name_of(fn: Callable[..., Any]) -> str:
-    """The importable name ``"module:qualname"`` of ``fn``.
-
-    :raises SerializationError: ``fn`` cannot be imported back under that name
-        (a lambda, a local function, a bound method, a callable object...).
-    """
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
-        raise SerializationError(f"{fn!r} has no importable name (durable tasks need module-level functions)")
-    name = f"{module}:{qualname}"
-    try:
-        found = resolve(name)
-    except Exception as exc:
-        raise SerializationError(f"{fn!r} cannot be imported back as {name!r}: {exc}") from exc
-    if found is not fn and found != fn:
-        raise SerializationError(f"{name!r} names another object than {fn!r}")
-    return name
-
-
-def resolve(name: str) -> Callable[..., Any]:
-    """Import the function named ``"module:qualname"``.
-
-    :raises ImportError, AttributeError: it cannot be found.
-    :raises TypeError: what it names is not callable.
-    """
-    module, _, qualname = name.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{name!r} is not callable")
-    return obj  # type: ignore[no-any-return]

@@ -9,9 +9,11 @@ the submit path. A job's ``Task`` is made when the handler hands it out (from
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
+
+from .message import Message
 
 __all__ = ["Job", "Task"]
 
@@ -40,13 +42,15 @@ class Job:
     """The handler's record of one call (internal); :meth:`task` is its public view.
 
     ``queued_at``: ``time.monotonic()`` at submit; ``msg_id``: its message in a durable
-    queue (0: in memory); ``recovered``: found in a durable queue at start-up (nobody
-    waits on its future). Compared and hashed by identity. Making one is O(1) and
-    about four times cheaper than making a frozen ``Task``.
+    queue (0: none, or not durable); ``message``: its reservation while a worker of this
+    process holds it (over the queue API); ``recovered``: built from a stored task (left
+    by a process that died, or added through the queue API), so nobody waits on its
+    future. Compared and hashed by identity. Making one is O(1) and about four times
+    cheaper than making a frozen ``Task``.
     """
 
     __slots__ = (
-        "args", "fn", "future", "id", "kwargs", "msg_id", "queued_at", "recovered", "series",
+        "args", "fn", "future", "id", "kwargs", "message", "msg_id", "queued_at", "recovered", "series",
     )
 
     def __init__(
@@ -70,6 +74,7 @@ class Job:
         self.queued_at = queued_at
         self.msg_id = msg_id
         self.recovered = recovered
+        self.message: Optional[Message] = None
 
     def task(self) -> Task:
         """The public :class:`Task` of this job (a job is handed out once at most)."""

@@ -4,13 +4,14 @@ Internal. A :class:`Worker` owns ``slots`` daemon threads and one inbox: a
 :class:`queue.SimpleQueue` its idle threads block on, so handing a task to a free worker
 is one C-level ``put`` (no Python-level Condition). A thread that finishes a task takes
 its next one itself (in :meth:`Handler.run_tasks`) and runs it at once without touching
-the inbox, so a busy pool never sleeps between tasks.
+the inbox, so a busy pool never sleeps between tasks. A :class:`~unidist_queue._routing.Series`
+in the inbox is a ring: tasks of that series became ready in a queue of ``mq=`` (see
+:meth:`Handler.look`).
 
-Lock order: the handler's lock, then a worker's ``mutex``, then the MessageQueue's
-mutex. A worker's ``mutex`` guards its pending updates, the tasks it was given
-(``assigned``) and its counters (``tallies``), so a busy worker finishes a task and takes
-the next one under its own mutex and the queue's, never the handler's. No user code
-runs while any lock is held.
+Lock order: the pool's lock, then a worker's ``mutex``. A worker's ``mutex`` guards its
+pending updates, the tasks it was given (``assigned``) and its counters (``tallies``),
+so a busy worker of a private handler finishes a task and takes the next one under its
+own mutex, never the pool's lock. No user code runs while any lock is held.
 
 Which tasks a worker owns is decided by ``Worker.assigned`` under the worker's mutex,
 not by the inbox: a task abandoned with its worker is in the list ``terminate``
@@ -32,23 +33,32 @@ import queue
 import threading
 from collections import deque
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
+from ._routing import Series, Tally
 from ._task import Job
 
-if TYPE_CHECKING:
-    from typing import Protocol
 
-    from ._routing import Series, Tally
+class Handler(Protocol):
+    """What a worker thread calls on its pool."""
 
-    class Handler(Protocol):
-        def run_tasks(self, worker: Worker, box: List[Optional[Job]]) -> Optional[Job]: ...
-        def activate(self, worker: Worker) -> None: ...
-        def exited(self, worker: Worker) -> None: ...
-        def release(self) -> None: ...
+    def run_tasks(self, worker: Worker, box: List[Optional[Job]]) -> Optional[Job]:
+        """Run the task in ``box``, then the next ones; return one to run after an update."""
+
+    def look(self, worker: Worker, s: Series[Worker]) -> Optional[Job]:
+        """A ring for series ``s`` reached ``worker``: route its ready tasks."""
+
+    def activate(self, worker: Worker) -> None:
+        """The worker ran its saved updates."""
+
+    def exited(self, worker: Worker) -> None:
+        """A thread of ``worker`` ends."""
+
+    def release(self) -> None:
+        """Nobody holds the facade any more: shut the pool down."""
 
 
-__all__ = ["ORPHANED", "Gather", "Update", "Worker", "serve"]
+__all__ = ["ORPHANED", "Gather", "Handler", "Update", "Worker", "serve"]
 
 logger = logging.getLogger("unidist_queue.tasks")
 
@@ -140,7 +150,9 @@ class Worker:
         "updates",
     )
 
-    def __init__(self, worker_id: int, name: str, series: List[Tuple[int, Series]], slots: int) -> None:
+    def __init__(
+        self, worker_id: int, name: str, series: List[Tuple[int, Series[Worker]]], slots: int
+    ) -> None:
         self.id = worker_id
         self.name = name
         self.series = series  # (priority, Series), in the order the worker listed them
@@ -164,6 +176,22 @@ class Worker:
         """Tasks this worker ran, failed ones included."""
         return sum(t.processed for t in list(self.tallies.values()))
 
+    def leave_series(self) -> None:
+        """With the pool's lock held: take this worker out of the routing of every series."""
+        for _, s in self.series:
+            s.leave(self)
+
+    def retire_tallies(self) -> None:
+        """With the pool's lock held: the worker is gone; its series keep its finished counts."""
+        with self.mutex:
+            for _, s in self.series:
+                s.retire_tally(self.id)
+
+    def set_busy(self) -> None:
+        """With the pool's lock held: route no task to this worker (it is not free)."""
+        for p, s in self.series:
+            s.set_busy(self, p)
+
     def put(self, task: Job) -> None:
         """Hand ``task`` to one of the worker's threads. O(1)."""
         self.inbox.put(task)
@@ -179,8 +207,8 @@ class Worker:
         for _ in range(self.slots):
             self.inbox.put(_STOP)
 
-    def next_item(self) -> Union[Job, Update, object, None]:
-        """Wait for an update, a task or :data:`ORPHANED`; ``None``: the thread exits."""
+    def next_item(self) -> Union[Job, Update, Series[Worker], object, None]:
+        """Wait for an update, a task, a ring or :data:`ORPHANED`; ``None``: the thread exits."""
         while True:
             if self.updates:
                 update = self.pop_update()
@@ -244,19 +272,8 @@ def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
         task: Optional[Job] = None
         while True:
             if task is None:
-                item = worker.next_item()
-                if type(item) is Job:
-                    box[0] = item
-                    item = None
-                elif item is None:
+                if not _wait_for_task(handler, worker, box):
                     return
-                elif type(item) is Update:
-                    run_update(worker, item)
-                    item = None
-                    continue
-                else:  # ORPHANED
-                    handler.release()
-                    continue
             elif worker.updates:
                 pending = worker.pop_update()
                 if pending is not None:
@@ -269,3 +286,27 @@ def serve(handler: Handler, worker: Worker, replay: Sequence[Update]) -> None:
             task = handler.run_tasks(worker, box)
     finally:
         handler.exited(worker)
+
+
+def _wait_for_task(handler: Handler, worker: Worker, box: List[Optional[Job]]) -> bool:
+    """Take inbox items until one is a task to run (put in ``box``); ``False``: exit.
+
+    Updates run here; a ring (a series) is routed by the pool, which may give this
+    thread a task; :data:`ORPHANED` shuts the pool down.
+    """
+    while True:
+        item = worker.next_item()
+        if type(item) is Job:
+            box[0] = item
+            return True
+        if item is None:
+            return False
+        if type(item) is Update:
+            run_update(worker, item)
+        elif type(item) is Series:
+            box[0] = handler.look(worker, item)
+            if box[0] is not None:
+                return True
+        else:  # ORPHANED
+            handler.release()
+        item = None  # nothing of what ran is kept while waiting

@@ -13,8 +13,10 @@ at them in the order it listed them.
 ``TaskHandler`` is a thin facade: the state, the routing and the worker side live in a
 :class:`~unidist_queue._pool.Pool`, which the worker threads hold. Nothing holds the
 facade but its users, so a handler nobody references any more is collected and its
-workers shut down (see :mod:`unidist_queue._pool`); the slower operations are in
-:mod:`unidist_queue._lifecycle`, with the interpreter-exit hook.
+workers shut down (see :mod:`unidist_queue._pool`); the interpreter-exit hook is in
+:mod:`unidist_queue._exit`. Where tasks wait is one small internal interface
+(:mod:`unidist_queue._waiting`): private deques, or the queues of ``mq=`` through the
+queue API alone (:mod:`unidist_queue._queuetasks`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ import weakref
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, TypeVar
 
-from . import _lifecycle
+from . import _exit
 from ._pool import Pool
 from ._routing import SeriesSpec, parse_series
 from ._task import Task
-from .queues import MessageQueue
+from .api import QueueAPI
 
 if TYPE_CHECKING:
     from typing import ParamSpec
@@ -63,14 +65,21 @@ class TaskHandler(Executor):
     ``TaskHandler(max_workers=None, *, mq=None)``: ``max_workers=N`` hires N workers
     (one thread each) for the ``"default"`` series at once; ``None`` hires as many as
     ``ThreadPoolExecutor()`` would run (:func:`default_workers`: ``min(32, CPUs + 4)``);
-    ``0`` hires none yet (tasks wait for a :meth:`hire`). ``mq``: the MessageQueue
-    holding waiting tasks (a private in-memory one if omitted, closed by
-    :meth:`shutdown`; one passed in is left open; close it only after :meth:`shutdown`,
-    as tasks still waiting in a closed queue can neither run nor be handed back). Tasks
-    move fastest through the private one: nothing else can reach it, so they are handed
-    over by single atomic deque operations, without its lock (and its task queues keep
-    no ``stats`` counters). Tasks found in the durable ``"task:*"`` queues of ``mq`` (left
-    by a process that died) run again once a qualified worker is hired.
+    ``0`` hires none yet (tasks wait for a :meth:`hire`).
+
+    ``mq``: where tasks wait. Omitted, each series waits in a private in-memory queue
+    that nothing else can reach: tasks move fastest that way (single atomic deque
+    operations hand them over, no lock, no MessageQueue). Given a queue-API object (a
+    :class:`~unidist_queue.MessageQueue`, or any :class:`~unidist_queue.QueueAPI`
+    backend), series ``S`` waits in its queue ``"task:S"``, through the public queue
+    API alone: a task of a durable queue is stored as ``(function name, args,
+    kwargs)`` and survives a crash; workers reserve tasks (no more than their free
+    slots), ack them once run, and nack what they give back; tasks other code adds to
+    ``"task:S"`` run too (heard of through ``subscribe``). Tasks found in the durable
+    ``"task:*"`` queues of ``mq`` (left by a process that died) run again once a
+    qualified worker is hired. ``mq`` is left open: close it only after
+    :meth:`shutdown`, as tasks still waiting in a closed queue can neither run nor be
+    handed back.
 
     Methods by purpose:
 
@@ -104,23 +113,22 @@ class TaskHandler(Executor):
     :raises TypeError, ValueError: a bad ``max_workers`` or ``mq``.
     """
 
-    def __init__(self, max_workers: Optional[int] = None, *, mq: Optional[MessageQueue] = None) -> None:
+    def __init__(self, max_workers: Optional[int] = None, *, mq: Optional[QueueAPI] = None) -> None:
         if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)):
             raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
         if max_workers is not None and max_workers < 0:
             raise ValueError(f"max_workers must be >= 0, not {max_workers}")
-        if mq is not None and not isinstance(mq, MessageQueue):
-            raise TypeError(f"mq must be a MessageQueue, not {type(mq).__name__}")
+        if mq is not None and not isinstance(mq, QueueAPI):
+            raise TypeError(f"mq must be a queue-API object (a MessageQueue), not {type(mq).__name__}")
         pool = self._pool = Pool(mq)
         self._submit = pool.submit  # the hot path: one attribute, no method binding
-        self._mq = pool._mq
+        self._mq = mq
         #: The workers hired at construction, ``ThreadPoolExecutor``'s private name for
         #: its thread limit (read by code written against it, and CPython's tests).
         self._max_workers = default_workers() if max_workers is None else max_workers
         pool.owner = weakref.ref(self, pool.orphaned)  # held by the pool: no cycle
-        if not _lifecycle.track(pool):  # the interpreter is exiting: refuse every task
-            pool._at_exit = True
-            _lifecycle.shutdown(pool, False, False, None)
+        if not _exit.track(pool):  # the interpreter is exiting: refuse every task
+            pool.shutdown_at_exit(False)
             return
         for _ in range(self._max_workers):
             pool.hire([(0, "default")], 1, None)
@@ -152,9 +160,11 @@ class TaskHandler(Executor):
 
         Cost: O(1) plus routing (O(p + f) for p priorities, f free workers). Thread-safe.
 
-        :raises ShutDown: after :meth:`shutdown`, or the MessageQueue is closed.
+        :raises ShutDown: after :meth:`shutdown`, or ``mq`` is closed.
         :raises SerializationError: the series is durable and ``fn`` has no importable
             name, or the arguments cannot be serialized; nothing was stored.
+        :raises StoreError: ``mq`` could not store the task (as its ``add`` says, it
+            may or may not have been stored: if it was, it runs with nobody waiting).
         :raises TypeError: ``series`` is not a str or ``fn`` is not callable.
         """
         if not isinstance(series, str):
@@ -211,7 +221,7 @@ class TaskHandler(Executor):
 
         :raises ValueError, TypeError: a bad ``timeout``.
         """
-        return [job.task() for job in _lifecycle.terminate(self._pool, worker_id, timeout, crash, reassign)]
+        return [job.task() for job in self._pool.terminate(worker_id, timeout, crash, reassign)]
 
     def update(
         self, fn: Callable[..., Any], *, args: Any = (), kwargs: Optional[Dict[str, Any]] = None,
@@ -230,7 +240,7 @@ class TaskHandler(Executor):
         :raises ShutDown: after :meth:`shutdown`.
         :raises TypeError: ``fn`` not callable, or a bad ``kwargs`` or ``series``.
         """
-        return _lifecycle.update(self._pool, fn, args, kwargs, series, ephemeral)
+        return self._pool.update(fn, args, kwargs, series, ephemeral)
 
     def status(self) -> Dict[str, Any]:
         """A JSON-serializable snapshot: ``{"series": {...}, "workers": {...}}``.
@@ -242,7 +252,7 @@ class TaskHandler(Executor):
         *string* (JSON keys are strings): ``name``, ``series`` (``[priority, name]``
         pairs), ``slots``, ``busy``, ``processed``. O(s + w). Thread-safe.
         """
-        return _lifecycle.status(self._pool)
+        return self._pool.status()
 
     def shutdown(  # type: ignore[override]
         self, wait: bool = True, *, cancel_futures: bool = False, timeout: Optional[float] = None
@@ -259,16 +269,15 @@ class TaskHandler(Executor):
         cancelled), and with ``timeout`` the tasks of workers still busy when it passed
         (abandoned as by :meth:`terminate`; futures of running tasks are left running).
         Waiting tasks of a durable series stay in their queue unless cancelled by
-        ``cancel_futures``, and run after a restart. A private MessageQueue is closed
-        once every worker thread ended. Idempotent: later calls return ``[]``.
+        ``cancel_futures``, and run after a restart. Over ``mq=``, tasks an abandoned
+        worker held without starting them go back to their queue (nacked), and the
+        handler stops listening to ``mq``. Idempotent: later calls return ``[]``.
 
         Thread-safe; from a task, it does not wait for that task.
 
         :raises ValueError, TypeError: a bad ``timeout``.
         """
-        return [job.task() for job in _lifecycle.shutdown(self._pool, wait, cancel_futures, timeout)]
+        return [job.task() for job in self._pool.shutdown(wait, cancel_futures, timeout)]
 
     def __repr__(self) -> str:
-        pool = self._pool
-        state = "shut down" if pool._shut else f"{len(pool._workers)} workers"
-        return f"<TaskHandler {state}>"
+        return f"<TaskHandler {self._pool.describe()}>"

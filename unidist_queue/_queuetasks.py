@@ -1,0 +1,243 @@
+"""Waiting tasks in the queues of any queue-API object: ``TaskHandler(mq=...)``.
+
+Internal. :class:`QueueTasks` is the :class:`~unidist_queue._waiting.TaskQueue` of a
+handler given a :class:`~unidist_queue.QueueAPI` object (a MessageQueue, or any other
+backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S"``.
+
+* Submitting adds a message: for a durable queue (``stats(queue).durable``) the stored
+  form ``(function name, args, kwargs)`` (:mod:`unidist_queue._stored`; what cannot be
+  stored is refused with ``SerializationError``), its live
+  :class:`~unidist_queue._task.Job` (with the future) kept here by message id; for
+  any other queue the ``Job`` itself.
+* Workers take tasks with ``reserve_many(queue, n, timeout=0)``, ``n`` bounded by their
+  free slots; a finished task is acked; tasks taken but given back are nacked (to the
+  front of their queue, in id order). A message with no live job here (left by a
+  process that died, added by other code) gets a job built from its stored form
+  (``recovered``: nobody waits on its future); a message that is neither is no task:
+  it is removed and logged.
+* Messages that become ready by any other way than a submit of this handler (an add
+  by other code, a nack, a lease ending) are heard of through ``subscribe``: the
+  callback (the pool's ring) only wakes a free worker.
+
+Lock: ``_adding`` is held around each add and its registration, so a worker that
+reserves a message of a durable queue before its submitter registered the live job
+waits for it (a miss takes ``_adding``). It is the last lock taken: a submitter holds
+no other (the pool's ``_submitting`` aside) while it adds.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ._stored import body_of, importer, parse_body
+from ._task import Job
+from ._waiting import job_id
+from .errors import Empty, ShutDown
+
+if TYPE_CHECKING:
+    from ._routing import Series
+    from .api import QueueAPI
+    from .message import Message
+
+__all__ = ["QueueTasks"]
+
+logger = logging.getLogger("unidist_queue.tasks")
+
+MakeJob = Callable[[str, Callable[..., Any], Tuple[Any, ...], Dict[str, Any]], Job]
+"""Builds a recovered job: ``make(series, fn, args, kwargs)`` (the pool numbers it)."""
+
+
+class QueueTasks:
+    """A :class:`~unidist_queue._waiting.TaskQueue` over the queue API (see the module).
+
+    ``ring(queue_name)``: called by ``mq`` whenever messages become ready in a watched
+    queue, in the thread that made the change; it must only wake, never block.
+    """
+
+    def __init__(self, mq: QueueAPI, ring: Callable[[str], Any], make: MakeJob) -> None:
+        self.mq = mq
+        self._ring = ring
+        self._make = make
+        self._live: Dict[int, Job] = {}  # durable message id -> its live Job, while it waits
+        self._adding = threading.Lock()
+        self._unsubscribe: List[Callable[[], None]] = []
+
+    def watch(self, s: Series[Any]) -> None:
+        self._unsubscribe.append(self.mq.subscribe(s.queue, self._ring))
+
+    def recover(self) -> List[str]:
+        """The series of the durable ``"task:*"`` queues of ``mq``: their tasks run again."""
+        mq = self.mq
+        return [q[5:] for q in mq.queues() if q.startswith("task:") and mq.stats(q).durable]
+
+    def add(self, s: Series[Any], job: Job) -> None:
+        mq = self.mq
+        with self._adding:
+            if mq.stats(s.queue).durable:
+                job.msg_id = mq.add(s.queue, body_of(job.fn, job.args, job.kwargs))
+                self._live[job.msg_id] = job
+            else:
+                mq.add(s.queue, job)
+
+    def discard(self, s: Series[Any], job: Job) -> bool:
+        return False  # never needed: a submit over mq= is ordered against shutdown
+
+    def take(self, s: Series[Any], n: int) -> List[Job]:
+        jobs: List[Job] = []
+        while len(jobs) < n:
+            try:
+                messages = self.mq.reserve_many(s.queue, n - len(jobs), timeout=0)
+            except (Empty, ShutDown):
+                break
+            except Exception:
+                logger.exception("could not take tasks from %r", s.queue)
+                break
+            junk = []
+            for message in messages:
+                job = self._job_of(s, message)
+                if job is None:
+                    junk.append(message)
+                else:
+                    job.message = message
+                    jobs.append(job)
+            if junk:
+                self._settle(junk, ack=True)
+        return jobs
+
+    def take_one(self, s: Series[Any]) -> Optional[Job]:
+        jobs = self.take(s, 1)
+        return jobs[0] if jobs else None
+
+    def _job_of(self, s: Series[Any], message: Message) -> Optional[Job]:
+        """The live job of ``message``, or one built from its stored form; ``None``: no task."""
+        body = message.body
+        if type(body) is Job:
+            return body
+        job = self._live.pop(message.id, None)
+        if job is None:
+            with self._adding:  # its submitter may not have registered it yet
+                job = self._live.pop(message.id, None)
+        if job is not None:
+            return job
+        stored = parse_body(body)
+        if stored is None:
+            logger.warning("message %d of %r is not a task: removed", message.id, s.queue)
+            return None
+        job = self._make(s.name, importer(stored[0]), stored[1], stored[2])
+        if self._durable(s):
+            job.msg_id = message.id
+        return job
+
+    def _durable(self, s: Series[Any]) -> bool:
+        try:
+            return self.mq.stats(s.queue).durable
+        except ShutDown:
+            return False
+
+    def done(self, job: Job) -> None:
+        if job.message is not None:
+            self._settle([job.message], ack=True)
+            job.message = None
+
+    def forget(self, s: Series[Any], job: Job) -> None:
+        """Remove the message of a cancelled waiting task of a durable queue.
+
+        The queue API removes messages from the front only: the messages up to it are
+        reserved at once, its own acked and the others nacked (back at the front, in
+        id order; their ``attempts`` count goes up by one).
+        """
+        if not job.msg_id or self._live.pop(job.msg_id, None) is None:
+            return  # not waiting here (taken meanwhile), or not durable
+        front: List[Message] = []
+        try:
+            ids = [m.id for m in self.mq.messages(s.queue)]
+            if job.msg_id in ids:
+                front = self.mq.reserve_many(s.queue, ids.index(job.msg_id) + 1, timeout=0)
+        except (Empty, ShutDown):
+            pass
+        mine = [m for m in front if m.id == job.msg_id]
+        if not mine:  # not found at the front (taken by others meanwhile): a worker skips it
+            self._live[job.msg_id] = job
+        self._settle(mine, ack=True)
+        self._settle([m for m in front if m.id != job.msg_id], ack=False)
+
+    def requeue(self, s: Series[Any], jobs: Sequence[Job]) -> None:
+        self._settle(self._handed_back(jobs), ack=False)
+
+    def _handed_back(self, jobs: Sequence[Job]) -> List[Message]:
+        """The reservations of ``jobs``, oldest first; each job's live entry restored."""
+        messages = []
+        for job in sorted(jobs, key=job_id):
+            message, job.message = job.message, None
+            if message is not None:
+                if message.body is not job:
+                    self._live[message.id] = job
+                messages.append(message)
+        return messages
+
+    def release(self, jobs: Sequence[Job], give_back: bool) -> None:
+        if give_back:
+            self._settle(self._handed_back(jobs), ack=False)
+            return
+        # handed to the caller: a durable queue keeps them reserved (they run again
+        # after a restart); any other forgets them
+        gone = [job.message for job in jobs if job.message is not None and not job.msg_id]
+        self._settle(gone, ack=True)
+
+    def take_all(self, s: Series[Any], remove: bool) -> List[Job]:
+        if not remove and self._durable(s):
+            try:
+                messages = self.mq.messages(s.queue)
+            except ShutDown:
+                return []
+            listed = [self._listed(s, m) for m in messages]
+            return [job for job in listed if job is not None]
+        jobs = self.take(s, sys.maxsize)
+        self._settle([job.message for job in jobs if job.message is not None], ack=True)
+        return jobs
+
+    def _listed(self, s: Series[Any], message: Message) -> Optional[Job]:
+        """The job of a waiting message, left in its queue."""
+        job = self._live.get(message.id)
+        if job is None:
+            stored = parse_body(message.body)
+            if stored is not None:  # kept: listed again, it is the same job
+                job = self._live[message.id] = self._make(s.name, importer(stored[0]), stored[1], stored[2])
+                job.msg_id = message.id
+        return job
+
+    def waiting(self, s: Series[Any]) -> int:
+        try:
+            return self.mq.count(s.queue)
+        except ShutDown:
+            return 0
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            try:
+                unsubscribe()
+            except Exception:
+                logger.debug("unsubscribing from the task queues failed", exc_info=True)
+        self._unsubscribe.clear()
+
+    def _settle(self, messages: List[Message], ack: bool) -> None:
+        """Ack (or nack) ``messages`` as one step; one by one if some are gone meanwhile."""
+        if not messages:
+            return
+        mq = self.mq
+        try:
+            try:
+                (mq.ack_many if ack else mq.nack_many)(messages)
+            except ValueError:  # a reservation ended meanwhile (cleared, dropped)
+                for m in messages:
+                    try:
+                        (mq.ack if ack else mq.nack)(m)
+                    except ValueError:
+                        logger.debug("task message %d is no longer reserved", m.id)
+        except ShutDown:
+            logger.debug("the task queues are closed: %d messages left as they are", len(messages))
+        except Exception:
+            logger.exception("the task queue could not commit; a restart may rerun tasks")

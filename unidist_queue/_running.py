@@ -1,0 +1,181 @@
+"""The worker side of a :class:`~unidist_queue.TaskHandler`'s pool: running tasks.
+
+Internal. :class:`RunMixin` is the part of :class:`~unidist_queue._pool.Pool` that
+worker threads call (see :func:`unidist_queue._workers.serve`): :meth:`RunMixin.run_tasks`
+runs a task and each one its thread takes next; :meth:`RunMixin.activate` and
+:meth:`RunMixin.exited` mark a worker's start and its threads' ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import InvalidStateError
+from typing import Any, List, Optional
+
+from ._poolbase import PoolBase
+from ._task import Job
+from ._workers import Worker
+
+__all__ = ["RunMixin"]
+
+logger = logging.getLogger("unidist_queue.tasks")
+_GONE: Any = object()
+_monotonic = time.monotonic
+
+
+class RunMixin(PoolBase):
+    """What worker threads call on their pool."""
+
+    def run_tasks(self, worker: Worker, box: List[Optional[Job]]) -> Optional[Job]:
+        """Run the task in ``box`` (emptied) in this worker thread, then each task it takes next.
+
+        Returns ``None`` when the worker has nothing more to run (it is marked free) or
+        was abandoned, or the next task when an update is pending (the caller runs it
+        first). The hot path of the pool, so written flat, in one function (see
+        ``benchmarks/bench_tasks.py``): for each task the bookkeeping (counters, the
+        slot freed, the next task taken) is done before its future is resolved. In a private handler a busy
+        worker does it under its own mutex, never the pool's lock, which it takes only
+        when it turns free; over ``mq=`` it goes through :meth:`_finish_queued`.
+
+        No reference to a finished task, its function, arguments or result outlives it
+        here (the caller hands the task over in ``box`` so it keeps none either), and a
+        task's exception leaves without this frame in its traceback.
+        """
+        resumed = self._resumed
+        private = self._private
+        take = self._tasks.take_one
+        assigned, tallies, mutex = worker.assigned, worker.tallies, worker.mutex
+        task = box[0]
+        box[0] = None
+        while task is not None:
+            if worker.abandoned:
+                return None  # given to it before it was abandoned: terminate returned it
+            future = task.future
+            failed = False
+            if task in resumed or future.set_running_or_notify_cancel():
+                start = _monotonic()
+                try:
+                    value = task.fn(*task.args, **task.kwargs)
+                except BaseException as exc:
+                    value = _without_caller(exc)
+                    failed = True
+                    del exc
+                end = _monotonic()
+            else:  # cancelled while waiting
+                start = end = -1.0
+                value = None
+            nxt: Optional[Job] = None
+            with mutex:
+                if assigned.pop(task, _GONE) is _GONE:
+                    return None  # abandoned: the output is discarded
+                tally = tallies[task.series]
+                tally.running -= 1
+                if start >= 0:  # the counters of Tally, inline
+                    tally.processed += 1
+                    queued = start - task.queued_at
+                    tally.queued_sum += queued
+                    if queued > tally.queued_max:
+                        tally.queued_max = queued
+                    run = end - start
+                    tally.run_sum += run
+                    if run > tally.run_max:
+                        tally.run_max = run
+                    if failed:
+                        tally.failed += 1
+                if resumed:
+                    resumed.discard(task)
+                if private and worker.active:
+                    for _, ws in worker.series:
+                        nxt = take(ws)
+                        if nxt is not None:
+                            assigned[nxt] = None
+                            tallies[ws.name].running += 1
+                            worker.last_used = next(self._stamps)
+                            break
+            if not private:
+                nxt = self._finish_queued(worker, task)
+            elif nxt is None and worker.active and len(assigned) < worker.slots:
+                nxt = self._turn_free(worker)
+            if start >= 0:
+                if failed or task.recovered:
+                    _resolve(task, value, failed)
+                else:
+                    try:
+                        future.set_result(value)
+                    except InvalidStateError:  # resolved elsewhere meanwhile (reassigned)
+                        logger.debug("future of %r already resolved", task)
+            del value, future  # the worker keeps nothing of a finished task
+            if worker.updates:
+                return nxt
+            task = nxt
+        return None
+
+    def _turn_free(self, worker: Worker) -> Optional[Job]:
+        """A private worker found its queues empty: mark it free, or, while it drains at
+        shutdown, look once more under the lock and return what it finds.
+
+        The lock orders that look after ``shutdown`` set ``_shut``, so a task queued
+        without the lock by a submitter that still saw the pool open is found here.
+        """
+        with self._lock:
+            if not worker.retiring:
+                self._mark_free(worker)
+                return None
+            jobs = self._take_for(worker, 1) if worker.active else []
+        return jobs[0] if jobs else None
+
+    def _finish_queued(self, worker: Worker, task: Job) -> Optional[Job]:
+        """Over ``mq=``: settle a finished ``task``'s message; take the worker's next task."""
+        self._tasks.done(task)
+        with self._lock:
+            free = len(worker.assigned) < worker.slots
+            jobs = self._take_for(worker, 1) if worker.active and free else []
+            if not jobs and free:
+                self._mark_free(worker)
+        return jobs[0] if jobs else None
+
+    def activate(self, worker: Worker) -> None:
+        """A new worker ran its saved updates: it starts taking tasks."""
+        with self._lock:
+            if self._workers.get(worker.id) is worker and not worker.retiring:
+                worker.active = True
+                self._fill(worker)
+
+    def exited(self, worker: Worker) -> None:
+        """A worker thread ends."""
+        with self._lock:
+            if not worker.abandoned:
+                worker.live -= 1
+                self._live -= 1
+                if worker.live == 0:
+                    if self._workers.get(worker.id) is worker:
+                        del self._workers[worker.id]
+                        worker.leave_series()
+                    worker.retire_tallies()
+
+
+def _resolve(task: Job, value: Any, failed: bool) -> None:
+    """Settle a task that failed or was recovered (``run_tasks`` sets plain results).
+
+    A recovered task has no caller: its result is dropped and its exception logged.
+    """
+    if task.recovered:
+        if failed:
+            logger.error("recovered task %r raised", task, exc_info=value)
+        return
+    try:
+        task.future.set_exception(value)
+    except InvalidStateError:  # resolved elsewhere meanwhile (reassigned)
+        logger.debug("future of %r already resolved", task)
+
+
+def _without_caller(exc: BaseException) -> BaseException:
+    """``exc`` caught in :meth:`RunMixin.run_tasks`, without that frame in its traceback.
+
+    The frame holds the pool and the worker: a failed task's future would keep them
+    alive (and a reference cycle through the frame would keep the task itself until a
+    garbage collection). The traceback keeps the frames of the task's own code.
+    """
+    tb = exc.__traceback__
+    return exc.with_traceback(None if tb is None else tb.tb_next)
