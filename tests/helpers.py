@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import pickle
 import threading
 from typing import Any, Callable, Dict, List, Tuple
@@ -59,6 +60,11 @@ def reopened(path: str, queue: str = "q", **options: Any) -> List[Any]:
     """What ``queue`` holds once the store at ``path`` is opened again (with ``options``)."""
     with MessageQueue(store=FileStore(path, **options)) as mq:
         return mq.all(queue)
+
+
+def file_size(path: str, name: str = "archive.0") -> int:
+    """The size of the store's file ``name``."""
+    return os.path.getsize(os.path.join(path, name))
 
 
 def assert_unlocked(path: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, List
+from typing import List
 
 import pytest
 from conftest import ManualClock
@@ -113,84 +113,82 @@ def test_ids_go_on_without_a_gap_after_a_clean_close(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("look", [False, True])
 def test_an_ack_after_the_lease_ran_out_is_refused_whatever_ran_before(
-    clock: ManualClock, look: bool
+    cmq: MessageQueue, clock: ManualClock, look: bool
 ) -> None:
-    mq = MessageQueue(clock=clock)
-    mq.add("q", "x")
-    m = mq.reserve("q", lease=1)
+    cmq.add("q", "x")
+    m = cmq.reserve("q", lease=1)
     clock.advance(5)
     if look:
-        assert mq.count("q") == 1
+        assert cmq.count("q") == 1
     with pytest.raises(ValueError, match="message"):
-        mq.ack(m)
-    assert mq.all("q") == ["x"]
-    again = mq.reserve("q")
+        cmq.ack(m)
+    assert cmq.all("q") == ["x"]
+    again = cmq.reserve("q")
     assert again.attempts == 2
 
 
 @pytest.mark.parametrize("look", [False, True])
-def test_nack_extend_and_other_settles_see_due_changes_first(clock: ManualClock, look: bool) -> None:
-    mq = MessageQueue(clock=clock)
-    mq.add("q", "x")
-    m = mq.reserve("q", lease=1)
+def test_nack_extend_and_other_settles_see_due_changes_first(
+    cmq: MessageQueue, clock: ManualClock, look: bool
+) -> None:
+    cmq.add("q", "x")
+    m = cmq.reserve("q", lease=1)
     clock.advance(5)
     if look:
-        mq.stats("q")
+        cmq.stats("q")
     with pytest.raises(ValueError):
-        mq.nack(m)
-    assert mq.all("q") == ["x"]
+        cmq.nack(m)
+    assert cmq.all("q") == ["x"]
 
 
 @pytest.mark.parametrize("look", [False, True])
-def test_a_read_never_decides_whether_a_nacked_message_is_dropped(clock: ManualClock, look: bool) -> None:
-    mq = MessageQueue(clock=clock)
-    mq.declare("q", maxlen=2)
-    mq.add("q", "x")
-    mq.add("q", "y")
-    x = mq.reserve("q")
-    mq.add("q", "z", delay=1)
+def test_a_read_never_decides_whether_a_nacked_message_is_dropped(
+    cmq: MessageQueue, clock: ManualClock, look: bool
+) -> None:
+    cmq.declare("q", maxlen=2)
+    cmq.add("q", "x")
+    cmq.add("q", "y")
+    x = cmq.reserve("q")
+    cmq.add("q", "z", delay=1)
     clock.advance(5)
     if look:
-        assert mq.count("q") == 2
-    mq.nack(x)
-    assert mq.all("q") == ["x", "y", "z"]
+        assert cmq.count("q") == 2
+    cmq.nack(x)
+    assert cmq.all("q") == ["x", "y", "z"]
 
 
-def _lease_then_delay(mq: MessageQueue, clock: ManualClock, looks: List[float]) -> List[Any]:
-    """x leased until t+1, z delayed until t+2, maxlen 2: in due order x returns, then z evicts it."""
-    mq.declare("q", maxlen=2)
-    mq.add("q", "x")
-    mq.add("q", "y")
-    mq.reserve("q", lease=1)
-    mq.add("q", "z", delay=2)
+def _five_seconds_looking(mq: MessageQueue, clock: ManualClock, looks: List[float]) -> None:
+    """Move the clock 5 s on, looking at queue "q" after each step of ``looks`` on the way."""
     for step in looks:
         clock.advance(step)
         mq.count("q")
     clock.advance(5 - sum(looks))
-    return mq.all("q")
 
 
 @pytest.mark.parametrize("looks", [[], [1.5], [0.5, 1.0, 1.0]])
-def test_timed_changes_apply_in_due_order(clock: ManualClock, looks: List[float]) -> None:
-    assert _lease_then_delay(MessageQueue(clock=clock), clock, looks) == ["y", "z"]
+def test_timed_changes_apply_in_due_order(cmq: MessageQueue, clock: ManualClock, looks: List[float]) -> None:
+    """x leased until t+1, z delayed until t+2, maxlen 2: in due order x returns, then z evicts it."""
+    cmq.declare("q", maxlen=2)
+    cmq.add("q", "x")
+    cmq.add("q", "y")
+    cmq.reserve("q", lease=1)
+    cmq.add("q", "z", delay=2)
+    _five_seconds_looking(cmq, clock, looks)
+    assert cmq.all("q") == ["y", "z"]
 
 
 @pytest.mark.parametrize("looks", [[], [2.5]])
 def test_a_delayed_message_that_expires_after_it_fell_due_was_promoted_first(
-    clock: ManualClock, looks: List[float]
+    cmq: MessageQueue, clock: ManualClock, looks: List[float]
 ) -> None:
     """Due at t+2, expiring at t+3: at t+2 it joined and evicted the oldest, whatever looked."""
-    mq = MessageQueue(clock=clock)
-    mq.declare("q", maxlen=1)
-    mq.add("q", "old", delay=0.5)  # enqueued at t, expires at t+3 too, but was promoted at t+0.5
-    mq.declare("q", max_age=3)
-    mq.add("q", "late", delay=2)
-    for step in looks:
-        clock.advance(step)
-        mq.count("q")
-    clock.advance(5 - sum(looks))
-    st = mq.stats("q")
-    assert (mq.all("q"), st.dropped, st.expired) == ([], 1, 1)
+    cmq.declare("q", maxlen=1)
+    cmq.add("q", "old", delay=0.5)  # enqueued at t, expires at t+3 too, but was promoted at t+0.5
+    cmq.declare("q", max_age=3)
+    cmq.add("q", "late", delay=2)
+    _five_seconds_looking(cmq, clock, looks)
+    st = cmq.stats("q")
+    assert (cmq.all("q"), st.dropped, st.expired) == ([], 1, 1)
 
 
 def test_reopening_applies_due_changes_before_releasing_reservations(

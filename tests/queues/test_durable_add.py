@@ -16,18 +16,13 @@ import threading
 from typing import Any, Callable, List
 
 import pytest
-from helpers import in_thread, join
+from helpers import in_thread, join, reopened
 from queue_core import wait_blocked
 
 from unidist_queue import MessageQueue, ShutDown, StoreError
 from unidist_queue.store.file import FileStore
 
 WAIT = 10.0
-
-
-def contents(path: str, queue: str = "q") -> List[Any]:
-    with MessageQueue(store=FileStore(path)) as mq:
-        return mq.all(queue)
 
 
 def meanwhile(mq: MessageQueue, monkeypatch: pytest.MonkeyPatch, change: Callable[[], Any]) -> List[Any]:
@@ -56,7 +51,7 @@ def test_options_changed_before_the_lock_apply_to_the_add(
         mq.add("q", 1)  # maxlen=1, overflow="drop_oldest": 0 is evicted
         assert mq.all("q") == [1] and mq.stats("q").dropped == 1
         assert encoded == [1]  # encoded once, though it took the general path
-    assert contents(path) == [1]
+    assert reopened(path) == [1]
 
 
 def test_a_queue_dropped_before_the_lock_is_made_again(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +60,7 @@ def test_a_queue_dropped_before_the_lock_is_made_again(path: str, monkeypatch: p
         meanwhile(mq, monkeypatch, lambda: mq.drop("q"))
         mq.add("q", 1)
         assert mq.all("q") == [1]
-    assert contents(path) == [1]
+    assert reopened(path) == [1]
 
 
 def test_a_queue_closed_before_the_lock_stores_nothing(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +69,7 @@ def test_a_queue_closed_before_the_lock_stores_nothing(path: str, monkeypatch: p
     meanwhile(mq, monkeypatch, mq.close)
     with pytest.raises(ShutDown):
         mq.add("q", 1)
-    assert contents(path) == [0]
+    assert reopened(path) == [0]
 
 
 def test_a_waiting_getter_is_woken_by_a_durable_add(path: str) -> None:
@@ -133,7 +128,7 @@ def test_an_add_does_not_wait_for_a_compaction_in_progress(
         assert "snapshot.1" in os.listdir(path) and "snapshot.2" not in os.listdir(path)
         mq.add("q", 3)  # still due: this add compacts
         assert "snapshot.2" in os.listdir(path)
-    assert contents(path) == [0, 1, 2, 3]
+    assert reopened(path) == [0, 1, 2, 3]
 
 
 def test_an_add_whose_compaction_finds_the_queue_closed_returns(
@@ -151,7 +146,7 @@ def test_an_add_whose_compaction_finds_the_queue_closed_returns(
 
     monkeypatch.setattr(store, "commit", commit_then_close)
     assert mq.add("q", 1) == 2
-    assert contents(path) == [0, 1]
+    assert reopened(path) == [0, 1]
 
 
 def test_a_failed_automatic_compaction_is_logged_and_retried(
@@ -171,7 +166,7 @@ def test_a_failed_automatic_compaction_is_logged_and_retried(
         monkeypatch.undo()
         mq.add("q", 1)
         assert "snapshot.1" in os.listdir(path)
-    assert contents(path) == [0, 1]
+    assert reopened(path) == [0, 1]
 
 
 def test_an_add_woken_by_drop_stores_its_body_in_the_queue_made_again(path: str) -> None:

@@ -286,15 +286,16 @@ def make_ready(
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_subscribers_hear_of_every_way_a_message_becomes_ready(clock: ManualClock, way: str) -> None:
-    with MessageQueue(clock=clock) as mq:
-        mq.declare("q")
-        seen: List[str] = []
-        mq.subscribe("q", seen.append)
-        make_ready(mq, way, clock.advance, seen.clear)
-        mq.count("q")  # promotion is lazy: the next call that touches the queue makes it
-        assert mq.all("q") == [way]
-        assert seen[-1:] == ["q"]
+def test_subscribers_hear_of_every_way_a_message_becomes_ready(
+    cmq: MessageQueue, clock: ManualClock, way: str
+) -> None:
+    cmq.declare("q")
+    seen: List[str] = []
+    cmq.subscribe("q", seen.append)
+    make_ready(cmq, way, clock.advance, seen.clear)
+    cmq.count("q")  # promotion is lazy: the next call that touches the queue makes it
+    assert cmq.all("q") == [way]
+    assert seen[-1:] == ["q"]
 
 
 @pytest.mark.parametrize("taker", ["get", "reserve", "reserve_many"])

@@ -20,35 +20,37 @@ def reopen(path: Path, clock: ManualClock) -> MessageQueue:
     return MessageQueue(store=FileStore(path, fsync="never"), clock=clock)
 
 
-def test_changing_max_age_applies_the_new_age_to_waiting_messages(clock: ManualClock) -> None:
-    with MessageQueue(clock=clock) as mq:
-        mq.declare("q", max_age=10)
-        mq.add("q", "a")
-        mq.declare("q", max_age=100)  # longer: "a" lives on
-        clock.advance(50)
-        assert mq.all("q") == ["a"]
-        mq.declare("q", max_age=20)  # shorter than its age: expired at once
-        assert mq.all("q") == []
-        assert mq.stats("q").expired == 1
-        mq.declare("q", max_age=None)
-        mq.add("q", "b")
-        clock.advance(10_000)
-        assert mq.all("q") == ["b"]
+def test_changing_max_age_applies_the_new_age_to_waiting_messages(
+    cmq: MessageQueue, clock: ManualClock
+) -> None:
+    cmq.declare("q", max_age=10)
+    cmq.add("q", "a")
+    cmq.declare("q", max_age=100)  # longer: "a" lives on
+    clock.advance(50)
+    assert cmq.all("q") == ["a"]
+    cmq.declare("q", max_age=20)  # shorter than its age: expired at once
+    assert cmq.all("q") == []
+    assert cmq.stats("q").expired == 1
+    cmq.declare("q", max_age=None)
+    cmq.add("q", "b")
+    clock.advance(10_000)
+    assert cmq.all("q") == ["b"]
 
 
-def test_a_delayed_message_expires_by_its_add_time_from_the_middle_of_the_queue(clock: ManualClock) -> None:
-    with MessageQueue(clock=clock) as mq:
-        mq.declare("q", max_age=100)
-        mq.add("q", "late", delay=10)  # enqueued at 0, joins the back at 10
-        clock.advance(5)
-        mq.add("q", "b")  # enqueued at 5
-        clock.advance(6)
-        mq.add("q", "c")  # enqueued at 11, after "late" joined
-        assert mq.all("q") == ["b", "late", "c"]
-        clock.advance(89.5)  # 100.5: only "late" is older than 100 s
-        assert mq.all("q") == ["b", "c"]
-        assert mq.stats("q").expired == 1
-        assert [mq.oldest("q"), mq.oldest("q")] == ["b", "c"]
+def test_a_delayed_message_expires_by_its_add_time_from_the_middle_of_the_queue(
+    cmq: MessageQueue, clock: ManualClock
+) -> None:
+    cmq.declare("q", max_age=100)
+    cmq.add("q", "late", delay=10)  # enqueued at 0, joins the back at 10
+    clock.advance(5)
+    cmq.add("q", "b")  # enqueued at 5
+    clock.advance(6)
+    cmq.add("q", "c")  # enqueued at 11, after "late" joined
+    assert cmq.all("q") == ["b", "late", "c"]
+    clock.advance(89.5)  # 100.5: only "late" is older than 100 s
+    assert cmq.all("q") == ["b", "c"]
+    assert cmq.stats("q").expired == 1
+    assert [cmq.oldest("q"), cmq.oldest("q")] == ["b", "c"]
 
 
 def test_a_delayed_message_that_expired_stays_gone_after_a_restart(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from helpers import file_size
 
 from unidist_queue import StoreError
 from unidist_queue.store import archive
@@ -42,10 +43,6 @@ def records(path: str, **options: Any) -> List[Any]:
         store.close()
 
 
-def size(path: str) -> int:
-    return os.path.getsize(os.path.join(path, "archive.0"))
-
-
 @pytest.mark.parametrize(
     "options", [{}, {"hmac_key": b"k"}, {"serializer": "json"}], ids=["pickle", "hmac", "json"]
 )
@@ -75,9 +72,9 @@ def test_an_empty_batch_writes_nothing(tmp_path: Path) -> None:
     try:
         assert store.append_batch([]) == 0
         store.append(("ids", 1))
-        before = size(path)
+        before = file_size(path)
         assert store.append_batch([]) == 1
-        assert size(path) == before
+        assert file_size(path) == before
     finally:
         store.close()
 
@@ -103,7 +100,7 @@ def disk_full(path: str, room: int, fail: str) -> Any:
     writes what fits, then raises (``fail="raise"``) or returns the short count."""
 
     def write(fd: int, data: bytes) -> int:
-        fits = min(len(data), max(0, room - size(path)))
+        fits = min(len(data), max(0, room - file_size(path)))
         written = os.write(fd, data[:fits])
         if written < len(data) and fail == "raise":
             raise OSError(28, "injected: no space left on the device")
@@ -117,9 +114,9 @@ def batch_size(tmp_path: Path) -> int:
     path = str(tmp_path / "measure")
     store = opened(path)
     try:
-        before = size(path)
+        before = file_size(path)
         store.append_batch(batch(store))
-        return size(path) - before
+        return file_size(path) - before
     finally:
         store.close()
 
@@ -133,12 +130,12 @@ def test_a_failed_batch_leaves_none_of_its_records(
     store = opened(path)
     try:
         assert store.append(("ids", 1)) == 1
-        before = size(path)
+        before = file_size(path)
         monkeypatch.setattr(archive, "write", disk_full(path, before + room, fail))
         with pytest.raises(StoreError, match="cannot write to the archive"):
             store.append_batch(batch(store))
         monkeypatch.undo()
-        assert size(path) == before  # cut back: none of the batch remains
+        assert file_size(path) == before  # cut back: none of the batch remains
         assert not store.compaction_due
         assert store.append(("ids", 2)) == 2  # the failed batch used up no seq
         assert store.append_batch(batch(store)) == 9

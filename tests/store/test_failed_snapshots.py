@@ -62,11 +62,6 @@ def fail_after_renaming(monkeypatch: pytest.MonkeyPatch) -> None:
 INJECTIONS = {"refused": refuse_before_writing, "after_rename": fail_after_renaming}
 
 
-def bodies(path: str) -> List[Any]:
-    with MessageQueue(store=FileStore(path)) as mq:
-        return mq.all("q")
-
-
 @pytest.mark.parametrize("policy", ["never", "interval", "always"])
 @pytest.mark.parametrize("inject", sorted(INJECTIONS))
 def test_failed_snapshots_leak_neither_descriptors_nor_archives(
@@ -93,7 +88,7 @@ def test_failed_snapshots_leak_neither_descriptors_nor_archives(
         mq.add("q", N)
     finally:
         mq.close()
-    assert bodies(path) == list(range(N + 1))
+    assert reopened(path) == list(range(N + 1))
 
 
 @pytest.mark.parametrize("inject", sorted(INJECTIONS))
@@ -121,9 +116,9 @@ def test_records_stay_durable_through_failed_snapshots(
         mq.add("q", 40)
     finally:
         mq.close()
-    assert bodies(path) == [*expect[-1], 40]
+    assert reopened(path) == [*expect[-1], 40]
     for image, want in zip(images, expect):
-        assert bodies(str(image)) == want
+        assert reopened(str(image)) == want
 
 
 def test_normal_rotation_resumes_after_a_snapshot_succeeds(
@@ -147,7 +142,7 @@ def test_normal_rotation_resumes_after_a_snapshot_succeeds(
         mq.add("q", 5)
     finally:
         mq.close()
-    assert bodies(path) == list(range(6))
+    assert reopened(path) == list(range(6))
 
 
 def test_a_crash_after_the_reused_generation_got_its_snapshot(
@@ -172,8 +167,8 @@ def test_a_crash_after_the_reused_generation_got_its_snapshot(
     finally:
         mq.close()
     assert sorted(os.listdir(tmp_path / "image")) == ["LOCK", "archive.0", "archive.1", "snapshot.1"]
-    assert bodies(str(tmp_path / "image")) == [0, 1, 2, 3, 4]
-    assert bodies(path) == [0, 1, 2, 3, 4]
+    assert reopened(str(tmp_path / "image")) == [0, 1, 2, 3, 4]
+    assert reopened(path) == [0, 1, 2, 3, 4]
 
 
 # -- a snapshot that cannot be serialized, written or made durable, or whose old files stay ---

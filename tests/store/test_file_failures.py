@@ -19,15 +19,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from conftest import child_env
-from helpers import assert_unlocked, eio, fill, reopened
+from helpers import assert_unlocked, eio, file_size, fill, reopened
 
 from unidist_queue import MessageQueue, SerializationError, StoreError
 from unidist_queue.store import archive
 from unidist_queue.store.file import FileStore
-
-
-def size(path: str, name: str = "archive.0") -> int:
-    return os.path.getsize(os.path.join(path, name))
 
 
 def _deep() -> Any:
@@ -59,11 +55,11 @@ UNSERIALIZABLE: list[Callable[[], Any]] = [
 def test_unserializable_changes_neither_memory_nor_file(path: str, make: Callable[[], Any]) -> None:
     with MessageQueue(store=FileStore(path)) as mq:
         mq.add("q", "ok")
-        before = size(path)
+        before = file_size(path)
         with pytest.raises(SerializationError):
             mq.add("q", make())
         assert mq.count("q") == 1
-        assert size(path) == before
+        assert file_size(path) == before
 
 
 def test_failed_write_is_refused_and_leaves_everything_unchanged(
@@ -71,7 +67,7 @@ def test_failed_write_is_refused_and_leaves_everything_unchanged(
 ) -> None:
     with MessageQueue(store=FileStore(path)) as mq:
         mq.add("q", 1)
-        before = size(path)
+        before = file_size(path)
 
         def full(fd: int, data: bytes) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -79,7 +75,7 @@ def test_failed_write_is_refused_and_leaves_everything_unchanged(
         monkeypatch.setattr(archive, "write", full)
         with pytest.raises(StoreError, match="space"):
             mq.add("q", 2)
-        assert mq.count("q") == 1 and size(path) == before
+        assert mq.count("q") == 1 and file_size(path) == before
         monkeypatch.undo()
         mq.add("q", 3)  # the store did not fail: the write was cleanly refused
     with MessageQueue(store=FileStore(path)) as mq:
@@ -89,7 +85,7 @@ def test_failed_write_is_refused_and_leaves_everything_unchanged(
 def test_short_write_is_cut_back(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with MessageQueue(store=FileStore(path)) as mq:
         mq.add("q", 1)
-        before = size(path)
+        before = file_size(path)
 
         def half(fd: int, data: bytes) -> int:
             return os.write(fd, data[: len(data) // 2])
@@ -97,7 +93,7 @@ def test_short_write_is_cut_back(path: str, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setattr(archive, "write", half)
         with pytest.raises(StoreError, match="short write"):
             mq.add("q", "x" * 100)
-        assert mq.count("q") == 1 and size(path) == before
+        assert mq.count("q") == 1 and file_size(path) == before
         monkeypatch.undo()
         mq.add("q", 3)
     with MessageQueue(store=FileStore(path)) as mq:
@@ -108,11 +104,7 @@ def test_failed_cut_back_fails_the_store(path: str, monkeypatch: pytest.MonkeyPa
     mq = MessageQueue(store=FileStore(path))
     mq.add("q", 1)
     monkeypatch.setattr(archive, "write", lambda fd, data: os.write(fd, data[:5]))
-
-    def no_truncate(fd: int, length: int) -> None:
-        raise OSError(errno.EIO, "I/O error")
-
-    monkeypatch.setattr(os, "ftruncate", no_truncate)
+    monkeypatch.setattr(os, "ftruncate", eio)
     with pytest.raises(StoreError):
         mq.add("q", 2)
     monkeypatch.undo()
@@ -131,13 +123,13 @@ def test_failed_fsync_refuses_writes_until_reopened(
 ) -> None:
     failed = threading.Event()
 
-    def eio(fd: int) -> None:
+    def failing_fsync(fd: int) -> None:
         failed.set()
-        raise OSError(errno.EIO, "I/O error")
+        eio()
 
     mq = MessageQueue(store=FileStore(path, fsync=policy, fsync_interval=0.01))
     mq.add("q", 1)
-    monkeypatch.setattr(archive, "fsync", eio)
+    monkeypatch.setattr(archive, "fsync", failing_fsync)
     if policy == "always":
         with pytest.raises(StoreError, match="fsync"):
             mq.add("q", 2)
@@ -195,7 +187,7 @@ def test_disk_full_via_file_size_limit(path: str, caplog: pytest.LogCaptureFixtu
         assert mq.count("q") == acked
         assert mq.all("q")[-1] == "x" * 37 + str(acked - 1)
     assert "torn" not in caplog.text  # cut back to the last good frame: nothing to repair
-    assert size(path) <= 3000
+    assert file_size(path) <= 3000
 
 
 # -- opening: files that cannot be read, cut or created -------------------------------------

@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
 
 import pytest
 from conftest import child_env
-from helpers import WAIT
+from helpers import WAIT, file_size, reopened
 
 from unidist_queue import CorruptArchive, MessageQueue, StoreError
 from unidist_queue.__main__ import main
@@ -35,10 +35,6 @@ class Image(NamedTuple):
     path: str
     old: Tuple[int, int]  # where the last record of archive.0 starts and ends
     new: Tuple[int, int]  # likewise in archive.1, the newest archive
-
-
-def size(path: str, name: str) -> int:
-    return os.path.getsize(os.path.join(path, name))
 
 
 def refuse(*args: Any) -> str:
@@ -53,24 +49,24 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
     try:
         for i in range(4):
             mq.add("q", i)
-        old_start = size(live, "archive.0")
+        old_start = file_size(live, "archive.0")
         mq.add("q", 4)
-        old = (old_start, size(live, "archive.0"))
+        old = (old_start, file_size(live, "archive.0"))
         with pytest.MonkeyPatch.context() as m:
             m.setattr(file_module, "write_snapshot", refuse)  # as file.py imported it
             with pytest.raises(StoreError, match="injected"):
                 mq.compact()
         for i in range(5, 9):
             mq.add("q", i)
-        new_start = size(live, "archive.1")
+        new_start = file_size(live, "archive.1")
         mq.add("q", 9)
-        new = (new_start, size(live, "archive.1"))
+        new = (new_start, file_size(live, "archive.1"))
         shutil.copytree(live, root / "image")  # the files as a crash would leave them
     finally:
         mq.close()
     path = str(root / "image")
     assert sorted(os.listdir(path)) == ["LOCK", "archive.0", "archive.1"]
-    assert old[1] == size(path, "archive.0")
+    assert old[1] == file_size(path, "archive.0")
     yield Image(path, old, new)
 
 
@@ -97,11 +93,6 @@ def cut(length: int) -> Any:
 
 def files(path: str) -> Dict[str, bytes]:
     return {n: Path(path, n).read_bytes() for n in os.listdir(path)}
-
-
-def bodies(path: str, **options: Any) -> List[Any]:
-    with MessageQueue(store=FileStore(path, **options)) as mq:
-        return mq.all("q")
 
 
 def verify(paths: List[str]) -> List[subprocess.CompletedProcess]:  # type: ignore[type-arg]
@@ -166,7 +157,7 @@ def test_salvage_skips_damage_at_the_end_of_an_older_archive_and_cuts_nothing(
         assert "salvage: skipped damaged bytes" in caplog.text and "archive.0" in caplog.text
         assert "torn" not in caplog.text
         assert Path(path, "archive.0").read_bytes() == old  # an older generation is never cut
-        assert bodies(path, recovery="salvage") == [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]
+        assert reopened(path, recovery="salvage") == [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]
 
 
 def test_damage_at_the_end_of_the_newest_archive_is_a_torn_tail(
@@ -182,10 +173,10 @@ def test_damage_at_the_end_of_the_newest_archive_is_a_torn_tail(
     for path in paths:
         caplog.clear()
         with caplog.at_level(logging.WARNING):
-            assert bodies(path) == list(range(9))
+            assert reopened(path) == list(range(9))
         assert "torn or damaged last record" in caplog.text
-        assert size(path, "archive.1") == start
-        assert size(path, "archive.0") == image.old[1]
+        assert file_size(path, "archive.1") == start
+        assert file_size(path, "archive.0") == image.old[1]
 
 
 def test_a_torn_older_archive_that_no_record_follows_is_a_torn_tail(
@@ -214,7 +205,7 @@ def test_a_torn_older_archive_that_no_record_follows_is_a_torn_tail(
         mq.add("q", "next")  # goes to archive.1
     assert "torn or damaged last record" in caplog.text
     assert main(["verify", image]) == 0
-    assert bodies(image) == [0, 1, 2, 3, 4, "next"]  # and the next open finds no damage
+    assert reopened(image) == [0, 1, 2, 3, 4, "next"]  # and the next open finds no damage
 
 
 def test_an_empty_older_archive_is_still_ignored(
@@ -223,7 +214,7 @@ def test_an_empty_older_archive_is_still_ignored(
     path = copy(image, tmp_path / "empty", "archive.0", lambda data: b"")
     assert main(["verify", path]) == 0
     with caplog.at_level(logging.WARNING):
-        assert bodies(path) == [5, 6, 7, 8, 9]
+        assert reopened(path) == [5, 6, 7, 8, 9]
     assert "is empty (0 bytes); ignoring it" in caplog.text
     assert sorted(os.listdir(path)) == ["LOCK", "archive.1"]
 
@@ -231,4 +222,4 @@ def test_an_empty_older_archive_is_still_ignored(
 def test_the_undamaged_image_opens_whole(image: Image, tmp_path: Path) -> None:
     path = copy(image, tmp_path / "whole", "archive.0", lambda data: data)
     assert main(["verify", path]) == 0
-    assert bodies(path) == list(range(10))
+    assert reopened(path) == list(range(10))

@@ -21,7 +21,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
-from helpers import threads_named
+from helpers import eio, reopened, threads_named
 
 from unidist_queue import MessageQueue, ShutDown, StoreError
 from unidist_queue.store import archive, groupcommit
@@ -173,31 +173,30 @@ def add(store: FileStore, i: int) -> int:
     return store.append(("add", "q", i, 0.0, None), store.encode(i))
 
 
-def reopened(path: str) -> List[Any]:
-    with MessageQueue(store=FileStore(path)) as mq:
-        return mq.all("q")
-
-
 def fail_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every write is short and cannot be cut back: the store fails at the next append."""
-
-    def no_truncate(fd: int, length: int) -> None:
-        raise OSError(errno.EIO, "I/O error")
-
     monkeypatch.setattr(archive, "write", lambda fd, data: os.write(fd, data[:3]))
-    monkeypatch.setattr(os, "ftruncate", no_truncate)
+    monkeypatch.setattr(os, "ftruncate", eio)
 
 
-def a_in_a_round_b_waiting(
+def a_in_a_round(
     mq: MessageQueue, monkeypatch: pytest.MonkeyPatch, **modes: str
-) -> Tuple[FsyncGate, Waiters, Worker, Worker]:
-    """After one add: thread A's add is inside an fsync round (held at ``gate``), and
-    thread B's add waits for the next round (``modes``: as for :class:`Waiters`)."""
+) -> Tuple[FsyncGate, Waiters, Worker]:
+    """After one add: thread A's add is inside an fsync round (held at ``gate``); the
+    committers that wait from then on are reported (``modes``: as for :class:`Waiters`)."""
     mq.add("q", 0)
     gate = FsyncGate(monkeypatch, "A")
     waiters = Waiters(monkeypatch, **modes)
     a = Worker("A", lambda: mq.add("q", 1))
     gate.wait_entered()
+    return gate, waiters, a
+
+
+def a_in_a_round_b_waiting(
+    mq: MessageQueue, monkeypatch: pytest.MonkeyPatch, **modes: str
+) -> Tuple[FsyncGate, Waiters, Worker, Worker]:
+    """As :func:`a_in_a_round`, and thread B's add waits for the next round."""
+    gate, waiters, a = a_in_a_round(mq, monkeypatch, **modes)
     b = Worker("B", lambda: mq.add("q", 2))
     waiters.wait(1)
     return gate, waiters, a, b
@@ -298,14 +297,9 @@ def test_close_while_8_threads_add(path: str) -> None:
 def test_waiters_get_the_error_of_a_failed_fsync(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always"))
     try:
-        mq.add("q", 0)
-        gate = FsyncGate(monkeypatch, "A")
-        waiters = Waiters(monkeypatch)
-        a = Worker("A", lambda: mq.add("q", 1))
-        gate.wait_entered()
-        b = Worker("B", lambda: mq.add("q", 2))
+        gate, waiters, a, b = a_in_a_round_b_waiting(mq, monkeypatch)
         c = Worker("C", lambda: mq.add("q", 3))
-        waiters.wait(2)
+        waiters.wait(1)
         gate.open(OSError(errno.EIO, "I/O error"))
         assert isinstance(a.join().error, StoreError) and "fsync failed" in str(a.error)
         for w in (b, c):
@@ -322,10 +316,6 @@ def test_commits_after_a_failed_fsync_raise(path: str, monkeypatch: pytest.Monke
     store = open_store(path)
     try:
         s1, s2 = add(store, 1), add(store, 2)
-
-        def eio(fd: int) -> None:
-            raise OSError(errno.EIO, "I/O error")
-
         monkeypatch.setattr(archive, "fsync", eio)
         with pytest.raises(StoreError, match="fsync failed"):
             store.commit(s1)
@@ -339,14 +329,8 @@ def test_commits_after_a_failed_fsync_raise(path: str, monkeypatch: pytest.Monke
 
 def test_close_waits_for_the_round_in_progress(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always"))
-    mq.add("q", 0)
+    gate, _waiters, a, b = a_in_a_round_b_waiting(mq, monkeypatch)
     watched = watch(mq.store)  # type: ignore[arg-type]
-    gate = FsyncGate(monkeypatch, "A")
-    waiters = Waiters(monkeypatch)
-    a = Worker("A", lambda: mq.add("q", 1))
-    gate.wait_entered()
-    b = Worker("B", lambda: mq.add("q", 2))
-    waiters.wait(1)
     closer = Worker("close", mq.close)
     watched.wait_for_waiters(1)
     gate.open()
@@ -585,11 +569,8 @@ def test_the_interval_flusher_stops_when_the_store_fails(path: str, monkeypatch:
 
 def test_a_snapshot_waits_for_the_round_in_progress(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mq = MessageQueue(store=FileStore(path, fsync="always"))
-    mq.add("q", 0)
+    gate, _waiters, a = a_in_a_round(mq, monkeypatch)
     watched = watch(mq.store)  # type: ignore[arg-type]
-    gate = FsyncGate(monkeypatch, "A")
-    a = Worker("A", lambda: mq.add("q", 1))
-    gate.wait_entered()
     compactor = Worker("compact", mq.compact)
     watched.wait_for_waiters(1)  # the snapshot is written; the old archive is still being fsynced
     assert os.path.exists(os.path.join(path, "archive.0"))
