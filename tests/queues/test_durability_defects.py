@@ -14,7 +14,7 @@ from typing import List
 import pytest
 from conftest import ManualClock
 
-from unidist_queue import FileStore, MessageQueue, StoreError
+from unidist_queue import FileStore, Message, MessageQueue, StoreError
 from unidist_queue.store import archive
 
 
@@ -111,13 +111,19 @@ def test_ids_go_on_without_a_gap_after_a_clean_close(tmp_path: Path) -> None:
 # -- 6 and 7: timed changes take effect at their due time -------------------------------
 
 
+def _a_lease_that_ran_out(mq: MessageQueue, clock: ManualClock) -> Message:
+    """"x" added and reserved with a 1 s lease; then the clock moves 5 s on."""
+    mq.add("q", "x")
+    m = mq.reserve("q", lease=1)
+    clock.advance(5)
+    return m
+
+
 @pytest.mark.parametrize("look", [False, True])
 def test_an_ack_after_the_lease_ran_out_is_refused_whatever_ran_before(
     cmq: MessageQueue, clock: ManualClock, look: bool
 ) -> None:
-    cmq.add("q", "x")
-    m = cmq.reserve("q", lease=1)
-    clock.advance(5)
+    m = _a_lease_that_ran_out(cmq, clock)
     if look:
         assert cmq.count("q") == 1
     with pytest.raises(ValueError, match="message"):
@@ -131,9 +137,7 @@ def test_an_ack_after_the_lease_ran_out_is_refused_whatever_ran_before(
 def test_nack_extend_and_other_settles_see_due_changes_first(
     cmq: MessageQueue, clock: ManualClock, look: bool
 ) -> None:
-    cmq.add("q", "x")
-    m = cmq.reserve("q", lease=1)
-    clock.advance(5)
+    m = _a_lease_that_ran_out(cmq, clock)
     if look:
         cmq.stats("q")
     with pytest.raises(ValueError):
