@@ -133,7 +133,8 @@ class LifecycleMixin(PoolBase):
     def status(self) -> Dict[str, Any]:
         """See :meth:`TaskHandler.status <unidist_queue.TaskHandler.status>`."""
         with self._lock:
-            series = {name: s.status(self._tasks.waiting(s)) for name, s in self._series.items()}
+            running = self._running_locked()
+            series = {n: s.status(self._tasks.waiting(s), running.get(n, 0)) for n, s in self._series.items()}
             workers = {
                 str(w.id): {
                     "name": w.name,
@@ -146,6 +147,15 @@ class LifecycleMixin(PoolBase):
                 if not w.retiring
             }
         return {"series": series, "workers": workers}
+
+    def _running_locked(self) -> Dict[str, int]:
+        """How many tasks of each series the workers hold (in their inbox, or running)."""
+        running: Dict[str, int] = {}
+        for w in self._workers.values():
+            with w.mutex:
+                for job in w.assigned:
+                    running[job.series] = running.get(job.series, 0) + 1
+        return running
 
     # -- shutdown -----------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
+from ._future import FUTURE
 from ._lifecycle import LifecycleMixin
 from ._routing import Series
 from ._running import RunMixin
@@ -76,17 +77,17 @@ class Pool(LifecycleMixin, RunMixin):
             raise TypeError("fn must be callable")
         if self._shut:
             raise self.closed()
-        future: Future[Any] = Future()
+        future: Future[Any] = FUTURE()
         job = Job(next(self._task_ids), series, fn, args, kwargs, future, _monotonic())
         if not self._private:
             self._submit_queued(series, job)
             return future
         s = self._series.get(series)
-        if s is None or s.has_free():
+        if s is None or s.nfree:
             self._route(series, job)
         else:
             self._tasks.add(s, job)
-            if self._shut or s.has_free():
+            if self._shut or s.nfree:
                 self._settle(s, job)
         return future
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
+from ._future import FUTURE
 from ._queuetasks import QueueTasks
 from ._routing import Series
 from ._task import Job
@@ -84,7 +84,7 @@ class PoolBase:
         self, series: str, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
     ) -> Job:
         """A job for a stored task found in a queue (nobody waits on its future)."""
-        return Job(next(self._task_ids), series, fn, args, kwargs, Future(), _monotonic(), 0, True)
+        return Job(next(self._task_ids), series, fn, args, kwargs, FUTURE(), _monotonic(), 0, True)
 
     # -- hearing of ready tasks (any thread, no lock) -----------------------------------------
 
@@ -139,7 +139,6 @@ class PoolBase:
         """Book ``task`` on ``worker``: a slot taken, the worker used now."""
         with worker.mutex:
             worker.assigned[task] = None
-            worker.tallies[s.name].running += 1
             worker.last_used = next(self._stamps)
             full = len(worker.assigned) >= worker.slots
         if full:

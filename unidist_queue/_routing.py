@@ -43,17 +43,16 @@ class Tally:
     without a lock by ``status()`` (each field read is atomic).
     """
 
-    __slots__ = ("failed", "processed", "queued_max", "queued_sum", "run_max", "run_sum", "running")
+    __slots__ = ("failed", "processed", "queued_max", "queued_sum", "run_max", "run_sum")
 
     def __init__(self) -> None:
-        self.running = 0  # tasks given to the worker (its inbox, or running)
         self.processed = 0  # tasks that ran, failed ones included
         self.failed = 0
         self.queued_sum = self.queued_max = 0.0
         self.run_sum = self.run_max = 0.0
 
     def fold(self, other: Tally) -> None:
-        """Add ``other``'s finished counts to this one (``running`` excluded)."""
+        """Add ``other``'s finished counts to this one."""
         self.processed += other.processed
         self.failed += other.failed
         self.queued_sum += other.queued_sum
@@ -66,19 +65,21 @@ class Series(Generic[W]):
     """One series: its queue name, its free qualified workers and its counters.
 
     ``free[p]`` maps worker id to worker for the free workers (a slot open, taking
-    tasks) that serve this series at priority ``p``; ``prios`` lists the priorities of
+    tasks) that serve this series at priority ``p``; ``nfree`` counts them (read
+    without the lock by a submitter: one attribute); ``prios`` lists the priorities of
     all qualified workers, highest first. Choosing a worker costs O(p + f) for p
     priorities and f free workers of the best bucket. Counters live in one
     :class:`Tally` per worker (``tallies``, by worker id) until the worker is gone,
     then in ``past``.
     """
 
-    __slots__ = ("free", "name", "past", "prios", "qualified", "queue", "tallies")
+    __slots__ = ("free", "name", "nfree", "past", "prios", "qualified", "queue", "tallies")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.queue = "task:" + name
         self.free: Dict[int, Dict[int, W]] = {}
+        self.nfree = 0
         self.prios: List[int] = []
         self.qualified: Dict[int, int] = {}  # worker id -> priority, in hire order
         self.tallies: Dict[int, Tally] = {}  # worker id -> its counters, while it lives
@@ -99,25 +100,25 @@ class Series(Generic[W]):
         """Remove ``worker`` from the routing of this series (free or not)."""
         priority = self.qualified.pop(worker.id, None)
         if priority is not None:
-            self.free[priority].pop(worker.id, None)
+            self.set_busy(worker, priority)
 
     def retire_tally(self, worker_id: int) -> None:
         """The worker is gone: keep its finished counts in ``past``."""
         self.past.fold(self.tallies.pop(worker_id, _NO_TALLY))
 
     def set_free(self, worker: W, priority: int) -> None:
-        self.free[priority][worker.id] = worker
+        bucket = self.free[priority]
+        if worker.id not in bucket:
+            bucket[worker.id] = worker
+            self.nfree += 1
 
     def set_busy(self, worker: W, priority: int) -> None:
-        self.free[priority].pop(worker.id, None)
+        if self.free[priority].pop(worker.id, None) is not None:
+            self.nfree -= 1
 
     def has_free(self) -> bool:
-        """Whether a qualified worker is free. Safe without the lock (atomic reads)."""
-        free = self.free
-        for p in self.prios:  # noqa: SIM110 - a plain loop: no generator on the hot path
-            if free[p]:
-                return True
-        return False
+        """Whether a qualified worker is free. Safe without the lock (one attribute read)."""
+        return self.nfree > 0
 
     def pick(self) -> Optional[W]:
         """The free worker with the highest priority, least recently used first."""
@@ -146,14 +147,13 @@ class Series(Generic[W]):
 
     # -- counters -------------------------------------------------------------------------
 
-    def status(self, waiting: int) -> Dict[str, Any]:
-        """The JSON-serializable status entry of this series."""
+    def status(self, waiting: int, running: int) -> Dict[str, Any]:
+        """The JSON-serializable status entry of this series (``running``: its tasks held
+        by workers)."""
         total = Tally()
         total.fold(self.past)
-        running = 0
         for tally in list(self.tallies.values()):
             total.fold(tally)
-            running += tally.running
         return {
             "waiting": waiting,
             "running": running,

@@ -45,6 +45,7 @@ class RunMixin(PoolBase):
         resumed = self._resumed
         private = self._private
         take = self._tasks.take_one
+        stamps = self._stamps
         assigned, tallies, mutex = worker.assigned, worker.tallies, worker.mutex
         task = box[0]
         box[0] = None
@@ -53,7 +54,7 @@ class RunMixin(PoolBase):
                 return None  # given to it before it was abandoned: terminate returned it
             future = task.future
             failed = False
-            if task in resumed or future.set_running_or_notify_cancel():
+            if (resumed and task in resumed) or future.set_running_or_notify_cancel():
                 start = _monotonic()
                 try:
                     value = task.fn(*task.args, **task.kwargs)
@@ -69,9 +70,8 @@ class RunMixin(PoolBase):
             with mutex:
                 if assigned.pop(task, _GONE) is _GONE:
                     return None  # abandoned: the output is discarded
-                tally = tallies[task.series]
-                tally.running -= 1
                 if start >= 0:  # the counters of Tally, inline
+                    tally = tallies[task.series]
                     tally.processed += 1
                     queued = start - task.queued_at
                     tally.queued_sum += queued
@@ -90,8 +90,7 @@ class RunMixin(PoolBase):
                         nxt = take(ws)
                         if nxt is not None:
                             assigned[nxt] = None
-                            tallies[ws.name].running += 1
-                            worker.last_used = next(self._stamps)
+                            worker.last_used = next(stamps)
                             break
             if not private:
                 nxt = self._finish_queued(worker, task)
