@@ -46,7 +46,7 @@ def mq_for(scratch: Optional[Scratch]) -> MessageQueue:
 
 
 def close_mq(mq: MessageQueue) -> None:
-    path = getattr(mq._store, "path", None)
+    path = getattr(mq.store, "path", None)
     mq.close()
     if isinstance(path, str):
         shutil.rmtree(path, ignore_errors=True)

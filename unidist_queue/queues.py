@@ -9,11 +9,10 @@ method is documented here and carried out there. See ``docs/architecture.rst``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
 from ._core import QueueCore
 from ._corebase import Subscriber
-from ._state import QueueState
 from .message import MISSING, Message, QueueStats
 from .store.base import MemoryStore, Store
 from .view import QueueView
@@ -397,23 +396,6 @@ class MessageQueue:
     def store(self) -> Store:
         """The store this MessageQueue keeps its durable queues in (a ``MemoryStore`` if none)."""
         return self._core.store
-
-    # Transitional: the TaskHandler's private task store still reads the core's members
-    # through the facade; removed when it works through the queue API alone.
-    if TYPE_CHECKING:
-        _queues: Dict[str, QueueState]
-        _rec: Callable[..., int]
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "_core" or not name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._core, "mutex" if name == "_mutex" else name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_") and name != "_core":
-            setattr(self._core, name, value)
-        else:
-            object.__setattr__(self, name, value)
 
     def __enter__(self) -> MessageQueue:
         return self
