@@ -39,8 +39,7 @@ class Tally:
     """Counters of one worker for one series (``status()`` adds them up).
 
     Written by the worker's threads under the worker's ``mutex`` (so the hot path takes
-    no shared lock; ``TaskHandler.run_tasks`` counts a finished task inline); read
-    without a lock by ``status()`` (each field read is atomic).
+    no shared lock); read without a lock by ``status()`` (each field read is atomic).
     """
 
     __slots__ = ("failed", "processed", "queued_max", "queued_sum", "run_max", "run_sum")
@@ -50,6 +49,18 @@ class Tally:
         self.failed = 0
         self.queued_sum = self.queued_max = 0.0
         self.run_sum = self.run_max = 0.0
+
+    def add(self, queued: float, run: float, failed: bool) -> None:
+        """Count one task that ran: ``queued`` and ``run`` seconds, ``failed`` or not."""
+        self.processed += 1
+        self.queued_sum += queued
+        if queued > self.queued_max:
+            self.queued_max = queued
+        self.run_sum += run
+        if run > self.run_max:
+            self.run_max = run
+        if failed:
+            self.failed += 1
 
     def fold(self, other: Tally) -> None:
         """Add ``other``'s finished counts to this one."""
