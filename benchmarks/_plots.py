@@ -75,11 +75,13 @@ def task_throughput(results: Results, directory: str) -> Optional[str]:
     through_mq = [r for r in rows if r.get("tasks wait in", "private") != "private"]
     workers = [r["workers"] for r in private]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(workers, [r["TaskHandler tasks/s"] for r in private], marker="o", label="TaskHandler (private queues)")
+    ax.plot(workers, [r["TaskHandler tasks/s"] for r in private], marker="o",
+            label="TaskHandler (private queues)")
     if through_mq:
         ax.plot([r["workers"] for r in through_mq], [r["TaskHandler tasks/s"] for r in through_mq],
                 marker="^", label="TaskHandler(mq=MessageQueue())")
-    ax.plot(workers, [r["ThreadPoolExecutor tasks/s"] for r in private], marker="s", label="ThreadPoolExecutor")
+    ax.plot(workers, [r["ThreadPoolExecutor tasks/s"] for r in private], marker="s",
+            label="ThreadPoolExecutor")
     ax.set_xscale("log", base=2)
     ax.set_xticks(workers, [str(w) for w in workers])
     ax.set_xlabel("workers")
