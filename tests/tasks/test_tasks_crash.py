@@ -30,8 +30,7 @@ from unidist_queue.store.file import FileStore
 from unidist_queue.tasks import TaskHandler
 
 WAIT = 30.0  # bound on every wait (a child process starts in well under a second)
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
+HERE = Path(__file__).resolve().parent  # tests/tasks/, where _crash_tasks.py is
 
 TOTAL = 10  # tasks submitted by the child
 ACKED = 3  # tasks 0..2 finish (and are acknowledged) before the kill
@@ -72,7 +71,7 @@ class Child:
     """The child process and a thread reading its stdout lines into a queue."""
 
     def __init__(self, tmp: Path, store: Path, log: Path) -> None:
-        env = child_env(str(TESTS))
+        env = child_env(str(HERE))
         self.stderr_path = tmp / "child.stderr"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(

@@ -1,7 +1,8 @@
 """Task functions for ``test_tasks_crash.py``, importable by name in the test and its child.
 
-Imported as the top-level module ``_crash_tasks`` (``tests/`` is on ``sys.path`` under
-pytest and on ``PYTHONPATH`` in the child), so a durable series stores
+Imported as the top-level module ``_crash_tasks`` (its folder, ``tests/tasks/``, is on
+``sys.path`` under pytest, which puts a test file's folder there, and on ``PYTHONPATH``
+in the child), so a durable series stores
 :func:`work` under the same name in both processes.
 
 Every run appends lines to the log file named in its arguments, with ``O_APPEND`` and an
