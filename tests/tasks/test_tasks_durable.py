@@ -2,9 +2,12 @@
 
 A task of a durable series is stored as ``(importable function name, args, kwargs)``; a
 task that cannot be stored raises ``SerializationError`` at submit and stores nothing; a
-restart (a new ``MessageQueue`` on the same directory, in this process) runs what was
-left; ``cancel_futures`` removes what it cancels; a reassigned task is acknowledged
-once. The kill -9 of a real process is in ``test_tasks_crash.py``.
+task added in that form through the queue API runs, and one whose stored function cannot
+be imported back fails saying why; a store that cannot commit or write; a restart (a
+new ``MessageQueue`` on the same directory, in this process) runs what was left;
+``cancel_futures`` removes what it cancels, and so do a caller's cancel and the queue
+cleared at awkward moments; a reassigned task is acknowledged once. The kill -9 of a
+real process is in ``test_tasks_crash.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
-from unidist_queue.errors import SerializationError, ShutDown
+from unidist_queue.errors import SerializationError, ShutDown, StoreError
 from unidist_queue.queues import MessageQueue
 from unidist_queue.store.file import FileStore
 from unidist_queue.tasks import TaskHandler
@@ -27,6 +30,7 @@ WAIT = 10.0  # every wait in these tests is bounded
 
 RAN: List[Any] = []
 RAN_LOCK = threading.Lock()
+NOT_CALLABLE = 42  # a stored function name may import to something that cannot be called
 
 
 def record(*args: Any, **kwargs: Any) -> Tuple[Any, ...]:
@@ -82,6 +86,11 @@ def ran() -> List[Any]:
 
 def open_mq(path: Path, **options: Any) -> MessageQueue:
     return MessageQueue(store=FileStore(path, fsync="never", **options))
+
+
+def stored_name(fn: Any) -> str:
+    """The name a durable series stores ``fn`` under: ``"module:qualname"``."""
+    return f"{__name__}:{fn.__qualname__}"
 
 
 def resolve(name: str) -> Any:
@@ -201,6 +210,97 @@ def test_a_series_declared_not_durable_takes_any_callable(tmp_path: Path) -> Non
             th.submit_to("d", lambda: 1)
     assert not mq.stats("task:mem").durable
     mq.close()
+
+
+def test_a_task_added_through_the_queue_api_is_run(tmp_path: Path) -> None:
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
+        mq.add("task:default", (stored_name(record), ["from the API"], {}))
+        th.hire()
+        th.submit(record, "submitted").result(WAIT)
+    assert sorted(args for args, _ in ran()) == [("from the API",), ("submitted",)]
+    with open_mq(tmp_path) as mq:
+        assert mq.count("task:default") == 0
+
+
+def test_stored_functions_that_cannot_be_imported_fail_with_the_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_mq(tmp_path) as mq:
+        mq.add("task:default", ("no_such_module_for_tests:fn", [], {}))
+        mq.add("task:default", (stored_name(record), ["fine"], {}))
+    caplog.set_level(logging.ERROR, logger="unidist_queue.tasks")
+    with open_mq(tmp_path) as mq:
+        with TaskHandler(0, mq=mq) as th:  # recovered at start-up
+            mq.add("task:default", (f"{__name__}:NOT_CALLABLE", [], {}))  # adopted when taken
+            th.hire()
+            th.submit(record, "last").result(WAIT)
+            assert th.status()["series"]["default"]["failed"] == 2
+        assert mq.count("task:default") == 0
+    assert [args for args, _ in ran()] == [("fine",), ("last",)]
+    assert "'no_such_module_for_tests:fn' cannot be imported" in caplog.text
+    assert "NOT_CALLABLE' is not callable" in caplog.text
+
+
+def test_a_function_whose_module_cannot_be_imported_is_refused(tmp_path: Path) -> None:
+    def orphan() -> None:
+        pass
+
+    orphan.__module__ = "no_such_module_for_tests"
+    orphan.__qualname__ = "orphan"
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
+        with pytest.raises(SerializationError, match="cannot be imported back"):
+            th.submit(orphan)
+        assert mq.count("task:default") == 0
+
+
+# -- a store that cannot commit or write ----------------------------------------------------
+
+
+class CommitFails(FileStore):
+    """Commits fail (an fsync error) while ``failing``."""
+
+    failing = False
+
+    def commit(self, seq: int) -> None:
+        if self.failing:
+            raise StoreError("fsync failed")
+        super().commit(seq)
+
+
+FAILING: List[CommitFails] = []  # the store of the running test
+
+
+def fails_commits_from_now(x: Any) -> Any:
+    """A task after which the store of the running test fails every commit."""
+    FAILING[0].failing = True
+    return x
+
+
+def test_a_failed_commit_is_logged_and_the_task_still_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ack of a task that ran cannot be committed: it is logged (a restart may run the
+    task again) and the task's result is delivered. A submit whose add cannot be
+    committed raises the store's error (the add may or may not have happened, as the
+    queue API's ``add`` says)."""
+    caplog.set_level(logging.ERROR, logger="unidist_queue.tasks")
+    store = CommitFails(tmp_path, fsync="always")
+    FAILING[:] = [store]
+    with MessageQueue(store=store) as mq, TaskHandler(1, mq=mq) as th:
+        assert th.submit(fails_commits_from_now, 1).result(WAIT) == 1
+        with pytest.raises(StoreError, match="fsync failed"):
+            th.submit(record, 2)
+        store.failing = False
+    assert "could not commit; a restart may rerun tasks" in caplog.text and "fsync failed" in caplog.text
+
+
+def test_a_read_only_store_refuses_tasks(tmp_path: Path) -> None:
+    open_mq(tmp_path).close()
+    with open_mq(tmp_path, read_only=True) as mq, TaskHandler(1, mq=mq) as th, pytest.raises(
+        StoreError, match="read-only"
+    ):
+        th.submit(record, 1)
+    assert ran() == []
 
 
 # -- restarts ---------------------------------------------------------------------------------
@@ -358,3 +458,47 @@ def test_a_waiting_task_cancelled_by_its_caller_leaves_the_store(tmp_path: Path)
         assert mq.count("task:later") == 1
     with MessageQueue(store=FileStore(path, fsync="never")) as mq:
         assert [m.body[1] for m in mq.messages("task:later")] == [("keep",)]
+
+
+# -- cancelled by the caller, or the queue cleared, at awkward moments ------------------------
+
+
+def test_clearing_the_queue_while_a_task_runs_lets_it_finish_and_leaves_nothing(tmp_path: Path) -> None:
+    with open_mq(tmp_path) as mq, TaskHandler(1, mq=mq) as th:
+        future = th.submit(hold, "running")
+        assert HOLDER.started.wait(WAIT)
+        assert mq.clear("task:default") == 1
+        HOLDER.release.set()
+        assert future.result(WAIT) == ("running",)
+        assert th.status()["series"]["default"]["processed"] == 1
+    with open_mq(tmp_path) as mq:
+        assert mq.count("task:default") == 0 and mq.stats("task:default").reserved == 0
+
+
+def test_cancelling_a_task_given_to_a_worker_busy_with_an_update(tmp_path: Path) -> None:
+    with open_mq(tmp_path) as mq, TaskHandler(1, mq=mq) as th:
+        update = th.update(hold, args=("update",), ephemeral=True)
+        assert HOLDER.started.wait(WAIT)  # the worker's one thread runs the update: it is free
+        future = th.submit(record, "cancelled")  # given to it (reserved), not started
+        assert future.cancel()
+        HOLDER.release.set()
+        assert update.result(WAIT) == [("update",)]
+        assert th.submit(record, "next").result(WAIT) == ("next",)
+        assert mq.stats("task:default").reserved == 0
+    assert [args for args, _ in ran()] == [("update",), ("next",)]
+    with open_mq(tmp_path) as mq:
+        assert mq.count("task:default") == 0
+
+
+def test_cancelling_waiting_tasks_removes_only_them(tmp_path: Path) -> None:
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
+        futures = [th.submit(record, i) for i in range(4)]  # nobody serves: they wait
+        assert futures[1].cancel() and futures[2].cancel()  # from the middle of the queue
+        assert mq.count("task:default") == 2
+        assert mq.clear("task:default") == 2
+        assert futures[3].cancel()  # its message is already gone: nothing to remove
+        assert mq.count("task:default") == 0
+    with open_mq(tmp_path) as mq, TaskHandler(0, mq=mq) as th:
+        th.hire()
+        assert th.submit(record, "after").result(WAIT) == ("after",)
+    assert ran() == [(("after",), {})]
