@@ -114,6 +114,17 @@ def who() -> str:
     return threading.current_thread().name.rsplit("_", 1)[0]
 
 
+def wait_until(predicate: Callable[[], bool]) -> None:
+    """Bounded wait for a state another thread reaches (checked every 10 ms)."""
+    done = threading.Event()
+    for _ in range(int(WAIT * 100)):
+        if predicate():
+            done.set()
+            break
+        done.wait(0.01)
+    assert done.is_set()
+
+
 def threads_named(prefix: str) -> List[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(prefix)]
 

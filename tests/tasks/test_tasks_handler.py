@@ -1,8 +1,10 @@
 """TaskHandler workers, updates, shutdown and status: the cases ``test_tasks.py`` leaves open.
 
-Worker ids are never reused, ``terminate`` with a timeout that is met or with
-``reassign`` (the task goes to the *front* of its series), update results ordered by
-worker id, everything ``shutdown`` returns at once, ``status()`` while tasks run, the
+Bad ``hire``/``update`` arguments name themselves, the reprs; worker ids are never
+reused, ``terminate`` with a timeout that is met or with ``reassign`` (the task goes to
+the *front* of its series), update results ordered by worker id, updates and tasks
+around a worker that crashes or retires while it runs an update (or from a task's
+callback), everything ``shutdown`` returns at once, ``status()`` while tasks run, the
 bookkeeping seen by the thread a future wakes, and no task lost or run twice while
 workers come and go.
 """
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import logging
 import threading
 from typing import Any, Dict, List
 
 import pytest
-from helpers import Gate, Recorder, RunCounter, threads_named, who
+from helpers import Gate, Recorder, RunCounter, blocker, threads_named, wait_until, who
 
 from unidist_queue.errors import ShutDown
 from unidist_queue.tasks import Task, TaskHandler
@@ -26,6 +29,40 @@ WAIT = 10.0  # every wait in these tests is bounded
 def status(th: TaskHandler) -> Dict[str, Any]:
     """``th.status()`` as JSON would give it back (it must survive the round trip)."""
     return json.loads(json.dumps(th.status()))  # type: ignore[no-any-return]
+
+
+# -- arguments and reprs ---------------------------------------------------------------------
+
+
+def test_bad_hire_and_update_arguments_name_themselves(th: TaskHandler) -> None:
+    with pytest.raises(TypeError, match="slots"):
+        th.hire(slots="2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="name"):
+        th.hire(name=7)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="series must be a str or a list"):
+        th.hire(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fn must be callable"):
+        th.update("not callable")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="kwargs"):
+        th.update(print, kwargs=[("a", 1)])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="series"):
+        th.update(print, series=1)  # type: ignore[arg-type]
+    assert th.roster() == [] and th.update(print).result(WAIT) == []
+
+
+def test_reprs_of_the_handler_and_of_a_task() -> None:
+    started, release, gate = blocker()
+    th = TaskHandler(1)
+    try:
+        assert repr(th) == "<TaskHandler 1 workers>"
+        th.submit(gate, "x")
+        assert started.wait(WAIT)
+        (task,) = th.terminate(1, crash=True)
+        assert repr(task) == "<Task 1 'default' 'blocker.<locals>.fn'>"
+    finally:
+        release.set()
+        assert th.shutdown(timeout=WAIT) == []
+    assert repr(th) == "<TaskHandler shut down>"
 
 
 # -- ids and names ----------------------------------------------------------------------------
@@ -262,6 +299,109 @@ def test_update_waits_for_a_busy_worker_and_runs_before_its_next_task(th: TaskHa
     assert fut.result(WAIT) == ["update"]
     assert running.result(WAIT) == "running" and queued.result(WAIT) == "task"
     assert order.values() == ["update", "task"]
+
+
+# -- updates and tasks around a worker that crashes or retires -------------------------------
+
+
+def test_an_update_pending_on_a_crashed_worker_leaves_it_out(th: TaskHandler) -> None:
+    gates = [blocker(), blocker()]
+    ran: List[str] = []
+    w1, w2 = th.hire(), th.hire()
+    for started, _, gate in gates:
+        th.submit(gate)
+        assert started.wait(WAIT)  # each worker runs one
+    update = th.update(lambda: ran.append(threading.current_thread().name) or "updated")
+    assert len(th.terminate(w1, crash=True)) == 1
+    assert not update.done()  # still waits for worker 2
+    for _, release, _ in gates:
+        release.set()
+    assert update.result(WAIT) == ["updated"]  # the crashed worker is left out
+    assert ran == ["worker-2_0"] and th.roster() == [w2]
+    started, release, last = blocker()
+    th.submit(last)
+    assert started.wait(WAIT)
+    only = th.update(lambda: ran.append("never"), ephemeral=True)
+    th.terminate(w2, crash=True)
+    assert only.result(WAIT) == []  # its one worker crashed before running it
+    release.set()
+    assert ran == ["worker-2_0"]
+
+
+def test_a_task_given_to_a_worker_busy_with_an_update_is_reassigned_unstarted(th: TaskHandler) -> None:
+    started, release, gate = blocker()
+    w1 = th.hire()
+    update = th.update(gate, args=("u",), ephemeral=True)
+    assert started.wait(WAIT)  # the worker's thread runs the update: the worker is free
+    future = th.submit(str.upper, "t")  # given to it, waiting behind the update
+    assert th.terminate(w1, crash=True, reassign=True) == []
+    assert not future.running() and not future.done()
+    th.hire()
+    assert future.result(WAIT) == "T"  # the next worker ran it
+    release.set()
+    assert update.result(WAIT) == ["u"]  # the crashed worker had started it: it counts
+
+
+def test_a_saved_update_that_raises_is_logged_and_the_worker_still_works(
+    th: TaskHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("update broke")
+
+    caplog.set_level(logging.ERROR, logger="unidist_queue.tasks")
+    assert th.update(broken).result(WAIT) == []  # no worker yet: saved for new hires
+    th.hire()
+    assert th.submit(sum, [1, 2]).result(WAIT) == 3
+    assert "raised in worker 1" in caplog.text and "update broke" in caplog.text
+
+
+def test_a_worker_crashed_while_it_runs_its_saved_updates_runs_no_more_of_them(th: TaskHandler) -> None:
+    started, release, gate = blocker()
+    after: List[str] = []
+    th.update(gate)
+    th.update(lambda: after.append(threading.current_thread().name))
+    w1 = th.hire()
+    assert started.wait(WAIT)
+    assert th.terminate(w1, crash=True) == []
+    release.set()
+    th.hire()  # the second hire runs both saved updates
+    assert th.submit(int, "5").result(WAIT) == 5
+    assert after == ["worker-2_0"]
+
+
+def test_a_worker_terminated_while_it_runs_its_saved_updates_takes_no_task(th: TaskHandler) -> None:
+    started, release, gate = blocker()
+    th.update(gate)
+    w1 = th.hire()
+    assert started.wait(WAIT)
+    future = th.submit(str.lower, "X")  # the worker is not taking tasks yet: it waits
+    returned: List[List[Task]] = []
+    stopper = threading.Thread(target=lambda: returned.append(th.terminate(w1)))
+    stopper.start()
+    wait_until(lambda: th.roster() == [])  # retiring
+    release.set()
+    stopper.join(WAIT)
+    assert not stopper.is_alive() and returned == [[]]
+    assert not future.done() and th.status()["series"]["default"]["waiting"] == 1
+    th.hire()
+    assert future.result(WAIT) == "x"
+
+
+def test_a_callback_that_crashes_its_own_worker_gets_back_the_task_it_took_next(th: TaskHandler) -> None:
+    started, release, gate = blocker()
+    ran: List[str] = []
+    w1 = th.hire()
+    first = th.submit(gate, "first")
+    assert started.wait(WAIT)
+    second = th.submit(ran.append, "second")  # waits: the worker takes it when "first" ends
+    returned: List[List[Task]] = []
+    first.add_done_callback(lambda f: returned.append(th.terminate(w1, crash=True)))
+    release.set()
+    assert first.result(WAIT) == "first"
+    wait_until(lambda: bool(returned))
+    assert [t.future for t in returned[0]] == [second]  # taken, not started
+    assert not second.done() and ran == []
+    assert second.cancel()
 
 
 # -- shutdown ---------------------------------------------------------------------------------
