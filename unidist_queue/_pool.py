@@ -178,6 +178,7 @@ class Pool(LifecycleMixin, RunMixin):
                 name=f"{worker.name}_{i}", daemon=True,
             ))
         worker.live = slots
+        worker.timed = not self._private
         self._live += slots
         self._workers[wid] = worker
         worker.active = not replay

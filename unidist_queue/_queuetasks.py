@@ -18,6 +18,14 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
 * Messages that become ready by any other way than a submit of this handler (an add
   by other code, a nack, a lease ending) are heard of through ``subscribe``: the
   callback (the pool's ring) only wakes a free worker.
+* Messages that become ready by a timed change (a delayed add or nack, another
+  consumer's lease running out) are promoted lazily by the queue: nobody is rung until
+  something touches it. An idle worker thread asks :meth:`next_due` before it waits and
+  wakes at that time to look (see :func:`unidist_queue._workers._wait_for_task`).
+  Limit: the queue API tells nobody of a *new* timed change (a delayed add or nack
+  by other code, a lease taken by another consumer): one made while every worker
+  idles is seen when a thread next asks (a ring, an update, a task finishing), not
+  by itself.
 
 Lock: ``_adding`` is held around each add and its registration, so a worker that
 reserves a message of a durable queue before its submitter registered the live job
@@ -247,6 +255,15 @@ class QueueTasks:
             return self.mq.count(s.queue)
         except ShutDown:
             return 0
+
+    def next_due(self, s: Series[Any]) -> Optional[float]:
+        try:
+            return self.mq.next_due(s.queue)
+        except ShutDown:
+            return None
+        except Exception:
+            logger.exception("could not ask %r when its next timed change is due", s.queue)
+            return None
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:

@@ -3,7 +3,9 @@
 Internal. :class:`RunMixin` is the part of :class:`~unidist_queue._pool.Pool` that
 worker threads call (see :func:`unidist_queue._workers.serve`): :meth:`RunMixin.run_tasks`
 runs a task and each one its thread takes next; :meth:`RunMixin.activate` and
-:meth:`RunMixin.exited` mark a worker's start and its threads' ends.
+:meth:`RunMixin.exited` mark a worker's start and its threads' ends; over ``mq=``,
+:meth:`RunMixin.next_due` and :meth:`RunMixin.look_due` let an idle thread wake for a
+task that becomes ready by a timed change.
 """
 
 from __future__ import annotations
@@ -136,6 +138,28 @@ class RunMixin(PoolBase):
             if not jobs and free:
                 self._mark_free(worker)
         return jobs[0] if jobs else None
+
+    def next_due(self, worker: Worker) -> Optional[float]:
+        """Over ``mq=``: the earliest ``next_due`` of ``worker``'s series (``None``: none,
+        or the worker takes no task now: not yet active, retiring). Asked by an idle
+        thread before it waits (see :func:`unidist_queue._workers._wait_for_task`)."""
+        if worker.retiring or not worker.active or self._shut:
+            return None
+        first: Optional[float] = None
+        for _, s in worker.series:
+            due = self._tasks.next_due(s)
+            if due is not None and (first is None or due < first):
+                first = due
+        return first
+
+    def look_due(self, worker: Worker) -> Optional[Job]:
+        """A due time of ``worker``'s series came: :meth:`look` at each of them (taking
+        from a queue promotes what is due); a task this thread is to run, or ``None``."""
+        for _, s in worker.series:
+            job = self.look(worker, s)
+            if job is not None:
+                return job
+        return None
 
     def activate(self, worker: Worker) -> None:
         """A new worker ran its saved updates: it starts taking tasks."""

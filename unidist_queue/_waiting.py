@@ -76,6 +76,10 @@ class TaskQueue(Protocol):
     def waiting(self, s: Series[Any]) -> int:
         """How many tasks of ``s`` wait (a cancelled one counts until it is skipped)."""
 
+    def next_due(self, s: Series[Any]) -> Optional[float]:
+        """When a task of ``s`` may become ready by itself (a delay or a lease ending), as
+        the queue's ``next_due`` tells it (its clock time); ``None``: never."""
+
     def close(self) -> None:
         """The pool shut down: stop listening (no :meth:`add` comes after this)."""
 
@@ -143,6 +147,9 @@ class MemoryTasks:
 
     def waiting(self, s: Series[Any]) -> int:
         return len(self._queues[s.name])
+
+    def next_due(self, s: Series[Any]) -> Optional[float]:
+        return None  # nothing is timed here (never called: workers of a private pool are not timed)
 
     def close(self) -> None:
         pass

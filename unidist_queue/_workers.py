@@ -6,7 +6,8 @@ is one C-level ``put`` (no Python-level Condition). A thread that finishes a tas
 its next one itself (in :meth:`Handler.run_tasks`) and runs it at once without touching
 the inbox, so a busy pool never sleeps between tasks. A :class:`~unidist_queue._routing.Series`
 in the inbox is a ring: tasks of that series became ready in a queue of ``mq=`` (see
-:meth:`Handler.look`).
+:meth:`Handler.look`). Over ``mq=`` an idle thread also wakes, without a ring, when a
+task of its series may become ready by a timed change (see :func:`_wait_for_task`).
 
 Lock order: the pool's lock, then a worker's ``mutex``. A worker's ``mutex`` guards its
 pending updates, the tasks it was given (``assigned``) and its counters (``tallies``),
@@ -31,6 +32,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
@@ -48,6 +50,13 @@ class Handler(Protocol):
     def look(self, worker: Worker, s: Series[Worker]) -> Optional[Job]:
         """A ring for series ``s`` reached ``worker``: route its ready tasks."""
 
+    def next_due(self, worker: Worker) -> Optional[float]:
+        """The wall-clock time when a task of ``worker``'s series may become ready by
+        itself (``None``: none is timed, or the worker takes no task now)."""
+
+    def look_due(self, worker: Worker) -> Optional[Job]:
+        """That time came: route the ready tasks of ``worker``'s series (as :meth:`look`)."""
+
     def activate(self, worker: Worker) -> None:
         """The worker ran its saved updates."""
 
@@ -58,7 +67,7 @@ class Handler(Protocol):
         """Nobody holds the facade any more: shut the pool down."""
 
 
-__all__ = ["ORPHANED", "Gather", "Handler", "Update", "Worker", "serve"]
+__all__ = ["DUE", "ORPHANED", "Gather", "Handler", "Update", "Worker", "serve"]
 
 logger = logging.getLogger("unidist_queue.tasks")
 
@@ -147,6 +156,7 @@ class Worker:
         "slots",
         "tallies",
         "threads",
+        "timed",
         "updates",
     )
 
@@ -170,6 +180,7 @@ class Worker:
         self.abandoned = False  # threads exit at once; their output is discarded
         self.last_used = 0  # stamp of the last task given to it (least recently used first)
         self.live = 0  # threads started and not yet exited
+        self.timed = False  # its tasks wait in mq=: an idle thread also wakes when one is due
 
     @property
     def processed(self) -> int:
@@ -207,14 +218,24 @@ class Worker:
         for _ in range(self.slots):
             self.inbox.put(_STOP)
 
-    def next_item(self) -> Union[Job, Update, Series[Worker], object, None]:
-        """Wait for an update, a task, a ring or :data:`ORPHANED`; ``None``: the thread exits."""
+    def next_item(self, due: Optional[float] = None) -> Union[Job, Update, Series[Worker], object, None]:
+        """Wait for an update, a task, a ring or :data:`ORPHANED`; ``None``: the thread exits.
+
+        ``due``: a wall-clock (``time.time``) time; :data:`DUE` once it came with
+        nothing else in the inbox.
+        """
         while True:
             if self.updates:
                 update = self.pop_update()
                 if update is not None:
                     return update
-            item = self.inbox.get()
+            if due is None:
+                item = self.inbox.get()
+            else:
+                try:
+                    item = self.inbox.get(True, max(0.0, due - _wall()))
+                except queue.Empty:
+                    return DUE
             if self.abandoned or item is _STOP:
                 return None
             if item is not _WAKE:
@@ -235,6 +256,8 @@ class Worker:
 _WAKE = object()  # in an inbox: an update is pending
 _STOP = object()  # in an inbox: the thread that takes it exits
 ORPHANED = object()  # in an inbox: nobody holds the handler any more; shut it down
+DUE = object()  # from next_item: the time it was given came (not in an inbox)
+_wall = time.time
 
 
 def run_update(worker: Worker, update: Update) -> None:
@@ -293,9 +316,25 @@ def _wait_for_task(handler: Handler, worker: Worker, box: List[Optional[Job]]) -
 
     Updates run here; a ring (a series) is routed by the pool, which may give this
     thread a task; :data:`ORPHANED` shuts the pool down.
+
+    A timed worker (its tasks wait in ``mq=``) also wakes when a task of its series may
+    become ready by itself: a queue promotes delayed messages and lapsed leases lazily,
+    and rings nobody until something touches it. Before each wait (so again after every
+    ring, update or look) the thread asks the pool when that is (the queues'
+    ``next_due``) and waits for its inbox until then at most; then the pool looks at the
+    queues (which promotes what is due). No polling: with nothing timed the wait has no
+    timeout, and a due time is looked at once. ``next_due`` is in the queue's clock,
+    taken to be wall-clock ``time.time`` (MessageQueue's default): with another clock
+    the thread may wake early or late; a due time still reported after a look made once
+    it passed (a clock behind ``time.time``) is not waited for again, the thread then
+    waits for a ring.
     """
+    looked: Optional[float] = None  # a due time looked at once it passed
     while True:
-        item = worker.next_item()
+        due = handler.next_due(worker) if worker.timed else None
+        if due is not None and due == looked:
+            due = None  # the queue's clock is not time.time: wait for a ring
+        item = worker.next_item(due)
         if type(item) is Job:
             box[0] = item
             return True
@@ -305,6 +344,12 @@ def _wait_for_task(handler: Handler, worker: Worker, box: List[Optional[Job]]) -
             run_update(worker, item)
         elif type(item) is Series:
             box[0] = handler.look(worker, item)
+            if box[0] is not None:
+                return True
+        elif item is DUE:
+            if due is not None and _wall() >= due:
+                looked = due
+            box[0] = handler.look_due(worker)
             if box[0] is not None:
                 return True
         else:  # ORPHANED
