@@ -110,6 +110,18 @@ class Pusher:
         self._queue = queue
         self._batch_size = batch_size
         waiting = self._mq.count(queue)  # ShutDown for a closed mq, before any thread starts
+        self._init_state(waiting)
+        self._loop = Loop(self._process, min_delay=0.0, clock=clock, name=f"Pusher-{queue}")
+        self._loop.start()
+        if waiting:  # left by an earlier run: send as if pushed now
+            now = clock()
+            with self._mutex:
+                self._state = _ARMED
+                self._due = now + self._buffer_delay
+            self._loop.trigger()
+
+    def _init_state(self, waiting: int) -> None:
+        """The state shared by ``push``, the loop's thread, ``flush`` and ``close``."""
         self._mutex = threading.Lock()
         # progress: notified by the loop's thread after every pass; flush/close wait on it.
         self._progress = threading.Condition(self._mutex)
@@ -129,14 +141,6 @@ class Pusher:
         self._pending_seen = waiting  # the last pending count seen (for stats() after close)
         self._unsettled: List[Tuple[_Settle, Message]] = []  # acks/nacks the store refused
         self._thread_id: Optional[int] = None  # the loop's thread, once it has run a pass
-        self._loop = Loop(self._process, min_delay=0.0, clock=clock, name=f"Pusher-{queue}")
-        self._loop.start()
-        if waiting:  # left by an earlier run: send as if pushed now
-            now = clock()
-            with self._mutex:
-                self._state = _ARMED
-                self._due = now + self._buffer_delay
-            self._loop.trigger()
 
     # -- pushing -----------------------------------------------------------------------------
 
