@@ -17,8 +17,8 @@ Locking: one lock guards the routing tables, series and workers; a worker's ``mu
 guards its tasks and counters; over ``mq=``, ``_submitting`` orders each submit (its add
 and routing) against ``shutdown``. Lock order: ``_submitting``, the pool's lock, a
 worker's mutex (and :mod:`unidist_queue._queuetasks`'s own lock last).
-No task, update or callback runs and nothing is logged while either is held (the one
-exception: a task taken from ``mq`` with no live job here imports its function).
+No task, update or callback runs and nothing is logged while either is held (a task
+taken from ``mq`` with no live job here imports its function when a worker runs it).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ._stored import body_of, importer, parse_body
+from ._stored import Deferred, body_of, importer, parse_body
 from ._task import Job
 from ._waiting import job_id
 from .errors import Empty, SerializationError, ShutDown
@@ -161,7 +161,7 @@ class QueueTasks:
         if stored is None:
             logger.warning("message %d of %r is not a task: removed", message.id, s.queue)
             return None
-        job = self._make(s.name, importer(stored[0]), stored[1], stored[2])
+        job = self._make(s.name, Deferred(stored[0]), stored[1], stored[2])  # imported when run
         if self._durable(s):
             job.msg_id = message.id
         return job

@@ -88,3 +88,24 @@ def importer(name: str) -> Callable[..., Any]:
             raise ImportError(f"task function {name!r} cannot be imported: {error}")
 
         return unavailable
+
+
+class Deferred:
+    """A stored task's function, imported by name on its first call (by the worker that
+    runs it, outside every lock: an import runs a module's code). Calls then go to
+    :func:`importer`'s result. Thread-safe: two first calls import once each at most."""
+
+    __slots__ = ("_fn", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._fn: Optional[Callable[..., Any]] = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fn = self._fn
+        if fn is None:
+            fn = self._fn = importer(self.name)
+        return fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task function {self.name}>"

@@ -15,11 +15,14 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
+from helpers import wait_until
 
 from unidist_queue.errors import SerializationError, ShutDown, StoreError
 from unidist_queue.queues import MessageQueue
@@ -502,3 +505,31 @@ def test_cancelling_waiting_tasks_removes_only_them(tmp_path: Path) -> None:
         th.hire()
         assert th.submit(record, "after").result(WAIT) == ("after",)
     assert ran() == [(("after",), {})]
+
+
+def test_a_stored_function_is_imported_by_the_worker_outside_the_pools_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing runs a module's code: here that code asks the handler for its status,
+    which needs the pool's lock, so an import made under that lock would hang."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "uq_import_probe.py").write_text(
+        "import threading\n"
+        "import unidist_queue_probe_handler as h\n"
+        "STATUS = h.handler.status()\n"
+        "THREAD = threading.current_thread().name\n"
+        "def fn(x):\n"
+        "    return x * 2\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    probe = types.ModuleType("unidist_queue_probe_handler")
+    monkeypatch.setitem(sys.modules, "unidist_queue_probe_handler", probe)
+    monkeypatch.delitem(sys.modules, "uq_import_probe", raising=False)
+    with open_mq(tmp_path / "s") as mq, TaskHandler(0, mq=mq) as th:
+        probe.handler = th
+        mq.add("task:default", ("uq_import_probe:fn", [21], {}))
+        th.hire()
+        wait_until(lambda: mq.stats("task:default").removed == 1)
+        module = sys.modules["uq_import_probe"]
+        assert module.STATUS["series"]["default"]["waiting"] in (0, 1)
+        assert threading.current_thread().name != module.THREAD
