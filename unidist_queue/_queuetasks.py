@@ -40,7 +40,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ._stored import Deferred, body_of, importer, parse_body
+from ._stored import Deferred, body_of, parse_body
 from ._task import Job
 from ._waiting import job_id
 from .errors import Empty, SerializationError, ShutDown
@@ -246,7 +246,7 @@ class QueueTasks:
         if job is None:
             stored = parse_body(message.body)
             if stored is not None:  # kept: listed again, it is the same job
-                job = self._live[message.id] = self._make(s.name, importer(stored[0]), stored[1], stored[2])
+                job = self._live[message.id] = self._make(s.name, Deferred(stored[0]), stored[1], stored[2])
                 job.msg_id = message.id
         return job
 
