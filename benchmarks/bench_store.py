@@ -122,6 +122,13 @@ def unpickle_time(blobs: List[bytes]) -> float:
     return time.perf_counter() - t0
 
 
+# What each peer's figure is, as the charts label it.
+PEER_LABELS = {
+    "persist-queue": "persist-queue Queue(autosave=True).put (flush per put, no fsync)",
+    "queuelib": "queuelib FifoDiskQueue.push (os.write per push, no fsync)",
+}
+
+
 def persist_queue(scratch: Scratch, n: int) -> Optional[float]:
     try:
         import persistqueue
@@ -352,7 +359,8 @@ def measure(scratch: Scratch, quick: bool, repeat: int) -> Any:
         {"label": "interval", "ours": r["interval"], "floor": r["raw"]},
         {"label": "always, 1 thread", "ours": r["always"], "floor": r["raw sync"]},
         {"label": "always, 8 threads", "ours": r["always 8"], "floor": r["raw sync"]},
-    ], "group_commit": group, "group_commit_keeps_current": keep}
+    ], "peers": [{"label": PEER_LABELS[name], "rate": r[name]} for name, _fn in available],
+        "group_commit": group, "group_commit_keeps_current": keep}
     notes += [
         "After kill -9: ours keeps every add that returned, in every fsync mode (the record is",
         "  written before add returns; a torn last record is cut on open). persist-queue's file",

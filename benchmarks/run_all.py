@@ -118,6 +118,29 @@ def rst_table(header: List[str], body: Table) -> str:
     return "\n".join(out)
 
 
+def _commit() -> str:
+    """The commit the benchmarks ran at (``+ changes`` when the tree differed from it)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "../unidist_queue", ".")
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def _machine(env: Dict[str, Any]) -> str:
+    """The processor model (from /proc/cpuinfo where there is one), cores, OS."""
+    model = platform.processor() or env["machine"]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    return f"{model} ({env['machine']}), {env['cores']} cores, {platform.system()} {platform.release()}"
+
+
 def write_report(path: str, results: Dict[str, Dict[str, Any]], plots: List[str], quick: bool) -> None:
     """Write RESULTS.rst: the environment, then one table per area with its notes."""
     env = next(iter(results.values()))["environment"]
@@ -127,8 +150,9 @@ def write_report(path: str, results: Dict[str, Dict[str, Any]], plots: List[str]
         heading,
         "=" * len(heading),
         "",
-        f"Made by ``python benchmarks/run_all.py`` on {time.strftime('%Y-%m-%d')}: Python {env['python']} "
-        f"({env['implementation']}), {env['cores']} cores, {env['machine']}, {platform.system()}.",
+        f"Made by ``python benchmarks/run_all.py`` at commit ``{_commit()}`` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, with Python {env['python']} "
+        f"({env['implementation']}) on {_machine(env)}.",
         "Each figure is the median of interleaved repetitions, ours and the baseline in the same run;",
         "quote the ratios, not the absolute numbers (the machine is shared and noisy).",
     ]
