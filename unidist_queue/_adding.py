@@ -187,15 +187,16 @@ class AddMixin(TimedMixin):
         old = min(over, len(q.ready))
         for _ in range(old):
             self._drop_oldest(q)
+        ids = list(range(first, first + k))  # one int object per id, shared with the queue
         if due is None:
-            q.push_back_many(zip(range(first, first + k), repeat(now), batch), k)
+            q.push_back_many(zip(ids, repeat(now), batch), k)
         else:
-            for i, message in enumerate(batch):
-                q.enqueue((first + i, now, message), due, False)
+            for msg_id, message in zip(ids, batch):
+                q.enqueue((msg_id, now, message), due, False)
         for _ in range(over - old):  # the first of a batch longer than maxlen
             self._drop_oldest(q)
         q.added += k
-        return list(range(first, first + k)), seq
+        return ids, seq
 
     def _add_records(
         self, q: QueueState, first: int, k: int, now: float, due: Optional[float],
