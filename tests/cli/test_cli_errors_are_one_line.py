@@ -3,6 +3,7 @@ happened; a closed pipe ends quietly; ``--version``; ``COMMAND PATH [options]``.
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from cli_helpers import TIMEOUT, Order, error_line, make_store, run
 
 import unidist_queue
 from unidist_queue import FileStore, MessageQueue
+from unidist_queue.cli.target import missing_code
 
 
 def test_version() -> None:
@@ -110,3 +112,21 @@ def test_bodies_naming_code_that_cannot_be_imported_are_not_damage(tmp_path: Pat
         mq.compact()
     done = run("verify", path)
     assert done.returncode == 0 and "snapshot.1: checked, not decoded here" in done.stdout, done.stdout
+
+
+def test_a_name_missing_from_its_module(tmp_path: Path) -> None:
+    """The module imports, but no longer defines the class: verify notes it, dump refuses."""
+    path = str(tmp_path / "s")
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.add("orders", Order(1))
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "cli_helpers.py").write_text("# Order was removed\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "lib"), os.environ.get("PYTHONPATH", "")])}
+    done = run("verify", path, env=env)
+    assert done.returncode == 0 and "(a name its module does not define)" in done.stdout, done.stdout
+    assert "(a name its module does not define)" in error_line(run("dump", path, env=env))
+
+
+def test_missing_code_in_words() -> None:
+    assert missing_code(ImportError("x")) == "a module that cannot be imported"
+    assert missing_code(ModuleNotFoundError("x", name="m")) == "no module named m"

@@ -78,3 +78,22 @@ def test_a_tampered_record_under_the_right_key_is_damage(tmp_path: Path) -> None
     done = run("verify", path, "--hmac-key-env", "K", env={"K": "k"})
     assert done.returncode == 1 and "DAMAGED" in done.stdout, done.stdout + done.stderr
     assert "fails its HMAC check" in done.stdout and done.stdout.splitlines()[-1] == "damage found"
+
+
+def test_an_unset_variable_for_an_unsigned_store_is_refused(tmp_path: Path) -> None:
+    path = make_store(tmp_path / "s")
+    line = error_line(run("inspect", path, "--hmac-key-env", "UQ_TEST_KEY_UNSET"))
+    assert line == "error: the environment variable UQ_TEST_KEY_UNSET (--hmac-key-env) is not set or empty"
+
+
+def test_an_unsigned_snapshot_in_a_signed_store_is_damage(tmp_path: Path) -> None:
+    path = make_store(tmp_path / "s", hmac_key=b"k")
+    with MessageQueue(store=FileStore(path, hmac_key=b"k")) as mq:
+        mq.compact()
+    plain = make_store(tmp_path / "plain")
+    with MessageQueue(store=FileStore(plain)) as mq:
+        mq.compact()
+    Path(path, "snapshot.1").write_bytes(Path(plain, "snapshot.1").read_bytes())
+    done = run("verify", path, "--hmac-key-env", "K", env={"K": "k"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "snapshot.1: DAMAGED" in done.stdout and "is not signed" in done.stdout

@@ -63,3 +63,27 @@ def test_compact_salvage_keeps_what_it_can_read(damaged: Tuple[str, int, int]) -
     assert run("verify", path).returncode == 0
     again = run("dump", path)
     assert again.returncode == 0 and again.stdout == dumped
+
+
+def test_dump_salvage_reports_a_sequence_gap(tmp_path: Path) -> None:
+    """A whole record gone (valid records on both sides): records are missing, no bytes skipped."""
+    path = make_store(tmp_path / "s", n=6)
+    archive = Path(path, "archive.0")
+    data = archive.read_bytes()
+    offsets, off = [], HEADER.size
+    while off < len(data):
+        offsets.append(off)
+        off += 16 + int.from_bytes(data[off : off + 4], "little")
+    archive.write_bytes(data[: offsets[3]] + data[offsets[4] :])
+    assert "expected" in error_line(run("dump", path), status=1)
+    done = run("dump", path, "--salvage")
+    assert done.returncode == 1 and len(done.stdout.splitlines()) == 6
+    assert done.stderr == f"salvage: records missing before offset {offsets[3]} of {archive} (sequence gap)\n"
+
+
+def test_the_library_warnings_are_lines_of_their_own(tmp_path: Path) -> None:
+    path = make_store(tmp_path / "s")
+    Path(path, "archive.1").write_bytes(b"")  # as a crash right after creating it leaves it
+    done = run("dump", path)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 4
+    assert done.stderr == f"warning: {Path(path, 'archive.1')} is empty (0 bytes); ignoring it\n"

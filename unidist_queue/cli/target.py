@@ -72,18 +72,19 @@ def reading(t: Target, salvage: bool = False) -> Iterator[Tuple[MessageQueue, Fi
     :raises CorruptArchive: damage that stops the open (unless ``salvage``).
     :raises StoreError: the files cannot be read.
     """
-    for attempt in range(1, _ATTEMPTS + 1):
+    attempt = 1
+    while True:
         store = FileStore(t.path, read_only=True, serializer=None, hmac_key=t.key,
                           recovery="salvage" if salvage else "tolerate_tail")
         try:
             mq = MessageQueue(store=store)
+            break
         except StoreError as exc:
             if attempt == _ATTEMPTS or not isinstance(exc.__cause__, FileNotFoundError):
                 raise
-            continue
-        with mq:
-            yield mq, store
-        return
+            attempt += 1
+    with mq:
+        yield mq, store
 
 
 def report(findings: Iterable[Finding], cut: bool) -> bool:
@@ -109,8 +110,6 @@ def report(findings: Iterable[Finding], cut: bool) -> bool:
 def missing_code(exc: BaseException) -> str:
     """What a pickle could not import (``ImportError``, or pickle's ``AttributeError``),
     in words without quotes."""
-    if isinstance(exc, ImportError) and exc.name:
-        return f"no module named {exc.name}"
     if isinstance(exc, ImportError):
-        return "a module that cannot be imported"
+        return f"no module named {exc.name}" if exc.name else "a module that cannot be imported"
     return "a name its module does not define"
