@@ -120,3 +120,18 @@ def test_main_returns_the_exit_status_in_this_process(store: str, capsys: pytest
     assert main(["dump"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in err] == ["error", "error", "python -m unidist_queue dump"]
+
+
+def test_verify_a_damaged_end_of_an_older_archive_is_damage(tmp_path: Path) -> None:
+    """Only the newest archive can be torn: records in a newer one follow this one's end."""
+    path = str(tmp_path / "s")
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.add("jobs", 1)
+    old = Path(path, "archive.0").read_bytes()
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.compact()
+        mq.add("jobs", 2)
+    Path(path, "archive.0").write_bytes(old + b"\x10\x00\x00\x00partial")  # left by a crash, then cut short
+    done = run("verify", path)
+    assert done.returncode == 1 and done.stdout.splitlines()[-1] == "damage found", done.stdout
+    assert "only the newest archive can be torn" in done.stdout.splitlines()[0]

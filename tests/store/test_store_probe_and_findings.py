@@ -97,7 +97,7 @@ def test_a_read_only_open_reports_a_torn_tail_and_cuts_nothing(tmp_path: Path) -
     torn = archive.read_bytes() + FRAME.pack(1000, 0, 99) + b"partial"
     archive.write_bytes(torn)
     store = FileStore(path, read_only=True)
-    assert store.findings == ()
+    assert len(store.findings) == 0
     with MessageQueue(store=store) as mq:
         assert mq.all("q") == [0, 1, 2, 3]
     assert [(f.offset, f.size, f.kind) for f in store.findings] == [(len(torn) - 23, 23, "torn")]
