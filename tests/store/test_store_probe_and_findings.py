@@ -31,6 +31,10 @@ def _records(path: str) -> list[int]:
     return offsets
 
 
+def _found(store: FileStore) -> list[tuple[int, int, str]]:
+    return [(f.offset, f.size, f.kind) for f in store.findings]
+
+
 def test_probe_finds_the_files_with_a_stores_magic(tmp_path: Path) -> None:
     path = _store(tmp_path / "s")
     Path(path, "archive.7").write_bytes(b"not ours")
@@ -97,10 +101,10 @@ def test_a_read_only_open_reports_a_torn_tail_and_cuts_nothing(tmp_path: Path) -
     torn = archive.read_bytes() + FRAME.pack(1000, 0, 99) + b"partial"
     archive.write_bytes(torn)
     store = FileStore(path, read_only=True)
-    assert len(store.findings) == 0
+    assert _found(store) == []  # before the load
     with MessageQueue(store=store) as mq:
         assert mq.all("q") == [0, 1, 2, 3]
-    assert [(f.offset, f.size, f.kind) for f in store.findings] == [(len(torn) - 23, 23, "torn")]
+    assert _found(store) == [(len(torn) - 23, 23, "torn")]
     assert archive.read_bytes() == torn
     store = FileStore(path)
     with MessageQueue(store=store):
@@ -119,13 +123,13 @@ def test_salvage_reports_what_it_skips_and_sequence_gaps(tmp_path: Path) -> None
     store = FileStore(path, read_only=True, recovery="salvage")
     with MessageQueue(store=store):
         pass
-    assert [(f.offset, f.size, f.kind) for f in store.findings] == [(offsets[3], 0, "gap")]
+    assert _found(store) == [(offsets[3], 0, "gap")]
     damaged = bytearray(data)
     damaged[offsets[2] + 20] ^= 0xFF
     archive.write_bytes(bytes(damaged))
     store = FileStore(path, read_only=True, recovery="salvage")
     with MessageQueue(store=store):
         pass
-    assert [(f.offset, f.size, f.kind) for f in store.findings] == [
+    assert _found(store) == [
         (offsets[2], offsets[3] - offsets[2], "skipped")
     ]
