@@ -162,7 +162,7 @@ class Loader:
             self._report(found, sealed=after > 0)
 
     def _report(self, found: _Scanned, sealed: bool) -> None:
-        """Log the damage a scan found; cut a torn tail when writable.
+        """Log the damage a scan found and add it to :attr:`findings`; cut a torn tail when writable.
 
         :raises CorruptArchive: a damaged tail in an archive that records in a newer
             archive follow (``sealed``), unless ``recovery="salvage"`` (then logged as
