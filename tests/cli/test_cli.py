@@ -1,4 +1,5 @@
-"""The command line: ``python -m unidist_queue {inspect,verify,compact,dump,demo}``."""
+"""The command line: ``python -m unidist_queue {inspect,verify,compact,dump,demo}``, what each
+prints on a healthy store (the failure cases have a file each: test_cli_*.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 
 from unidist_queue import MessageQueue
 from unidist_queue.__main__ import main
@@ -45,102 +47,91 @@ def store(tmp_path: Path) -> str:
     return path
 
 
-def test_inspect_while_another_store_holds_the_lock(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with MessageQueue(store=FileStore(store)) as mq:
-        mq.add("jobs", 5)
-        assert main(["inspect", store]) == 0
-    out = capsys.readouterr().out
-    assert "serializer pickle" in out and "archive.1" in out and "snapshot.1" in out
+def test_inspect(store: str) -> None:
+    done = run("inspect", store)
+    assert done.returncode == 0 and done.stderr == ""
+    out = done.stdout
+    assert out.splitlines()[0] == f"store {store}: serializer pickle, signed: no"
+    assert "archive.1" in out and "snapshot.1" in out and "LOCK" in out
     assert [line.split() for line in out.splitlines() if line.startswith(("jobs", "other"))] == [
-        ["jobs", "4", "0", "0"],
+        ["jobs", "3", "0", "0"],
         ["other", "1", "0", "0"],
     ]
 
 
-def test_dump_text_and_json(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["dump", store]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split("\t")[1] for line in lines] == ["jobs", "jobs", "jobs", "other"]
-    assert main(["dump", store, "--queue", "jobs", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+def test_dump_text_and_json(store: str) -> None:
+    done = run("dump", store)
+    assert done.returncode == 0 and done.stderr == ""
+    assert [line.split("\t")[1] for line in done.stdout.splitlines()] == ["jobs", "jobs", "jobs", "other"]
+    done = run("dump", store, "--queue", "jobs", "--json")
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["body"] for r in rows] == [{"n": 1}, "two", [4]]
     assert [r["id"] for r in rows] == [1, 2, 4]
 
 
-def test_dump_changes_nothing(store: str) -> None:
-    before = {n: Path(store, n).read_bytes() for n in os.listdir(store)}
-    assert main(["dump", store]) == 0
-    assert main(["verify", store]) == 0
-    assert {n: Path(store, n).read_bytes() for n in os.listdir(store)} == before
-
-
-def test_verify_ok_torn_and_damaged(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["verify", store]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "ok"
+def test_verify_ok_and_damaged(store: str) -> None:
+    done = run("verify", store)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 3 and lines[2] == "ok", done.stdout
+    assert lines[0].startswith("archive.1: ") and lines[0].endswith("; ok")
+    assert lines[1].startswith("snapshot.1: ok (state up to seq ")
     archive = Path(store, "archive.1")
     data = archive.read_bytes()
-    archive.write_bytes(data[:-3])
-    assert main(["verify", store]) == 0
-    assert "torn tail" in capsys.readouterr().out
     damaged = bytearray(data)
     damaged[60] ^= 1
     archive.write_bytes(bytes(damaged) + data[40:])  # damage followed by valid records
-    assert main(["verify", store]) == 1
-    assert "DAMAGED" in capsys.readouterr().out
+    done = run("verify", store)
+    assert done.returncode == 1 and "archive.1: " in done.stdout and "DAMAGED" in done.stdout
+    assert done.stdout.splitlines()[-1] == "damage found"
 
 
-def test_verify_notes_an_empty_archive_that_opening_ignores(
-    store: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_verify_notes_an_empty_archive_that_opening_ignores(store: str) -> None:
     Path(store, "archive.2").write_bytes(b"")  # as a crash right after creating it leaves it
-    assert main(["verify", store]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert "archive.2: empty file (ignored on open)" in out and out[-1] == "ok"
+    done = run("verify", store)
+    out = done.stdout.splitlines()
+    assert done.returncode == 0 and "archive.2: empty file (ignored on open)" in out and out[-1] == "ok"
     with MessageQueue(store=FileStore(store)) as mq:
         assert mq.all("jobs") == [{"n": 1}, "two", (4,)]
 
 
-def test_verify_damaged_snapshot(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_damaged_snapshot(store: str) -> None:
     snap = Path(store, "snapshot.1")
     snap.write_bytes(snap.read_bytes()[:-1])
-    assert main(["verify", store]) == 1
-    assert "snapshot.1: DAMAGED" in capsys.readouterr().out
+    done = run("verify", store)
+    assert done.returncode == 1 and "snapshot.1: DAMAGED" in done.stdout
 
 
-def test_compact(store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compact", store]) == 0
-    assert "compacted" in capsys.readouterr().out
+def test_compact(store: str) -> None:
+    done = run("compact", store)
+    assert done.returncode == 0 and done.stdout.startswith(f"compacted {store}: ") and done.stderr == ""
     assert sorted(os.listdir(store)) == ["LOCK", "archive.2", "snapshot.2"]
     with MessageQueue(store=FileStore(store)) as mq:
         assert mq.all("jobs") == [{"n": 1}, "two", (4,)]
-        assert main(["compact", store]) == 1  # locked
-    assert "held by another" in capsys.readouterr().err
 
 
-def test_hmac_key_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_main_returns_the_exit_status_in_this_process(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """main() as a function: it returns the status (SystemExit included) and never raises."""
+    assert main(["verify", store]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "ok"
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("unidist_queue ")
+    assert main(["dump", store, "--queue", "nosuch"]) == 2
+    assert main(["inspect", str(Path(store, "nope"))]) == 2
+    assert main(["dump"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in err] == ["error", "error", "python -m unidist_queue dump"]
+
+
+def test_verify_a_damaged_end_of_an_older_archive_is_damage(tmp_path: Path) -> None:
+    """Only the newest archive can be torn: records in a newer one follow this one's end."""
     path = str(tmp_path / "s")
-    with MessageQueue(store=FileStore(path, hmac_key=b"sekrit", serializer="json")) as mq:
-        mq.add("q", [1, 2])
-    monkeypatch.setenv("UQ_KEY", "sekrit")
-    assert main(["dump", path, "--hmac-key-env", "UQ_KEY"]) == 0
-    assert "[1, 2]" in capsys.readouterr().out
-    assert main(["dump", path]) == 1
-    assert "hmac_key" in capsys.readouterr().err
-    monkeypatch.setenv("UQ_KEY", "wrong")
-    assert main(["verify", path, "--hmac-key-env", "UQ_KEY"]) == 1
-    assert main(["verify", path, "--hmac-key-env", "UNSET_VARIABLE_FOR_TEST"]) == 1
-
-
-def test_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("inspect", "verify", "dump"):
-        assert main([command, str(tmp_path / "nope")]) == 1
-    assert not (tmp_path / "nope").exists()
-
-
-def test_subprocess_verify_exit_status(store: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "unidist_queue", "verify", store], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.add("jobs", 1)
+    old = Path(path, "archive.0").read_bytes()
+    with MessageQueue(store=FileStore(path)) as mq:
+        mq.compact()
+        mq.add("jobs", 2)
+    Path(path, "archive.0").write_bytes(old + b"\x10\x00\x00\x00partial")  # left by a crash, then cut short
+    done = run("verify", path)
+    assert done.returncode == 1 and done.stdout.splitlines()[-1] == "damage found", done.stdout
+    assert "only the newest archive can be torn" in done.stdout.splitlines()[0]

@@ -177,8 +177,10 @@ class Damage(NamedTuple):
     """A damaged stretch of an archive: where it starts, what it is, where valid records resume."""
 
     offset: int
-    kind: str  # "torn" (no valid record after it) or "damage" (valid records follow)
-    resume: Optional[int]
+    # "torn" (no valid record after it), "damage" (valid records follow, from resume on),
+    # or "gap" (a valid record at offset whose seq skips some: accepted, nothing skipped)
+    kind: str
+    resume: Optional[int]  # None for "torn"
 
 
 class ArchiveScan:
@@ -275,7 +277,7 @@ class ArchiveScan:
                         if off < 0:
                             return
                         continue
-                    if not self._sequence_ok(off, seq, expect):
+                    if not self._sequence_ok(off, end, seq, expect):
                         off = end
                         continue
                 if tag:
@@ -298,7 +300,7 @@ class ArchiveScan:
                             record = decode_payload(mv[off + 16 : end - tag], loads, names)
                     except Exception as exc:
                         self.count, self.last_seq, self.valid_end = count, last_seq, valid_end
-                        self._undecodable(off, seq, exc)
+                        self._undecodable(off, end, seq, exc)
                         record = ()
                     if record:
                         yield record
@@ -306,13 +308,14 @@ class ArchiveScan:
         finally:
             self.count, self.last_seq, self.valid_end = count, last_seq, valid_end
 
-    def _undecodable(self, off: int, seq: int, exc: Exception) -> None:
-        """A record passed every check but cannot be decoded: raise, or skip under salvage."""
+    def _undecodable(self, off: int, end: int, seq: int, exc: Exception) -> None:
+        """A record (``off`` to ``end``) passed every check but cannot be decoded: raise,
+        or skip it under salvage."""
         message = f"{self.path}: record seq {seq} at offset {off} passes its checks but cannot be read: {exc}"
         if not self.salvage:
             raise CorruptArchive(message, self.path, off) from exc
-        self.damages.append(Damage(off, "damage", None))
-        logger.error("salvage: skipping %s", message)
+        self.damages.append(Damage(off, "damage", end))
+        logger.error("salvage: skipping %s", message, extra={"finding": True})  # see .loading
 
     def _damaged(self, off: int) -> int:
         """Record damage at ``off``; return where to go on, or -1 to stop (a torn tail)."""
@@ -329,13 +332,17 @@ class ArchiveScan:
             )
         return resume
 
-    def _sequence_ok(self, off: int, seq: int, expect: Optional[int]) -> bool:
-        """For a checksum-valid record whose seq is not the expected one: accept, skip, or raise."""
+    def _sequence_ok(self, off: int, end: int, seq: int, expect: Optional[int]) -> bool:
+        """For a checksum-valid record (``off`` to ``end``) whose seq is not the expected
+        one: accept, skip, or raise."""
         if expect is None and seq > self.last_seq:
             return True
         if self.salvage:
-            self.damages.append(Damage(off, "damage", None))
-            return seq > self.last_seq  # a gap is accepted, a repeat skipped
+            if seq > self.last_seq:  # a gap is accepted, a repeat skipped
+                self.damages.append(Damage(off, "gap", off))
+                return True
+            self.damages.append(Damage(off, "damage", end))
+            return False
         raise CorruptArchive(
             f"{self.path}: record at offset {off} has seq {seq}, expected {expect}", self.path, off
         )

@@ -28,7 +28,7 @@ from . import archive, directory, forksafe, options
 from .archive import HEADER, Framer, Header, pack_header
 from .base import Record, State, Store
 from .groupcommit import GroupCommit
-from .loading import Loader
+from .loading import Finding, Loader
 from .serializers import PICKLE_PROTOCOL, by_id, by_name
 from .snapshot import write_snapshot
 from .writer import ArchiveWriter
@@ -59,6 +59,11 @@ class FileStore(ArchiveWriter, Store):
       followed by valid records; ``"salvage"`` skips damaged stretches and logs them.
     * ``read_only``: open without the lock and change nothing on disk (for inspection
       while another process writes); :meth:`append` and snapshots raise ``StoreError``.
+
+    After :meth:`load`, ``findings`` lists the damaged stretches of the archives that it
+    dealt with, as :class:`~.loading.Finding` tuples ``(path, offset, size, kind)``: a
+    torn tail (cut, or only reported when read-only) and what ``"salvage"`` skipped;
+    empty before the load and for healthy files. The command line reports them.
 
     Loading pickle runs code from the files: give an ``hmac_key`` or use ``"json"``
     when the directory could be written by someone else.
@@ -117,6 +122,7 @@ class FileStore(ArchiveWriter, Store):
         # the next snapshot goes over it instead of starting yet another generation.
         self._reuse_gen = False
         self._lock_fd = -1
+        self.findings: Tuple[Finding, ...] = ()
         if not read_only:
             self._lock_directory()
         else:
@@ -160,6 +166,7 @@ class FileStore(ArchiveWriter, Store):
 
     def _load(self) -> Tuple[Optional[State], List[Record]]:
         found = Loader(self.path, self._key, self._ser_id(), self.recovery, self.read_only).load()
+        self.findings = tuple(found.findings)
         if found.serializer is not None:
             self._adopt(found.serializer)
         self._seq = found.last_seq

@@ -8,6 +8,10 @@ archive may hold records its own snapshot holds too).
 Only the end of the whole history can be torn by a crash: damage at the end of an
 archive that records in a newer archive follow is damage (:class:`CorruptArchive`, or
 skipped without cutting under ``recovery="salvage"``), never cut as a torn tail.
+
+What opening dealt with (a torn tail, stretches skipped by salvage) is returned as
+:attr:`Loaded.findings` and logged; those log records carry the attribute ``finding``
+(``True``), so a tool that reports the findings itself can filter them out.
 """
 
 from __future__ import annotations
@@ -23,9 +27,26 @@ from .base import Record, State
 from .serializers import by_id
 from .snapshot import check_settings, read_snapshot
 
-__all__ = ["Loaded", "Loader"]
+__all__ = ["Finding", "Loaded", "Loader"]
 
 logger = logging.getLogger("unidist_queue.store.file")  # the name of its messages before the split
+FINDING = {"finding": True}  # the ``extra`` of the log records about findings
+
+
+class Finding(NamedTuple):
+    """A damaged stretch of an archive that opening dealt with (see :attr:`kind`).
+
+    ``kind``: ``"torn"``, a torn tail (``size`` bytes from ``offset`` to the end of the
+    file), cut by a writable open and left in place (but not replayed) by a read-only
+    one; ``"skipped"``, damage that ``recovery="salvage"`` read past (``size`` bytes);
+    ``"gap"``, a valid record at ``offset`` whose sequence number skips some (salvage
+    accepts it; ``size`` is 0: records are missing before it, no bytes are skipped).
+    """
+
+    path: str
+    offset: int
+    size: int
+    kind: str
 
 
 class Loaded(NamedTuple):
@@ -37,6 +58,7 @@ class Loaded(NamedTuple):
     last_seq: int  # the seq of the last record (or the snapshot's, or 0)
     base: int  # the generation of the newest snapshot (0: none)
     tail: Optional[Tuple[int, Framer, int]]  # the last archive: gen, framer, end of its valid records
+    findings: List[Finding]  # the damage dealt with, in the order found
 
 
 class _Scanned(NamedTuple):
@@ -62,6 +84,7 @@ class Loader:
         self.path, self.key, self.serializer = path, key, serializer
         self.salvage = recovery == "salvage"
         self.read_only = read_only
+        self.findings: List[Finding] = []
 
     def load(self) -> Loaded:
         """Read the newest snapshot and the records after it (see the module docstring).
@@ -93,7 +116,7 @@ class Loader:
         self._judge(scanned)
         if not self.read_only:
             directory.remove_older(self.path, base, snapshots, archives)
-        return Loaded(state, records, self.serializer, last, base, tail)
+        return Loaded(state, records, self.serializer, last, base, tail, self.findings)
 
     def _adopt(self, ident: int) -> None:
         if self.serializer is None:
@@ -139,7 +162,7 @@ class Loader:
             self._report(found, sealed=after > 0)
 
     def _report(self, found: _Scanned, sealed: bool) -> None:
-        """Log the damage a scan found; cut a torn tail when writable.
+        """Log the damage a scan found and add it to :attr:`findings`; cut a torn tail when writable.
 
         :raises CorruptArchive: a damaged tail in an archive that records in a newer
             archive follow (``sealed``), unless ``recovery="salvage"`` (then logged as
@@ -148,14 +171,21 @@ class Loader:
         """
         path = found.path
         for d in found.damages:
-            if d.kind != "torn":
+            if d.kind == "gap":
+                self.findings.append(Finding(path, d.offset, 0, "gap"))
+                logger.error("salvage: records missing before offset %d of %s (sequence gap)", d.offset, path,
+                             extra=FINDING)
+            elif d.kind != "torn":
+                size = (found.size if d.resume is None else d.resume) - d.offset
+                self.findings.append(Finding(path, d.offset, size, "skipped"))
                 logger.error("salvage: skipped damaged bytes of %s at offset %d (resuming at %s)",
-                             path, d.offset, d.resume)
+                             path, d.offset, d.resume, extra=FINDING)
             elif not sealed:
                 self._cut_tail(found, d.offset)
             elif self.salvage:
+                self.findings.append(Finding(path, d.offset, found.size - d.offset, "skipped"))
                 logger.error("salvage: skipped damaged bytes of %s at offset %d (to its end: %s)",
-                             path, d.offset, "a newer archive's records follow")
+                             path, d.offset, "a newer archive's records follow", extra=FINDING)
             else:
                 raise CorruptArchive(
                     f"{path}: damaged record at offset {d.offset}, at the end of an archive "
@@ -165,13 +195,19 @@ class Loader:
                 )
 
     def _cut_tail(self, found: _Scanned, offset: int) -> None:
-        """Log a torn tail at ``offset``; cut the archive to its valid records when writable.
+        """Log a torn tail at ``offset``; cut the archive to its valid records when writable
+        (read-only: say what an open would cut, and leave the file as it is).
 
         :raises StoreError: it cannot be cut.
         """
-        logger.warning("%s: torn or damaged last record at offset %d; cutting %d bytes",
-                       found.path, offset, found.size - offset)
-        if not self.read_only:
+        self.findings.append(Finding(found.path, offset, found.size - offset, "torn"))
+        if self.read_only:
+            logger.warning("%s: torn or damaged last record at offset %d; %d bytes would be cut "
+                           "on open (read-only: left as is)", found.path, offset, found.size - offset,
+                           extra=FINDING)
+        else:
+            logger.warning("%s: torn or damaged last record at offset %d; cutting %d bytes",
+                           found.path, offset, found.size - offset, extra=FINDING)
             try:
                 os.truncate(found.path, found.valid_end)
             except OSError as exc:

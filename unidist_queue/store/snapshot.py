@@ -30,7 +30,7 @@ from ..errors import CorruptArchive, StoreError
 from . import archive
 from .serializers import PICKLE_PROTOCOL, Serializer, by_id
 
-__all__ = ["Snapshot", "fsync_dir", "read_snapshot", "write_snapshot"]
+__all__ = ["Snapshot", "fsync_dir", "read_snapshot", "signature_ok", "write_snapshot"]
 
 MAGIC = b"UQSNAP\r\n"
 VERSION = 1
@@ -128,12 +128,7 @@ def read_snapshot(path: str, key: Optional[bytes], serializer: Optional[int]) ->
     :raises StoreError: the file was written with another serializer or HMAC setting,
         or it cannot be read.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise StoreError(f"cannot read snapshot {path}: {exc}") from exc
-    ser, flags, last_seq, covered, body, tag = _unframe(path, data)
+    ser, flags, last_seq, covered, body, tag = _unframe(path, _read(path))
     check_settings(path, ser, flags, key, serializer)
     if key is not None and not hmac.compare_digest(_tag(key, covered, body), tag):
         raise CorruptArchive(
@@ -144,6 +139,27 @@ def read_snapshot(path: str, key: Optional[bytes], serializer: Optional[int]) ->
     except Exception as exc:
         raise CorruptArchive(f"{path}: snapshot body cannot be decoded: {exc}", path, _HEAD.size) from exc
     return Snapshot(state, last_seq, ser)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise StoreError(f"cannot read snapshot {path}: {exc}") from exc
+
+
+def signature_ok(path: str, key: bytes) -> Optional[bool]:
+    """Whether the snapshot at ``path`` carries a valid HMAC tag made with ``key``;
+    ``None`` if it is not signed. Nothing is deserialized. Cost: O(size of the file).
+
+    :raises CorruptArchive: the file is damaged (see :func:`read_snapshot`).
+    :raises StoreError: it cannot be read.
+    """
+    _ser, flags, _last, covered, body, tag = _unframe(path, _read(path))
+    if not flags & archive.FLAG_HMAC:
+        return None
+    return hmac.compare_digest(_tag(key, covered, body), tag)
 
 
 def _unframe(path: str, data: bytes) -> Tuple[int, int, int, memoryview, memoryview, memoryview]:
