@@ -13,8 +13,14 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
   free slots; a finished task is acked; tasks taken but given back are nacked (to the
   front of their queue, in id order). A message with no live job here (left by a
   process that died, added by other code) gets a job built from its stored form
-  (``recovered``: nobody waits on its future); a message that is neither is no task:
-  it is removed and logged.
+  (``recovered``: nobody waits on its future; its function is imported when a worker
+  runs it, :class:`~unidist_queue._stored.Deferred`); a message that is neither is no
+  task: it is removed and logged. A stored task whose function cannot be imported then
+  did not run: instead of an ack, its message moves to ``"task-dead:S"``
+  (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive` moves such tasks back.
+* Every task submitted here is remembered weakly (it lives while its message, a worker
+  or its caller holds it) so that, once ``mq`` is closed under the handler, the futures
+  of those still waiting in ``mq`` can be failed (:meth:`QueueTasks.stranded`).
 * Messages that become ready by any other way than a submit of this handler (an add
   by other code, a nack, a lease ending) are heard of through ``subscribe``: the
   callback (the pool's ring) only wakes a free worker.
@@ -38,8 +44,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ._deadletter import bury, revive
 from ._stored import Deferred, body_of, parse_body
 from ._task import Job
 from ._waiting import job_id
@@ -73,6 +81,7 @@ class QueueTasks:
         self._adding = threading.Lock()
         self._durability: Dict[str, bool] = {}  # queue -> whether durable (looked up once)
         self._unsubscribe: List[Callable[[], None]] = []
+        self._submitted: weakref.WeakSet[Job] = weakref.WeakSet()  # see stranded()
 
     def watch(self, s: Series[Any]) -> None:
         self._unsubscribe.append(self.mq.subscribe(s.queue, self._ring))
@@ -107,6 +116,7 @@ class QueueTasks:
             self._live[job.msg_id] = job
         else:
             self.mq.add(s.queue, job)
+        self._submitted.add(job)
 
     def discard(self, s: Series[Any], job: Job) -> bool:
         return False  # never needed: a submit over mq= is ordered against shutdown
@@ -175,6 +185,10 @@ class QueueTasks:
     def done(self, job: Job) -> None:
         message, job.message = job.message, None
         if message is None:
+            return
+        fn = job.fn
+        if type(fn) is Deferred and fn.missing is not None:  # it did not run: never dropped
+            bury(self.mq, job.series, message, fn.missing)
             return
         try:
             self.mq.ack(message)
@@ -264,6 +278,27 @@ class QueueTasks:
         except Exception:
             logger.exception("could not ask %r when its next timed change is due", s.queue)
             return None
+
+    def stranded(self) -> List[Job]:
+        """Once ``mq`` is closed, with the pool's lock held: the tasks submitted here that
+        wait in ``mq`` (no worker holds them, not started, not done), oldest first.
+
+        The pool takes tasks under its lock, so none of its own workers takes one
+        meanwhile; a task another handler on the same ``mq`` reserved before the close
+        is held by it (``message`` set) or already running.
+        """
+        jobs = [
+            job for job in list(self._submitted)
+            if job.message is None and not job.future.done() and not job.future.running()
+        ]
+        self._submitted = weakref.WeakSet()
+        self._live.clear()
+        return sorted(jobs, key=job_id)
+
+    def revive(self, s: Series[Any]) -> int:
+        """Move the tasks of ``"task-dead:S"`` back to ``"task:S"``; how many (see
+        :func:`unidist_queue._deadletter.revive`). The subscription rings a worker."""
+        return revive(self.mq, s.name, s.queue)
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:

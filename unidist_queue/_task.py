@@ -45,12 +45,14 @@ class Job:
     queue (0: none, or not durable); ``message``: its reservation while a worker of this
     process holds it (over the queue API); ``recovered``: built from a stored task (left
     by a process that died, or added through the queue API), so nobody waits on its
-    future. Compared and hashed by identity. Making one is O(1) and about four times
-    cheaper than making a frozen ``Task``.
+    future. Compared and hashed by identity; weakly referenceable (a handler over ``mq=``
+    remembers its waiting tasks weakly). Making one is O(1) and about four times cheaper
+    than making a frozen ``Task``.
     """
 
     __slots__ = (
-        "args", "fn", "future", "id", "kwargs", "message", "msg_id", "queued_at", "recovered", "series",
+        "__weakref__", "args", "fn", "future", "id", "kwargs", "message", "msg_id", "queued_at", "recovered",
+        "series",
     )
 
     def __init__(
