@@ -18,9 +18,12 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
   task: it is removed and logged. A stored task whose function cannot be imported then
   did not run: instead of an ack, its message moves to ``"task-dead:S"``
   (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive` moves such tasks back.
-* Every task submitted here is remembered weakly (it lives while its message, a worker
-  or its caller holds it) so that, once ``mq`` is closed under the handler, the futures
-  of those still waiting in ``mq`` can be failed (:meth:`QueueTasks.stranded`).
+* Every task submitted here is remembered while it waits in ``mq`` (a durable one in
+  ``_live`` by message id, any other in ``_waiting``, left by whoever takes it), so that
+  once ``mq`` is closed under the handler the futures of those still waiting can be
+  failed (:meth:`QueueTasks.stranded`). A task that leaves ``mq`` another way (a
+  ``clear`` or ``drop`` of its queue) stays remembered until then: its future fails at
+  the close too, instead of staying pending for ever.
 * Messages that become ready by any other way than a submit of this handler (an add
   by other code, a nack, a lease ending) are heard of through ``subscribe``: the
   callback (the pool's ring) only wakes a free worker.
@@ -44,7 +47,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._deadletter import bury, revive
@@ -81,7 +83,7 @@ class QueueTasks:
         self._adding = threading.Lock()
         self._durability: Dict[str, bool] = {}  # queue -> whether durable (looked up once)
         self._unsubscribe: List[Callable[[], None]] = []
-        self._submitted: weakref.WeakSet[Job] = weakref.WeakSet()  # see stranded()
+        self._waiting: Dict[Job, None] = {}  # jobs waiting in mq as themselves (see _hold)
 
     def watch(self, s: Series[Any]) -> None:
         self._unsubscribe.append(self.mq.subscribe(s.queue, self._ring))
@@ -114,9 +116,20 @@ class QueueTasks:
         if durable:
             job.msg_id = self.mq.add(s.queue, body_of(job.fn, job.args, job.kwargs))
             self._live[job.msg_id] = job
-        else:
+            return
+        self._hold(job)
+        try:
             self.mq.add(s.queue, job)
-        self._submitted.add(job)
+        except BaseException:
+            del self._waiting[job]
+            raise
+
+    def _hold(self, job: Job) -> None:
+        """Remember ``job``, about to wait in ``mq`` as itself, until a taker lets go of it
+        (:meth:`_job_of`, in this handler or another one on the same ``mq``): registered
+        before its add, so no taker can come first."""
+        job.home = self._waiting
+        self._waiting[job] = None
 
     def discard(self, s: Series[Any], job: Job) -> bool:
         return False  # never needed: a submit over mq= is ordered against shutdown
@@ -160,6 +173,10 @@ class QueueTasks:
         """The live job of ``message``, or one built from its stored form; ``None``: no task."""
         body = message.body
         if type(body) is Job:
+            home = body.home
+            if home is not None:
+                body.home = None
+                home.pop(body, None)
             return body
         job = self._live.pop(message.id, None)
         if job is None:
@@ -228,7 +245,9 @@ class QueueTasks:
         for job in sorted(jobs, key=job_id):
             message, job.message = job.message, None
             if message is not None:
-                if message.body is not job:
+                if message.body is job:
+                    self._hold(job)
+                else:
                     self._live[message.id] = job
                 messages.append(message)
         return messages
@@ -281,18 +300,19 @@ class QueueTasks:
 
     def stranded(self) -> List[Job]:
         """Once ``mq`` is closed, with the pool's lock held: the tasks submitted here that
-        wait in ``mq`` (no worker holds them, not started, not done), oldest first.
+        wait in ``mq`` (no worker holds them, not done; a reassigned task whose future
+        is running included), oldest first.
 
         The pool takes tasks under its lock, so none of its own workers takes one
         meanwhile; a task another handler on the same ``mq`` reserved before the close
-        is held by it (``message`` set) or already running.
+        is no longer listed, or is held by it (``message`` set).
         """
         jobs = [
-            job for job in list(self._submitted)
-            if job.message is None and not job.future.done() and not job.future.running()
+            job for job in [*self._live.values(), *list(self._waiting)]
+            if not (job.recovered or job.message is not None or job.future.done())
         ]
-        self._submitted = weakref.WeakSet()
         self._live.clear()
+        self._waiting.clear()
         return sorted(jobs, key=job_id)
 
     def revive(self, s: Series[Any]) -> int:

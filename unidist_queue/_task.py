@@ -45,13 +45,14 @@ class Job:
     queue (0: none, or not durable); ``message``: its reservation while a worker of this
     process holds it (over the queue API); ``recovered``: built from a stored task (left
     by a process that died, or added through the queue API), so nobody waits on its
-    future. Compared and hashed by identity; weakly referenceable (a handler over ``mq=``
-    remembers its waiting tasks weakly). Making one is O(1) and about four times cheaper
-    than making a frozen ``Task``.
+    future; ``home``: while it waits in a queue of ``mq=`` as itself (not durable), the
+    dict of waiting jobs of the handler that added it (whoever takes it removes it
+    there). Compared and hashed by identity. Making one is O(1) and about four times
+    cheaper than making a frozen ``Task``.
     """
 
     __slots__ = (
-        "__weakref__", "args", "fn", "future", "id", "kwargs", "message", "msg_id", "queued_at", "recovered",
+        "args", "fn", "future", "home", "id", "kwargs", "message", "msg_id", "queued_at", "recovered",
         "series",
     )
 
@@ -77,6 +78,7 @@ class Job:
         self.msg_id = msg_id
         self.recovered = recovered
         self.message: Optional[Message] = None
+        self.home: Optional[Dict[Job, None]] = None
 
     def task(self) -> Task:
         """The public :class:`Task` of this job (a job is handed out once at most)."""

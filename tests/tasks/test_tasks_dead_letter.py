@@ -18,7 +18,8 @@ from typing import Any, Iterator
 import pytest
 from helpers import wait_until
 
-from unidist_queue.errors import Full, ShutDown
+from unidist_queue import _deadletter
+from unidist_queue.errors import Full, ShutDown, StoreError
 from unidist_queue.queues import MessageQueue
 from unidist_queue.store.file import FileStore
 from unidist_queue.tasks import TaskHandler
@@ -172,3 +173,50 @@ def test_retry_dead_arguments_and_states() -> None:
         th.retry_dead()
     with MessageQueue() as mq, TaskHandler(0, mq=mq) as th:
         assert th.retry_dead("nothing-dead-here") == 0
+
+
+class AckFails:
+    """A queue-API object whose ``ack`` fails as ``error`` says (the rest: ``mq``'s)."""
+
+    def __init__(self, mq: MessageQueue, error: Exception) -> None:
+        self.mq = mq
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.mq, name)
+
+    def ack(self, message: Any) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "logged"),
+    [(ValueError("not reserved"), "no longer reserved"), (StoreError("disk full"), "could not commit")],
+    ids=["cleared-meanwhile", "store-error"],
+)
+def test_a_move_whose_ack_fails_keeps_the_task_in_both_queues(
+    mq: MessageQueue, caplog: pytest.LogCaptureFixture, error: Exception, logged: str
+) -> None:
+    """Added to ``task-dead:S`` first: an ack that fails afterwards loses nothing."""
+    mq.add("task:s", ("uq_no_such_module:fn", [], {}))
+    message = mq.reserve("task:s")
+    caplog.set_level(logging.DEBUG, logger="unidist_queue.tasks")
+    _deadletter.bury(AckFails(mq, error), "s", message, "ModuleNotFoundError: gone")  # type: ignore[arg-type]
+    assert mq.all("task-dead:s") == [("uq_no_such_module:fn", [], {})]
+    assert mq.stats("task:s").reserved == 1  # still there: ready again after a restart
+    assert logged in caplog.text
+
+
+def test_retry_dead_when_another_consumer_took_them_first(mq: MessageQueue) -> None:
+    class TakenMeanwhile:
+        def __init__(self) -> None:
+            self.count = mq.count
+            self.reserve_many = self.take_then_fail
+
+        def take_then_fail(self, queue: str, n: int, **options: Any) -> Any:
+            mq.clear(queue)
+            return mq.reserve_many(queue, n, **options)
+
+    mq.add("task-dead:s", ("uq_no_such_module:fn", [], {}))
+    assert _deadletter.revive(TakenMeanwhile(), "s", "task:s") == 0  # type: ignore[arg-type]
+    assert mq.count("task:s") == 0

@@ -17,7 +17,7 @@ import pytest
 from helpers import blocker, threads_named, wait_until
 
 from unidist_queue import _closewatch
-from unidist_queue.errors import ShutDown
+from unidist_queue.errors import Full, ShutDown, StoreError
 from unidist_queue.queues import MessageQueue
 from unidist_queue.store.file import FileStore
 from unidist_queue.tasks import TaskHandler
@@ -132,3 +132,108 @@ def test_the_watching_thread_creates_no_queue_and_ignores_items_added_to_its_nam
     finally:
         mq.close()
     assert_shut_down(th)
+
+
+def test_only_the_tasks_still_waiting_fail(caplog: pytest.LogCaptureFixture) -> None:
+    """A task another handler on the same queue ran keeps its result; a task refused by
+    the queue (full) raised at submit; a task whose message was cleared fails too,
+    instead of staying pending for ever."""
+    mq = MessageQueue()
+    mq.declare("task:bounded", maxlen=1, overflow="reject")
+    owner = TaskHandler(0, mq=mq)
+    other = TaskHandler(0, mq=mq)
+    ran_elsewhere = owner.submit_to("shared", abs, -4)
+    other.hire("shared")
+    assert ran_elsewhere.result(WAIT) == 4
+    bounded = owner.submit_to("bounded", abs, -1)
+    with pytest.raises(Full):
+        owner.submit_to("bounded", abs, -2)
+    cleared = owner.submit_to("cleared", abs, -3)
+    assert mq.clear("task:cleared") == 1
+    with caplog.at_level(logging.WARNING, logger="unidist_queue.tasks"):
+        mq.close()
+        assert isinstance(bounded.exception(WAIT), ShutDown)
+        assert isinstance(cleared.exception(WAIT), ShutDown)
+        assert_shut_down(owner)
+        assert_shut_down(other)
+    assert ran_elsewhere.result(0) == 4
+    assert "2 waiting tasks failed with ShutDown" in caplog.text
+    assert "0 waiting tasks failed with ShutDown" in caplog.text
+
+
+def test_reassigned_tasks_put_back_in_the_queue_fail_too() -> None:
+    mq = MessageQueue()
+    th = TaskHandler(0, mq=mq)
+    wid = th.hire("s")
+    started, release, hold = blocker()
+    running = th.submit_to("s", hold, 1)
+    assert started.wait(WAIT)
+    behind = th.submit_to("s", abs, -1)  # waits: the worker's one slot is busy
+    assert th.terminate(wid, crash=True, reassign=True) == []  # "running" goes back to "s"
+    mq.close()
+    assert isinstance(behind.exception(WAIT), ShutDown)
+    assert isinstance(running.exception(WAIT), ShutDown)  # nobody will run it again
+    release.set()  # the abandoned thread ends; what it returns is discarded
+    assert_shut_down(th)
+
+
+@pytest.mark.parametrize("with_mq", [False, True], ids=["private", "mq"])
+def test_a_future_resolved_by_its_caller_before_its_task_started_is_skipped(with_mq: bool) -> None:
+    """``Future.set_exception`` is public (for executors and tests); a worker meeting such a
+    future skips its task and goes on, as for a cancelled one (so does a race with a close)."""
+    mq = MessageQueue()
+    th = TaskHandler(0, mq=mq if with_mq else None)
+    skipped = th.submit(abs, -1)
+    skipped.set_exception(ValueError("resolved by its caller"))
+    th.hire()
+    assert th.submit(abs, -2).result(WAIT) == 2
+    th.shutdown(timeout=WAIT)
+    assert isinstance(skipped.exception(0), ValueError)
+    assert th.status()["series"]["default"]["processed"] == 1
+    mq.close()
+
+
+class FakeView:
+    """A view whose ``get`` raises ``error`` (and records that it was shut down)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.is_shutdown = False
+
+    def get(self) -> None:
+        raise self.error
+
+    def shutdown(self) -> None:
+        self.is_shutdown = True
+
+
+class FakeQueue:
+    def __init__(self, view: FakeView) -> None:
+        self.the_view = view
+
+    def view(self, name: str) -> FakeView:
+        assert name.startswith("task-watch:")
+        return self.the_view
+
+
+@pytest.mark.parametrize(
+    ("error", "level", "logged"),
+    [
+        (ShutDown("closed"), logging.ERROR, "whose MessageQueue was closed failed"),
+        (RuntimeError("broken backend"), logging.ERROR, "cannot watch the task queues"),
+        (StoreError("read-only"), logging.DEBUG, "cannot be watched"),
+    ],
+    ids=["on-close-raises", "unexpected-error", "read-only-store"],
+)
+def test_the_watching_thread_logs_what_goes_wrong(
+    caplog: pytest.LogCaptureFixture, error: Exception, level: int, logged: str
+) -> None:
+    def on_close() -> None:
+        raise RuntimeError("on_close failed")
+
+    caplog.set_level(logging.DEBUG, logger="unidist_queue.tasks")
+    watch = _closewatch.CloseWatch(FakeQueue(FakeView(error)), on_close)  # type: ignore[arg-type]
+    watch.join(WAIT)
+    assert not watch.thread.is_alive()
+    (record,) = [r for r in caplog.records if logged in r.getMessage()]
+    assert record.levelno == level
