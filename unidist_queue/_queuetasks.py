@@ -117,11 +117,12 @@ class QueueTasks:
             job.msg_id = self.mq.add(s.queue, body_of(job.fn, job.args, job.kwargs))
             self._live[job.msg_id] = job
             return
-        self._hold(job)
+        job.home = waiting = self._waiting  # as _hold does (inlined: the submit path)
+        waiting[job] = None
         try:
             self.mq.add(s.queue, job)
         except BaseException:
-            del self._waiting[job]
+            del waiting[job]
             raise
 
     def _hold(self, job: Job) -> None:
