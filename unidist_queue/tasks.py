@@ -91,8 +91,8 @@ class TaskHandler(Executor):
     ``python -m pkg.mod`` is stored as ``pkg.mod:name``: see the README). A stored task
     whose function cannot be imported when a worker takes it (its module gone or
     renamed since) does not run and is not dropped: its message moves, unchanged, to
-    the series' dead-letter queue ``"task-dead:S"``, logged at ERROR;
-    :meth:`retry_dead` moves such tasks back.
+    the series' dead-letter queue ``"task-dead:S"``, logged at ERROR (and counted as
+    failed in :meth:`status`); :meth:`retry_dead` moves such tasks back.
 
     Methods by purpose:
 
@@ -294,7 +294,9 @@ class TaskHandler(Executor):
         Waiting tasks of a durable series stay in their queue unless cancelled by
         ``cancel_futures``, and run after a restart. Over ``mq=``, tasks an abandoned
         worker held without starting them go back to their queue (nacked), and the
-        handler stops listening to ``mq``. Idempotent: later calls return ``[]``.
+        handler stops listening to ``mq`` and watching it for its closing (that thread
+        is joined with ``wait``). Idempotent: later calls return ``[]`` (also after the
+        handler shut itself down because ``mq`` was closed).
 
         Thread-safe; from a task, it does not wait for that task.
 
