@@ -1,5 +1,5 @@
 """The slower half of a :class:`~unidist_queue.TaskHandler`'s pool: terminate, update,
-status, shutdown.
+status, shutdown (also when ``mq=`` is closed under it), retry_dead.
 
 Internal. :class:`LifecycleMixin` is the part of :class:`~unidist_queue._pool.Pool`
 behind those four facade methods (documented there). Helpers whose name ends in
@@ -8,16 +8,21 @@ behind those four facade methods (documented there). Helpers whose name ends in
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._poolbase import PoolBase
 from ._task import Job
 from ._util import check_seconds, deadline_of, remaining
 from ._workers import Gather, Update, Worker
+from .errors import ShutDown
 
 __all__ = ["LifecycleMixin"]
+
+logger = logging.getLogger("unidist_queue.tasks")
 
 
 class LifecycleMixin(PoolBase):
@@ -180,17 +185,60 @@ class LifecycleMixin(PoolBase):
                 # cancel_futures: the tasks waiting in their series; a task handed to a worker
                 # runs (as a work item a ThreadPoolExecutor thread took from its queue)
                 unfinished = self._waiting_locked(cancel_futures, cancel_futures)
-                for w in list(self._workers.values()):
-                    self._retire_locked(w, drain=True)
-                self._tasks.close()
+                self._stop_locked()
             workers = list(self._workers.values())
         for task in unfinished:
             task.future.cancel()
         if wait:
             _join([t for w in workers for t in w.threads], deadline)
+            if self._watch is not None:
+                self._watch.join(remaining(deadline) if deadline is not None else None)
             seen = set(unfinished)  # a durable queue lists its unserved tasks again
             unfinished += [t for t in self._after_wait(workers) if t not in seen]
         return unfinished
+
+    def _stop_locked(self) -> None:
+        """The first shutdown (``_shut`` just set): retire every worker (they drain their
+        series), stop listening to ``mq`` and watching it."""
+        for w in list(self._workers.values()):
+            self._retire_locked(w, drain=True)
+        self._tasks.close()
+        if self._watch is not None:
+            self._watch.stop()
+
+    def mq_closed(self) -> None:
+        """``mq`` was closed under this live pool (from the watching thread, no lock held).
+
+        Shut down as ``shutdown(wait=False)`` would, and fail the futures of the tasks
+        submitted here that still wait in ``mq`` with ``ShutDown`` (a durable series
+        keeps them stored: they run after a restart). Tasks already handed to a worker
+        run, as at any shutdown; their messages can no longer be acked (a durable queue
+        runs them again after a restart: at least once). Logged at WARNING.
+        """
+        with self._submitting, self._lock:
+            if self._shut:
+                return
+            self._shut = self._mq_gone = True
+            stranded = self._tasks.stranded()
+            self._stop_locked()
+        for job in stranded:
+            with contextlib.suppress(InvalidStateError):  # cancelled by its caller meanwhile
+                job.future.set_exception(ShutDown("the MessageQueue of the TaskHandler was closed"))
+        logger.warning(
+            "the MessageQueue under a TaskHandler was closed before it: the handler shut down, "
+            "%d waiting tasks failed with ShutDown", len(stranded),
+        )
+
+    def retry_dead(self, series: str) -> int:
+        """See :meth:`TaskHandler.retry_dead <unidist_queue.TaskHandler.retry_dead>`."""
+        with self._submitting:  # before or after shutdown, which stops hearing of adds
+            if self._shut:
+                raise self.closed()
+            s = self._series.get(series)
+            if s is None:
+                with self._lock:
+                    s = self._series_of(series)
+            return self._tasks.revive(s)
 
     def _after_wait(self, workers: List[Worker]) -> List[Job]:
         """After the joins: abandon workers still running; collect tasks nobody will run.

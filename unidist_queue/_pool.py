@@ -30,6 +30,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
+from ._closewatch import CloseWatch
 from ._future import FUTURE
 from ._lifecycle import LifecycleMixin
 from ._routing import Series
@@ -50,7 +51,8 @@ class Pool(LifecycleMixin, RunMixin):
 
     ``Pool(mq)``: ``mq`` is the queue-API object holding waiting tasks (``None``: private
     deques). Series whose tasks wait in ``mq`` from before (durable ``"task:*"``
-    queues) are known at once.
+    queues) are known at once. Over ``mq``, a :class:`~unidist_queue._closewatch.CloseWatch`
+    thread hears ``mq.close()`` (:meth:`~unidist_queue._lifecycle.LifecycleMixin.mq_closed`).
     """
 
     def __init__(self, mq: Optional[QueueAPI]) -> None:
@@ -58,6 +60,8 @@ class Pool(LifecycleMixin, RunMixin):
         with self._lock:
             for name in self._tasks.recover():
                 self._series_of(name)
+        if mq is not None:
+            self._watch = CloseWatch(mq, self.mq_closed)
 
     # -- submitting ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
+from ._closewatch import CloseWatch
 from ._future import FUTURE
 from ._queuetasks import QueueTasks
 from ._routing import Series
@@ -72,12 +73,16 @@ class PoolBase:
         self._live = 0  # threads of workers not abandoned, not yet exited
         self._shut = False
         self._at_exit = False  # shut down by the interpreter's exit
+        self._mq_gone = False  # shut down because mq= was closed under it
+        self._watch: Optional[CloseWatch] = None  # over mq=: hears mq.close() (set by the Pool)
         self.owner: Any = None  # a weak reference to the facade (set by the facade)
 
     def closed(self) -> ShutDown:
         """The error for a call made after shutdown."""
         if self._at_exit:
             return ShutDown("the TaskHandler is shut down: no new task after interpreter shutdown")
+        if self._mq_gone:
+            return ShutDown("the TaskHandler is shut down: its MessageQueue was closed")
         return ShutDown("the TaskHandler is shut down")
 
     def _recovered(

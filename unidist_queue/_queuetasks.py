@@ -13,8 +13,17 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
   free slots; a finished task is acked; tasks taken but given back are nacked (to the
   front of their queue, in id order). A message with no live job here (left by a
   process that died, added by other code) gets a job built from its stored form
-  (``recovered``: nobody waits on its future); a message that is neither is no task:
-  it is removed and logged.
+  (``recovered``: nobody waits on its future; its function is imported when a worker
+  runs it, :class:`~unidist_queue._stored.Deferred`); a message that is neither is no
+  task: it is removed and logged. A stored task whose function cannot be imported then
+  did not run: instead of an ack, its message moves to ``"task-dead:S"``
+  (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive` moves such tasks back.
+* Every task submitted here is remembered while it waits in ``mq`` (a durable one in
+  ``_live`` by message id, any other in ``_waiting``, left by whoever takes it), so that
+  once ``mq`` is closed under the handler the futures of those still waiting can be
+  failed (:meth:`QueueTasks.stranded`). A task that leaves ``mq`` another way (a
+  ``clear`` or ``drop`` of its queue) stays remembered until then: its future fails at
+  the close too, instead of staying pending for ever.
 * Messages that become ready by any other way than a submit of this handler (an add
   by other code, a nack, a lease ending) are heard of through ``subscribe``: the
   callback (the pool's ring) only wakes a free worker.
@@ -40,6 +49,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ._deadletter import bury, revive
 from ._stored import Deferred, body_of, parse_body
 from ._task import Job
 from ._waiting import job_id
@@ -73,6 +83,7 @@ class QueueTasks:
         self._adding = threading.Lock()
         self._durability: Dict[str, bool] = {}  # queue -> whether durable (looked up once)
         self._unsubscribe: List[Callable[[], None]] = []
+        self._waiting: Dict[Job, None] = {}  # jobs waiting in mq as themselves (see _hold)
 
     def watch(self, s: Series[Any]) -> None:
         self._unsubscribe.append(self.mq.subscribe(s.queue, self._ring))
@@ -105,8 +116,21 @@ class QueueTasks:
         if durable:
             job.msg_id = self.mq.add(s.queue, body_of(job.fn, job.args, job.kwargs))
             self._live[job.msg_id] = job
-        else:
+            return
+        job.home = waiting = self._waiting  # as _hold does (inlined: the submit path)
+        waiting[job] = None
+        try:
             self.mq.add(s.queue, job)
+        except BaseException:
+            del waiting[job]
+            raise
+
+    def _hold(self, job: Job) -> None:
+        """Remember ``job``, about to wait in ``mq`` as itself, until a taker lets go of it
+        (:meth:`_job_of`, in this handler or another one on the same ``mq``): registered
+        before its add, so no taker can come first."""
+        job.home = self._waiting
+        self._waiting[job] = None
 
     def discard(self, s: Series[Any], job: Job) -> bool:
         return False  # never needed: a submit over mq= is ordered against shutdown
@@ -150,6 +174,10 @@ class QueueTasks:
         """The live job of ``message``, or one built from its stored form; ``None``: no task."""
         body = message.body
         if type(body) is Job:
+            home = body.home
+            if home is not None:
+                body.home = None
+                home.pop(body, None)
             return body
         job = self._live.pop(message.id, None)
         if job is None:
@@ -175,6 +203,10 @@ class QueueTasks:
     def done(self, job: Job) -> None:
         message, job.message = job.message, None
         if message is None:
+            return
+        fn = job.fn
+        if type(fn) is Deferred and fn.missing is not None:  # it did not run: never dropped
+            bury(self.mq, job.series, message, fn.missing)
             return
         try:
             self.mq.ack(message)
@@ -214,7 +246,9 @@ class QueueTasks:
         for job in sorted(jobs, key=job_id):
             message, job.message = job.message, None
             if message is not None:
-                if message.body is not job:
+                if message.body is job:
+                    self._hold(job)
+                else:
                     self._live[message.id] = job
                 messages.append(message)
         return messages
@@ -264,6 +298,28 @@ class QueueTasks:
         except Exception:
             logger.exception("could not ask %r when its next timed change is due", s.queue)
             return None
+
+    def stranded(self) -> List[Job]:
+        """Once ``mq`` is closed, with the pool's lock held: the tasks submitted here that
+        wait in ``mq`` (no worker holds them, not done; a reassigned task whose future
+        is running included), oldest first.
+
+        The pool takes tasks under its lock, so none of its own workers takes one
+        meanwhile; a task another handler on the same ``mq`` reserved before the close
+        is no longer listed, or is held by it (``message`` set).
+        """
+        jobs = [
+            job for job in [*self._live.values(), *list(self._waiting)]
+            if not (job.recovered or job.message is not None or job.future.done())
+        ]
+        self._live.clear()
+        self._waiting.clear()
+        return sorted(jobs, key=job_id)
+
+    def revive(self, s: Series[Any]) -> int:
+        """Move the tasks of ``"task-dead:S"`` back to ``"task:S"``; how many (see
+        :func:`unidist_queue._deadletter.revive`). The subscription rings a worker."""
+        return revive(self.mq, s.name, s.queue)
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:

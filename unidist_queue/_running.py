@@ -16,6 +16,7 @@ from concurrent.futures import InvalidStateError
 from typing import Any, List, Optional, cast
 
 from ._poolbase import PoolBase
+from ._stored import FunctionMissing
 from ._task import Job
 from ._workers import Worker
 
@@ -53,7 +54,11 @@ class RunMixin(PoolBase):
                 return None  # given to it before it was abandoned: terminate returned it
             future = task.future
             failed = False
-            if (resumed and task in resumed) or future.set_running_or_notify_cancel():
+            try:
+                started = (resumed and task in resumed) or future.set_running_or_notify_cancel()
+            except RuntimeError:  # failed before it started: its MessageQueue was closed
+                started = False
+            if started:
                 start = _monotonic()
                 try:
                     value = task.fn(*task.args, **task.kwargs)
@@ -62,7 +67,7 @@ class RunMixin(PoolBase):
                     failed = True
                     del exc
                 end = _monotonic()
-            else:  # cancelled while waiting
+            else:  # cancelled (or failed) while waiting
                 start = end = -1.0
                 value = None
             nxt = self._book(worker, task, start, end, failed)
@@ -187,7 +192,7 @@ def _resolve(task: Job, value: Any, failed: bool) -> None:
     A recovered task has no caller: its result is dropped and its exception logged.
     """
     if task.recovered:
-        if failed:
+        if failed and not isinstance(value, FunctionMissing):  # that one is moved and logged
             logger.error("recovered task %r raised", task, exc_info=value)
         return
     try:

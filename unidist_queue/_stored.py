@@ -2,19 +2,22 @@
 
 Internal. A task of a durable series is added to its queue as :data:`Body`; its
 function is named by :func:`name_of` (refused at submit when it cannot be found again
-under that name in a fresh interpreter) and found again by :func:`importer` when a
-worker takes a message that has no live task in this process (left by a process that
-died, or added by other code through the queue API).
+under that name in a fresh interpreter) and imported again by :class:`Deferred` when
+a worker runs a message that has no live task in this process (left by a process that
+died, or added by other code through the queue API). A function that cannot be imported
+then is not run: :class:`Deferred` says so, and the worker moves the task to the
+series' dead-letter queue ``"task-dead:S"`` (:mod:`unidist_queue._queuetasks`).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .errors import SerializationError
 
-__all__ = ["Body", "body_of", "importer", "name_of", "parse_body", "resolve"]
+__all__ = ["Body", "Deferred", "FunctionMissing", "body_of", "name_of", "parse_body", "resolve"]
 
 Body = Tuple[str, Tuple[Any, ...], Dict[str, Any]]
 """A durable task as stored: ``(importable function name, args, kwargs)``."""
@@ -39,15 +42,30 @@ def parse_body(body: Any) -> Optional[Body]:
 
 
 def name_of(fn: Callable[..., Any]) -> str:
-    """The importable name ``"module:qualname"`` of ``fn``.
+    """The importable name ``"module:qualname"`` of ``fn``, as a fresh interpreter finds it.
 
-    :raises SerializationError: ``fn`` cannot be imported back under that name
-        (a lambda, a local function, a bound method, a callable object...).
+    Refused: a lambda or a local function (``<`` in its ``__qualname__``), an object that
+    ``module:qualname`` does not give back (a bound method of an instance, a callable
+    object, a renamed function), a function of a module that cannot be imported. A
+    function of ``__main__`` (or of ``__mp_main__``, the main module in a
+    ``multiprocessing`` child) is stored under the name of the module that runs as
+    ``__main__`` when the program was started as ``python -m pkg.mod`` (its
+    ``__main__.__spec__`` names it), since a fresh interpreter imports it as
+    ``pkg.mod``; it is refused when the program is a script (``python script.py``,
+    ``python -c``, an interactive session: no module name), and for ``python -m pkg``
+    (``pkg.__main__`` runs the program when imported).
+
+    Cost: one import look-up (``sys.modules``) and ``getattr`` per dotted part.
+
+    :raises SerializationError: ``fn`` cannot be found again by name in a fresh
+        interpreter (the message says why and what to do).
     """
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
         raise SerializationError(f"{fn!r} has no importable name (durable tasks need module-level functions)")
+    if module in _MAIN_NAMES:
+        return _main_name(fn, module, qualname)
     name = f"{module}:{qualname}"
     try:
         found = resolve(name)
@@ -56,6 +74,36 @@ def name_of(fn: Callable[..., Any]) -> str:
     if found is not fn and found != fn:
         raise SerializationError(f"{name!r} names another object than {fn!r}")
     return name
+
+
+_MAIN_NAMES = ("__main__", "__mp_main__")  # the main module (multiprocessing's children: the second)
+
+
+def _main_name(fn: Callable[..., Any], module: str, qualname: str) -> str:
+    """The name of a function of the main module (see :func:`name_of`), found without
+    importing it again (which would run the program's module code a second time)."""
+    main = sys.modules.get(module)
+    spec = getattr(main, "__spec__", None)
+    real = getattr(spec, "name", None)
+    if not isinstance(real, str) or not real or real in _MAIN_NAMES:
+        raise SerializationError(
+            f"{fn!r} is defined in the main script, which a fresh interpreter cannot import "
+            "by name: move it into an importable module (or run the program with python -m)"
+        )
+    if real.endswith(".__main__"):
+        raise SerializationError(
+            f"{fn!r} is defined in {real}, which runs the program when imported: "
+            "move it into another module of the package"
+        )
+    found: Any = main
+    try:
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except AttributeError as exc:
+        raise SerializationError(f"{fn!r} cannot be found again in {real}: {exc}") from exc
+    if found is not fn and found != fn:
+        raise SerializationError(f"'{real}:{qualname}' names another object than {fn!r}")
+    return f"{real}:{qualname}"
 
 
 def resolve(name: str) -> Callable[..., Any]:
@@ -73,38 +121,37 @@ def resolve(name: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def importer(name: str) -> Callable[..., Any]:
-    """The function named ``name``, or one that raises why it cannot be imported.
-
-    A stored task whose function is gone still runs (and fails with the reason), so it
-    is never dropped silently.
-    """
-    try:
-        return resolve(name)
-    except Exception as exc:
-        error = exc
-
-        def unavailable(*args: Any, **kwargs: Any) -> Any:
-            raise ImportError(f"task function {name!r} cannot be imported: {error}")
-
-        return unavailable
+class FunctionMissing(ImportError):
+    """A stored task's function cannot be imported by name (raised by :class:`Deferred`)."""
 
 
 class Deferred:
     """A stored task's function, imported by name on its first call (by the worker that
-    runs it, outside every lock: an import runs a module's code). Calls then go to
-    :func:`importer`'s result. Thread-safe: two first calls import once each at most."""
+    runs it, outside every lock: an import runs a module's code).
 
-    __slots__ = ("_fn", "name")
+    A call whose import fails raises :class:`FunctionMissing` (the task did not run) and
+    sets :attr:`missing` to why; the worker then moves the task to its series'
+    dead-letter queue instead of settling it. A later call tries the import again.
+    Thread-safe: two first calls import once each at most.
+    """
+
+    __slots__ = ("_fn", "missing", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._fn: Optional[Callable[..., Any]] = None
+        #: Why the last import failed (``None``: it has not failed).
+        self.missing: Optional[str] = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         fn = self._fn
         if fn is None:
-            fn = self._fn = importer(self.name)
+            try:
+                fn = resolve(self.name)
+            except Exception as exc:
+                self.missing = f"{type(exc).__name__}: {exc}"
+                raise FunctionMissing(f"task function {self.name!r} cannot be imported: {exc}") from None
+            self._fn = fn
         return fn(*args, **kwargs)
 
     def __repr__(self) -> str:

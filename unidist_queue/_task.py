@@ -45,12 +45,15 @@ class Job:
     queue (0: none, or not durable); ``message``: its reservation while a worker of this
     process holds it (over the queue API); ``recovered``: built from a stored task (left
     by a process that died, or added through the queue API), so nobody waits on its
-    future. Compared and hashed by identity. Making one is O(1) and about four times
+    future; ``home``: while it waits in a queue of ``mq=`` as itself (not durable), the
+    dict of waiting jobs of the handler that added it (whoever takes it removes it
+    there). Compared and hashed by identity. Making one is O(1) and about four times
     cheaper than making a frozen ``Task``.
     """
 
     __slots__ = (
-        "args", "fn", "future", "id", "kwargs", "message", "msg_id", "queued_at", "recovered", "series",
+        "args", "fn", "future", "home", "id", "kwargs", "message", "msg_id", "queued_at", "recovered",
+        "series",
     )
 
     def __init__(
@@ -75,6 +78,7 @@ class Job:
         self.msg_id = msg_id
         self.recovered = recovered
         self.message: Optional[Message] = None
+        self.home: Optional[Dict[Job, None]] = None
 
     def task(self) -> Task:
         """The public :class:`Task` of this job (a job is handed out once at most)."""

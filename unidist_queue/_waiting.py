@@ -13,10 +13,11 @@ tasks wait; it has two implementations:
 * :class:`~unidist_queue._queuetasks.QueueTasks`: any queue-API object passed as
   ``mq=``, through its public methods only; series ``S`` waits in queue ``"task:S"``.
 
-Calling conventions (the pool's lock is "the lock"): :meth:`~TaskQueue.add` and
-:meth:`~TaskQueue.done` are called with no lock held; :meth:`~TaskQueue.take_one` by a
-worker thread holding only its own mutex (in memory); every other method with the lock
-held.
+Calling conventions (the pool's lock is "the lock"): :meth:`~TaskQueue.add`,
+:meth:`~TaskQueue.done` and :meth:`~TaskQueue.revive` are called without it (``add`` and
+``revive`` over ``mq=`` under the pool's ``_submitting`` only); :meth:`~TaskQueue.take_one`
+by a worker thread holding only its own mutex (in memory); every other method with the
+lock held.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class TaskQueue(Protocol):
     def next_due(self, s: Series[Any]) -> Optional[float]:
         """When a task of ``s`` may become ready by itself (a delay or a lease ending), as
         the queue's ``next_due`` tells it (its clock time); ``None``: never."""
+
+    def stranded(self) -> List[Job]:
+        """The queue holding the tasks was closed: the tasks submitted to it that still
+        wait (to fail their futures); forgotten from now on."""
+
+    def revive(self, s: Series[Any]) -> int:
+        """Move the tasks of ``s``' dead-letter queue back to ``s``; how many (called with
+        no lock held but the pool's ``_submitting``)."""
 
     def close(self) -> None:
         """The pool shut down: stop listening (no :meth:`add` comes after this)."""
@@ -150,6 +159,12 @@ class MemoryTasks:
 
     def next_due(self, s: Series[Any]) -> Optional[float]:
         return None  # nothing is timed here (never called: workers of a private pool are not timed)
+
+    def stranded(self) -> List[Job]:
+        return []  # nothing closes a private deque (never called)
+
+    def revive(self, s: Series[Any]) -> int:
+        return 0  # a private handler stores no task by name: none can be dead
 
     def close(self) -> None:
         pass

@@ -77,15 +77,29 @@ class TaskHandler(Executor):
     slots), ack them once run, and nack what they give back; tasks other code adds to
     ``"task:S"`` run too (heard of through ``subscribe``). Tasks found in the durable
     ``"task:*"`` queues of ``mq`` (left by a process that died) run again once a
-    qualified worker is hired. ``mq`` is left open: close it only after
-    :meth:`shutdown`, as tasks still waiting in a closed queue can neither run nor be
-    handed back.
+    qualified worker is hired. ``mq`` is left open by :meth:`shutdown`. Closing ``mq``
+    first shuts the handler down by itself (a thread of the handler waits in a queue
+    call that ``close`` wakes, see :mod:`unidist_queue._closewatch`): the futures of
+    the tasks still waiting in ``mq`` fail with ``ShutDown`` (a durable series keeps
+    them stored, to run after a restart), the tasks already handed to a worker run, and
+    :meth:`submit` raises ``ShutDown``; nothing hangs.
+
+    Durable series never lose a task silently. :meth:`submit` refuses, with
+    ``SerializationError``, a function that a fresh interpreter could not find by its
+    name (a lambda, a local function, an object that ``module:qualname`` does not give
+    back, a function of a script run as ``python script.py``; one of a module run as
+    ``python -m pkg.mod`` is stored as ``pkg.mod:name``: see the README). A stored task
+    whose function cannot be imported when a worker takes it (its module gone or
+    renamed since) does not run and is not dropped: its message moves, unchanged, to
+    the series' dead-letter queue ``"task-dead:S"``, logged at ERROR (and counted as
+    failed in :meth:`status`); :meth:`retry_dead` moves such tasks back.
 
     Methods by purpose:
 
     * submitting: :meth:`submit`, :meth:`submit_to`, :meth:`map` (as ``Executor.map``)
     * workers: :meth:`hire`, :meth:`roster`, :meth:`terminate`, :meth:`update`
-    * the rest: :meth:`status`, :meth:`shutdown` (also a context manager)
+    * the rest: :meth:`status`, :meth:`retry_dead`, :meth:`shutdown` (also a context
+      manager)
 
     As with ``ThreadPoolExecutor`` (whose own tests are run against this class):
 
@@ -145,8 +159,9 @@ class TaskHandler(Executor):
 
         Cost: O(1) plus routing. Thread-safe.
 
-        :raises ShutDown: after :meth:`shutdown`.
-        :raises SerializationError: the series is durable and the task cannot be stored.
+        :raises ShutDown: after :meth:`shutdown`, or ``mq`` is closed.
+        :raises SerializationError: the series is durable and the task cannot be stored
+            (see :meth:`submit_to`); nothing was stored.
         """
         return self._submit("default", fn, args, kwargs)
 
@@ -156,7 +171,15 @@ class TaskHandler(Executor):
         The task goes at once to the best free worker, or waits in queue
         ``"task:<series>"`` (also when no worker serves the series yet: it waits for a
         hire). Cancel a waiting task with ``future.cancel()``. For a durable series the
-        task is stored (function by importable name) before this returns.
+        task is stored (function by importable name) before this returns; a function
+        that a fresh interpreter could not find by that name is refused: a lambda, a
+        local function (``<locals>`` in its ``__qualname__``), an object that its
+        ``module:qualname`` does not give back (a bound method of an instance, a
+        callable object), a function of a module that cannot be imported, and a
+        function of ``__main__`` when the program is a script (``python script.py``,
+        ``python -c``, an interactive session) or a package's ``__main__``
+        (``python -m pkg``). A function of a module run as ``python -m pkg.mod`` is
+        stored as ``"pkg.mod:name"``, the name a fresh interpreter imports it by.
 
         Cost: O(1) plus routing (O(p + f) for p priorities, f free workers). Thread-safe.
 
@@ -271,13 +294,38 @@ class TaskHandler(Executor):
         Waiting tasks of a durable series stay in their queue unless cancelled by
         ``cancel_futures``, and run after a restart. Over ``mq=``, tasks an abandoned
         worker held without starting them go back to their queue (nacked), and the
-        handler stops listening to ``mq``. Idempotent: later calls return ``[]``.
+        handler stops listening to ``mq`` and watching it for its closing (that thread
+        is joined with ``wait``). Idempotent: later calls return ``[]`` (also after the
+        handler shut itself down because ``mq`` was closed).
 
         Thread-safe; from a task, it does not wait for that task.
 
         :raises ValueError, TypeError: a bad ``timeout``.
         """
         return [job.task() for job in self._pool.shutdown(wait, cancel_futures, timeout)]
+
+    def retry_dead(self, series: str = "default") -> int:
+        """Move the tasks of ``"task-dead:<series>"`` back to ``series``; return how many.
+
+        A stored task goes to that dead-letter queue when a worker takes it and its
+        function cannot be imported (see the class). Once the module is back, this
+        runs them again: each is added to ``"task:<series>"`` (a new message id, at the
+        back) and removed from the dead-letter queue, in that order (a crash between
+        the two leaves a task in both queues, never in neither). The tasks there now
+        are moved: one whose function is still missing goes back to the dead-letter
+        queue when a worker takes it, once per call. A handler without ``mq=`` stores
+        no task by name: ``0``. Tasks of a series no worker serves wait for a hire.
+
+        Cost: O(n) for n tasks moved, one ``reserve_many``, ``add_many`` and
+        ``ack_many`` each. Thread-safe.
+
+        :raises ShutDown: after :meth:`shutdown`, or ``mq`` is closed.
+        :raises StoreError: the move could not be recorded (the tasks stay dead).
+        :raises TypeError: ``series`` is not a str.
+        """
+        if not isinstance(series, str):
+            raise TypeError(f"series must be a str, not {type(series).__name__}")
+        return self._pool.retry_dead(series)
 
     def __repr__(self) -> str:
         return f"<TaskHandler {self._pool.describe()}>"

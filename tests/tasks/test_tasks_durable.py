@@ -3,7 +3,8 @@
 A task of a durable series is stored as ``(importable function name, args, kwargs)``; a
 task that cannot be stored raises ``SerializationError`` at submit and stores nothing; a
 task added in that form through the queue API runs, and one whose stored function cannot
-be imported back fails saying why; a store that cannot commit or write; a restart (a
+be imported back moves to ``"task-dead:S"`` saying why (more in
+``test_tasks_dead_letter.py``); a store that cannot commit or write; a restart (a
 new ``MessageQueue`` on the same directory, in this process) runs what was left;
 ``cancel_futures`` removes what it cancels, and so do a caller's cancel and the queue
 cleared at awkward moments; a reassigned task is acknowledged once. The kill -9 of a
@@ -225,7 +226,7 @@ def test_a_task_added_through_the_queue_api_is_run(tmp_path: Path) -> None:
         assert mq.count("task:default") == 0
 
 
-def test_stored_functions_that_cannot_be_imported_fail_with_the_reason(
+def test_stored_functions_that_cannot_be_imported_move_to_task_dead_with_the_reason(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with open_mq(tmp_path) as mq:
@@ -239,6 +240,9 @@ def test_stored_functions_that_cannot_be_imported_fail_with_the_reason(
             th.submit(record, "last").result(WAIT)
             assert th.status()["series"]["default"]["failed"] == 2
         assert mq.count("task:default") == 0
+        assert [body[0] for body in mq.all("task-dead:default")] == [
+            "no_such_module_for_tests:fn", f"{__name__}:NOT_CALLABLE",
+        ]
     assert [args for args, _ in ran()] == [("fine",), ("last",)]
     assert "'no_such_module_for_tests:fn' cannot be imported" in caplog.text
     assert "NOT_CALLABLE' is not callable" in caplog.text

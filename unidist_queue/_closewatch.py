@@ -1,0 +1,86 @@
+"""Hearing that the queue-API object under a :class:`~unidist_queue.TaskHandler` was closed.
+
+Internal. The queue API tells a caller of a blocking method that the queue object was
+closed (``close`` wakes blocked callers with :class:`~unidist_queue.ShutDown`, DESIGN
+section 3), but an idle handler is blocked in no queue call: its worker threads wait on
+their own inboxes, and a handler with no worker waits nowhere. So a handler over ``mq=``
+keeps one daemon thread blocked in a queue call made for this purpose alone:
+``mq.view(name).get()`` on a queue name nobody uses (``"task-watch:<random hex>"``;
+waiting on an unknown queue does not create it, so nothing is recorded or listed).
+
+* ``mq.close()`` wakes it with ``ShutDown``: it calls ``on_close()`` (the pool shuts
+  itself down and fails the futures of the tasks left waiting in ``mq``).
+* The handler's own shutdown calls :meth:`CloseWatch.stop`, which shuts the view down
+  (``QueueView.shutdown``): the blocked ``get`` raises ``ShutDown`` too, and the thread
+  sees the view's ``is_shutdown`` and ends without a call.
+
+Only the public queue API is used (``view``, the view's ``get``, ``shutdown`` and
+``is_shutdown``), so this works for any backend whose ``close`` wakes its blocked
+callers, as the contract demands of every backend. Cost: one thread per handler over
+``mq=``, blocked (no polling).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .errors import ShutDown, StoreError
+
+if TYPE_CHECKING:
+    from .api import QueueAPI
+
+__all__ = ["CloseWatch"]
+
+logger = logging.getLogger("unidist_queue.tasks")
+
+
+class CloseWatch:
+    """A daemon thread that calls ``on_close()`` once ``mq`` is closed (see the module).
+
+    ``on_close`` runs in the watching thread, with no lock held; it is not called after
+    :meth:`stop` (unless ``mq`` was closed first). Thread-safe.
+
+    :raises ShutDown: ``mq`` is already closed.
+    """
+
+    def __init__(self, mq: QueueAPI, on_close: Callable[[], Any]) -> None:
+        self._view = mq.view(f"task-watch:{uuid.uuid4().hex}")
+        self.thread = threading.Thread(
+            target=_watch, args=(self._view, on_close), name="TaskHandler-watch", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Let the thread end without calling ``on_close`` (unless ``mq`` closed first). O(1)."""
+        try:
+            self._view.shutdown()
+        except Exception:  # pragma: no cover - a backend that cannot even wake its waiters
+            logger.debug("could not stop watching the task queues", exc_info=True)
+
+    def join(self, timeout: Optional[float]) -> None:
+        """Wait (at most ``timeout`` seconds) for the thread to end, unless it is this one."""
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+
+
+def _watch(view: Any, on_close: Callable[[], Any]) -> None:
+    """The watching thread: block in the view's ``get`` until it raises ``ShutDown``."""
+    while True:
+        try:
+            view.get()  # an item: someone added to this unused name; ignore it
+        except ShutDown:
+            break
+        except StoreError:  # a read-only store: nothing can wait in it, nothing to watch
+            logger.debug("the task queues cannot be watched for their closing", exc_info=True)
+            return
+        except Exception:
+            logger.exception("cannot watch the task queues for their closing")
+            return
+    if not view.is_shutdown:
+        try:
+            on_close()
+        except Exception:
+            logger.exception("shutting down a TaskHandler whose MessageQueue was closed failed")
