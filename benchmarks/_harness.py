@@ -93,10 +93,10 @@ def report(
         keys = list(rows[0])
         cells = [[_fmt(row[k]) for k in keys] for row in rows]
         widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-        print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
+        print("  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)))
         print("  ".join("-" * w for w in widths))
         for c in cells:
-            print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
+            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
     for note in notes or []:
         print(note)
 

@@ -110,7 +110,7 @@ def rst_table(header: List[str], body: Table) -> str:
         return "+" + "+".join(char * (w + 2) for w in widths) + "+"
 
     def row(values: List[str]) -> str:
-        return "|" + "|".join(f" {v.ljust(w)} " for v, w in zip(values, widths)) + "|"
+        return "|" + "|".join(f" {v.ljust(w)} " for v, w in zip(values, widths, strict=True)) + "|"
 
     out = [line("-"), row(header), line("=")]
     for values in body:

@@ -70,13 +70,13 @@ class SettleMixin(TimedMixin):
                     ("remove", q.name, m.id) if ack else self._return_record(q, m.id, delay, now)
                     for q, m in pairs
                 ]
-                durable = [(r, None) for (q, _), r in zip(pairs, records) if q.durable]
+                durable = [(r, None) for (q, _), r in zip(pairs, records, strict=True) if q.durable]
                 if durable and self._writable:
                     seq = self._store.append_batch(durable) or seq
                 if ack:
                     self._ack_all(pairs)
                 else:
-                    for (q, _), record in zip(pairs, records):
+                    for (q, _), record in zip(pairs, records, strict=True):
                         self._apply_settle(q, record, False)
         self._commit(seq)
         if bad is not None:

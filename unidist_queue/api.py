@@ -111,7 +111,7 @@ class QueueAPI(Protocol):
 
     # -- the rest --------------------------------------------------------------------------
 
-    def view(self, queue: str, maxsize: int = 0) -> QueueView:
+    def view(self, queue: str, maxsize: int = 0) -> QueueView[Any]:
         """A ``queue.Queue``-compatible view of ``queue``."""
 
     def compact(self) -> None:

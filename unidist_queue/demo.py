@@ -302,7 +302,7 @@ def _report(path: str, found: Dict[str, int], run: _Run) -> int:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         run.say("   " + "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                                  for i, (v, w) in enumerate(zip(r, widths))))
+                                  for i, (v, w) in enumerate(zip(r, widths, strict=True))))
     run.say("   recovered: found in the store after the kill and finished by the restart; twice: in")
     run.say("   flight at the kill, so run (or sent) again after it: at-least-once, same ids")
     extra = set(delivered) - pushed

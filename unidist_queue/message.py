@@ -6,11 +6,24 @@ between threads. Queues keep plain tuples internally; envelopes are built on dem
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import attrs
 
 __all__ = ["MISSING", "Message", "QueueStats"]
+
+# T: the body type of a Message or a QueueView. Its default (PEP 696) is Any, so that a
+# bare ``Message`` or ``QueueView`` means ``Message[Any]`` (code annotated before they were
+# generic stays valid under mypy --strict). typing_extensions is only read by the type
+# checker (its stubs ship with it); at run time the default matters to nobody.
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    T = TypeVar("T", default=Any)
+else:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 class _Missing:
@@ -30,18 +43,22 @@ MISSING: Any = _Missing()
 
 
 @attrs.frozen(slots=True)
-class Message:
+class Message(Generic[T]):
     """One queued message with its metadata, as returned by ``reserve`` and ``messages``.
 
     Frozen and slotted: safe to pass between threads and to pickle. Building one costs
     O(1); queues store bare tuples and create envelopes only when asked.
+
+    For type checkers it is generic in the body's type: ``Message[Order]`` has a ``body``
+    of type ``Order``; a bare ``Message`` is ``Message[Any]``. At run time nothing is
+    checked (a queue holds bodies of any type).
     """
 
     id: int
     """Unique, increasing id; never reused, also across restarts of a durable store."""
     queue: str
     """Name of the queue the message belongs to."""
-    body: Any
+    body: T
     """The message itself, exactly as added."""
     enqueued_at: float
     """Time of the ``add``, on the queue's clock (``time.time`` by default)."""

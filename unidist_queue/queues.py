@@ -356,7 +356,7 @@ class MessageQueue:
         """
         return self._core.drop(queue)
 
-    def view(self, queue: str, maxsize: int = 0) -> QueueView:
+    def view(self, queue: str, maxsize: int = 0) -> QueueView[Any]:
         """A :class:`QueueView` with :class:`queue.Queue`'s interface over ``queue``.
 
         ``maxsize`` bounds the view's ``put`` as in ``queue.Queue`` (0: unbounded),

@@ -117,7 +117,7 @@ def test_records_stay_durable_through_failed_snapshots(
     finally:
         mq.close()
     assert reopened(path) == [*expect[-1], 40]
-    for image, want in zip(images, expect):
+    for image, want in zip(images, expect, strict=True):
         assert reopened(str(image)) == want
 
 

@@ -531,7 +531,7 @@ def test_reopen_restores_ready_removed_and_options(make_persistent_store: MakeSt
         mq.clear("emptied")
     with MessageQueue(store=make_persistent_store(), clock=clock) as mq:
         assert mq.queues() == ["emptied", "opts", "q"]
-        assert [(m.id, m.body) for m in mq.messages("q")] == list(zip(ids[2:5], [2, 3, 4]))
+        assert [(m.id, m.body) for m in mq.messages("q")] == list(zip(ids[2:5], [2, 3, 4], strict=True))
         assert mq.count("emptied") == 0
         clock.advance(50)
         mq.add("opts", "y")

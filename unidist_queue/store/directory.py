@@ -18,13 +18,15 @@ import contextlib
 import logging
 import os
 import re
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from ..errors import StoreError, StoreLocked
 from . import archive
 from .snapshot import fsync_dir
 
-__all__ = ["create_archive", "delete_before", "file_name", "listing", "lock", "make", "remove_older"]
+__all__ = [
+    "create_archive", "delete_before", "file_name", "listing", "lock", "lockable", "make", "remove_older",
+]
 
 logger = logging.getLogger("unidist_queue.store.file")  # the name of its messages before the split
 
@@ -49,6 +51,26 @@ def make(path: str) -> None:
         raise StoreError(f"cannot open the store directory {path}: {exc}") from exc
 
 
+def lockable(path: str) -> None:
+    """Check that this platform can lock a store directory (it has ``fcntl.flock``);
+    call it before creating anything, so that a refused store leaves nothing behind.
+    Cost: O(1) (an import, cached after the first).
+
+    :raises StoreError: this platform has no ``fcntl`` (Windows, say), naming ``path``.
+    """
+    _flock_module(path)
+
+
+def _flock_module(path: str) -> Any:
+    try:
+        import fcntl  # here, not at the top: importing the package never needs fcntl (DESIGN 8)
+    except ImportError:
+        raise StoreError(
+            f"cannot open the store directory {path} for writing: this platform has no fcntl.flock to lock it"
+        ) from None
+    return fcntl
+
+
 def lock(path: str) -> int:
     """Open ``path``'s ``LOCK`` file and take its ``flock`` lock; return the descriptor,
     which holds the lock until closed. Call it holding :func:`.forksafe.guard`, and
@@ -57,10 +79,7 @@ def lock(path: str) -> int:
     :raises StoreLocked: another descriptor (this or another process) holds the lock.
     :raises StoreError: the file cannot be opened, or this platform has no ``fcntl``.
     """
-    try:
-        import fcntl  # here, not at the top: importing the package never needs fcntl (DESIGN 8)
-    except ImportError:
-        raise StoreError(f"cannot lock {path}: this platform has no fcntl.flock") from None
+    fcntl = _flock_module(path)
     try:
         fd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:

@@ -83,7 +83,9 @@ class FileStore(ArchiveWriter, Store):
 
     :raises TypeError, ValueError: a bad argument (named in the message).
     :raises StoreLocked: another FileStore (any process) holds the directory.
-    :raises StoreError: the directory cannot be created or locked.
+    :raises StoreError: the directory cannot be created or locked, or (unless
+        ``read_only``) this platform cannot lock it (no ``fcntl``): then nothing is
+        created.
     """
 
     persistent = True
@@ -133,6 +135,7 @@ class FileStore(ArchiveWriter, Store):
 
     def _lock_directory(self) -> None:
         """Create the directory if need be and take its lock (see the class docstring)."""
+        directory.lockable(self.path)  # first: where nothing can lock it, create nothing
         directory.make(self.path)
         # From opening the lock file to track(), a fork would hand down a descriptor
         # (locked, or about to be: the lock is the open file description's) that the

@@ -158,7 +158,7 @@ class Loader:
         later = [0] * len(scanned)  # valid records in the archives after each one
         for i in range(len(scanned) - 2, -1, -1):
             later[i] = later[i + 1] + scanned[i + 1].records
-        for found, after in zip(scanned, later):
+        for found, after in zip(scanned, later, strict=True):
             self._report(found, sealed=after > 0)
 
     def _report(self, found: _Scanned, sealed: bool) -> None:
