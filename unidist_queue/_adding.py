@@ -191,7 +191,7 @@ class AddMixin(TimedMixin):
         if due is None:
             q.push_back_many(zip(ids, repeat(now), batch), k)
         else:
-            for msg_id, message in zip(ids, batch):
+            for msg_id, message in zip(ids, batch, strict=True):
                 q.enqueue((msg_id, now, message), due, False)
         for _ in range(over - old):  # the first of a batch longer than maxlen
             self._drop_oldest(q)
