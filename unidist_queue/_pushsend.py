@@ -72,6 +72,11 @@ class Sending:
         self._durable_seen = durable  # whether the queue was durable, as last seen (for close)
         self._unsettled: List[Tuple[_Settle, Message]] = []  # acks/nacks the store refused
         self._thread_id: Optional[int] = None  # the loop's thread, once it has run a pass
+        # Messages this Pusher holds reserved (the batch being reserved or sent, and the
+        # settles the store refused), and how often that number went down: a flush counts
+        # the queue's ready events plus these, never another Pusher's batch in flight.
+        self._held = 0
+        self._released = 0
 
     # -- the loop's processor (runs in the loop's thread) ---------------------------------------
 
@@ -111,6 +116,7 @@ class Sending:
         with self._mutex:
             self._steps += 1
             self._progress.notify_all()
+            self._hold_locked(len(self._unsettled))  # settled again, some of them
             self._base = pushes - pending
             self._pending_seen = pending
             if not pending:
@@ -130,10 +136,21 @@ class Sending:
                 self._state = WAITING
                 return due
             self._state = ARMED
-        batch = self._reserve(1 if failures else min(pending, self._batch_size))
+            n = 1 if failures else min(pending, self._batch_size)
+            self._held = n + len(self._unsettled)  # before reserving: a flush never undercounts
+        batch = self._reserve(n)
         if batch:
             self._attempt(batch)
+        else:
+            with self._mutex:
+                self._hold_locked(len(self._unsettled))
         return self._clock()  # at once: the next pass decides (another batch, wait, idle)
+
+    def _hold_locked(self, n: int) -> None:
+        """This Pusher now holds ``n`` messages reserved (see :meth:`_init_state`)."""
+        if n < self._held:
+            self._released += 1
+        self._held = n
 
     def _reserve(self, n: int) -> List[Message]:
         """Reserve up to ``n`` messages, oldest first, in one step (none if the queue is empty).
@@ -154,6 +171,7 @@ class Sending:
             self._settle(batch, self._mq.nack)
             now = self._clock()
             with self._mutex:
+                self._hold_locked(len(self._unsettled))
                 self._failures += 1
                 self._failed += 1
                 failures = self._failures
@@ -169,6 +187,7 @@ class Sending:
         self._settle(batch, self._mq.ack)
         now = self._clock()
         with self._mutex:
+            self._hold_locked(len(self._unsettled))
             self._failures = 0
             self._sent += len(batch)
             self._batches += 1

@@ -76,7 +76,7 @@ class Pusher(Sending):
       whose ``send`` raised returns to the queue and is sent again, by either Pusher
       (also when the receiver had in fact taken it), and a batch in flight when the
       process died is sent again after a restart; the ids let the receiver drop
-      duplicates.
+      duplicates. Each one's :meth:`flush` waits for its own batches, not the others'.
 
     :param send: called with each batch, in the Pusher's thread.
     :param mq: the MessageQueue holding the events; a private in-memory one if omitted
@@ -177,8 +177,9 @@ class Pusher(Sending):
         attempt comes at most ``retry_delay`` seconds from now, and failed attempts are
         retried every ``retry_delay`` seconds (no doubling) until the timeout passes
         (``None``: as long as it takes). Events pushed during the flush are sent too.
-        The queue is empty when nothing is ready or reserved in it: with several Pushers
-        on the queue, the batches the others are sending count too.
+        With several Pushers on the queue, True means nothing is ready in it and this
+        Pusher has no batch in flight: a batch another one is sending is that one's to
+        deliver (or to return to the queue, where a flush in progress picks it up).
 
         Cost: waits for the batches (O(n / batch_size) calls of ``send``); it holds no
         lock while it waits. Thread-safe: several threads may flush at once.
@@ -196,7 +197,12 @@ class Pusher(Sending):
 
     def _drain(self, deadline: Optional[float], failed_before: Optional[int]) -> bool:
         """Ring and wait until nothing is pending, ``deadline`` passes, the thread ends, or
-        (with ``failed_before``) an attempt fails once ``failed`` has passed it."""
+        (with ``failed_before``) an attempt fails once ``failed`` has passed it.
+
+        Pending: the queue's ready events plus those this Pusher holds reserved (counted
+        in that order, and again if it released some meanwhile, so never too few); not
+        another Pusher's batch in flight, which that Pusher settles. If events are ready
+        while the loop is idle (made ready by someone else), the loop is rung."""
         now = self._clock()
         with self._mutex:
             self._urgent += 1
@@ -207,13 +213,21 @@ class Pusher(Sending):
         try:
             while True:
                 with self._mutex:
-                    seen = self._steps
+                    seen, released = self._steps, self._released
                 try:
-                    pending = self._pending_now()
+                    ready = self._pending_now(ready=True)
                 except ShutDown:
                     return False
-                if pending == 0:
-                    return True
+                with self._mutex:
+                    if self._released != released:
+                        continue  # a batch was settled meanwhile (ready again?): count again
+                    if ready + self._held == 0:
+                        return True
+                    ring = ready > 0 and self._state == IDLE  # another Pusher's nack, say
+                    if ring:
+                        self._state = ARMED
+                if ring:
+                    self._loop.trigger()
                 with self._mutex:
                     while True:
                         if self._stopped or (failed_before is not None and self._failed > failed_before):
@@ -228,14 +242,15 @@ class Pusher(Sending):
             with self._mutex:
                 self._urgent -= 1
 
-    def _pending_now(self) -> int:
-        """Ready and reserved events of the queue (outside the mutex)."""
+    def _pending_now(self, ready: bool = False) -> int:
+        """Ready and reserved events of the queue (outside the mutex), recorded for
+        :meth:`stats`; with ``ready``, return the ready ones only."""
         stats = self._mq.stats(self._queue)
         pending = stats.ready + stats.reserved
         with self._mutex:
             self._pending_seen = pending
             self._durable_seen = stats.durable
-        return pending
+        return stats.ready if ready else pending
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Stop: one last flush within ``timeout`` unless the receiver is known to be down.

@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from typing import Any, Callable, List, Set
 
-from push_helpers import WAIT
+from push_helpers import WAIT, logged_failures
 
 from unidist_queue import Message, MessageQueue, Pusher
 
@@ -98,3 +98,32 @@ def test_with_failures_refused_before_taking_every_event_arrives_once() -> None:
     ids = run_two_pushers(receiver, retry_delay=0.001, max_retry_delay=0.001)
     assert sorted(receiver.received) == sorted(ids)
     assert receiver.failed
+
+
+def test_a_flush_waits_for_its_own_batches_and_picks_up_another_pushers_failed_one() -> None:
+    """True once nothing is ready and this Pusher holds no batch: another Pusher's batch in
+    flight is that one's; once it fails and returns to the queue, a flush sends it."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def stuck(batch: List[Message]) -> None:
+        entered.set()
+        assert gate.wait(WAIT)
+        raise ConnectionError("receiver down")
+
+    received: List[Message] = []
+    with MessageQueue() as mq:
+        for i in range(5):
+            mq.add("events", i)
+        b = Pusher(stuck, mq=mq, queue="events", buffer_delay=0, retry_delay=3600, max_retry_delay=3600)
+        assert entered.wait(WAIT)  # b holds all five
+        a = Pusher(received.extend, mq=mq, queue="events", buffer_delay=0)
+        assert a.flush(timeout=WAIT)  # nothing ready, nothing of a's in flight
+        assert received == [] and mq.stats("events").reserved == 5
+        with logged_failures() as failures:
+            gate.set()
+            failures.wait(1)  # b's send failed: the five are ready again, b backs off an hour
+        assert a.flush(timeout=WAIT)
+        assert [m.body for m in received] == [0, 1, 2, 3, 4]
+        assert mq.count("events") == mq.stats("events").reserved == 0
+        for p in (a, b):
+            p.close(timeout=WAIT)

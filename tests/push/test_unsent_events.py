@@ -5,6 +5,7 @@ wait for a restart (issue 13)."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,8 +114,14 @@ if "close" in sys.argv[2:]:
 
 
 def run_child(*args: str) -> str:
-    """Run the child to its end; return its stderr (the log's last-resort handler)."""
-    done = subprocess.run([sys.executable, "-c", CHILD, *args], env=child_env(), capture_output=True,
+    """Run the child to its end; return its stderr (the log's last-resort handler).
+
+    It ends by itself (it is never killed), so coverage may measure it: its settings
+    are kept in its environment.
+    """
+    env = child_env()
+    env.update((k, v) for k, v in os.environ.items() if k.startswith("COVERAGE_PROCESS_"))
+    done = subprocess.run([sys.executable, "-c", CHILD, *args], env=env, capture_output=True,
                           text=True, timeout=WAIT)
     assert done.returncode == 0, done.stderr
     return done.stderr
