@@ -141,9 +141,6 @@ class Sending:
         batch = self._reserve(n)
         if batch:
             self._attempt(batch)
-        else:
-            with self._mutex:
-                self._hold_locked(len(self._unsettled))
         return self._clock()  # at once: the next pass decides (another batch, wait, idle)
 
     def _hold_locked(self, n: int) -> None:
@@ -161,6 +158,8 @@ class Sending:
         try:
             return self._mq.reserve_many(self._queue, n, timeout=0)
         except Empty:
+            with self._mutex:
+                self._hold_locked(len(self._unsettled))  # none held after all
             return []
 
     def _attempt(self, batch: List[Message]) -> None:

@@ -215,32 +215,46 @@ class Pusher(Sending):
                 with self._mutex:
                     seen, released = self._steps, self._released
                 try:
-                    ready = self._pending_now(ready=True)
+                    left = self._left(released)
                 except ShutDown:
                     return False
-                with self._mutex:
-                    if self._released != released:
-                        continue  # a batch was settled meanwhile (ready again?): count again
-                    if ready + self._held == 0:
-                        return True
-                    ring = ready > 0 and self._state == IDLE  # another Pusher's nack, say
-                    if ring:
-                        self._state = ARMED
-                if ring:
-                    self._loop.trigger()
-                with self._mutex:
-                    while True:
-                        if self._stopped or (failed_before is not None and self._failed > failed_before):
-                            return False
-                        wait = remaining(deadline)
-                        if wait is not None and wait <= 0:
-                            return False
-                        if self._steps != seen:
-                            break
-                        self._progress.wait(wait)
+                if left == 0:
+                    return True
+                if left is not None and not self._next_step(seen, deadline, failed_before):
+                    return False
         finally:
             with self._mutex:
                 self._urgent -= 1
+
+    def _left(self, released: int) -> Optional[int]:
+        """For :meth:`_drain`: the ready events plus those this Pusher holds, or ``None`` if
+        it released some since ``released`` (count again). Rings the loop if it is idle
+        while events are ready (another Pusher's failed batch, say)."""
+        ready = self._pending_now(ready=True)
+        with self._mutex:
+            if self._released != released:
+                return None
+            ring = ready > 0 and self._state == IDLE
+            if ring:
+                self._state = ARMED
+            left = ready + self._held
+        if ring:
+            self._loop.trigger()
+        return left
+
+    def _next_step(self, seen: int, deadline: Optional[float], failed_before: Optional[int]) -> bool:
+        """For :meth:`_drain`: wait until the loop's thread ran a pass after ``seen``; False
+        if the deadline passed, the thread ended, or an attempt failed after ``failed_before``."""
+        with self._mutex:
+            while True:
+                if self._stopped or (failed_before is not None and self._failed > failed_before):
+                    return False
+                wait = remaining(deadline)
+                if wait is not None and wait <= 0:
+                    return False
+                if self._steps != seen:
+                    return True
+                self._progress.wait(wait)
 
     def _pending_now(self, ready: bool = False) -> int:
         """Ready and reserved events of the queue (outside the mutex), recorded for
