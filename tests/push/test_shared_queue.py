@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any, Callable, List, Set
+from typing import Any, Callable, List, Optional, Set
 
-from push_helpers import WAIT, logged_failures
+from push_helpers import WAIT, Receiver, logged_failures
 
-from unidist_queue import Message, MessageQueue, Pusher
+from unidist_queue import Message, MessageQueue, Pusher, QueueStats
 
 
 class SharedReceiver:
@@ -125,5 +125,68 @@ def test_a_flush_waits_for_its_own_batches_and_picks_up_another_pushers_failed_o
         assert a.flush(timeout=WAIT)
         assert [m.body for m in received] == [0, 1, 2, 3, 4]
         assert mq.count("events") == mq.stats("events").reserved == 0
+        for p in (a, b):
+            p.close(timeout=WAIT)
+
+
+class CountHook(MessageQueue):
+    """Runs ``after_empty_count`` (once) when a ``count`` finds nothing ready, before it
+    returns; sets ``stats_called`` at each ``stats`` (a flush counts with it)."""
+
+    after_empty_count: Optional[Callable[[], None]] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats_called = threading.Event()
+
+    def count(self, queue: str) -> int:
+        n = super().count(queue)
+        if n == 0 and self.after_empty_count is not None:
+            hook, self.after_empty_count = self.after_empty_count, None
+            hook()
+        return n
+
+    def stats(self, queue: str) -> QueueStats:
+        result = super().stats(queue)
+        self.stats_called.set()
+        return result
+
+
+def test_a_flush_rings_its_idle_loop_when_another_pushers_batch_comes_back() -> None:
+    """a's loop finds nothing ready (b holds the rest) and goes idle; b's send fails right
+    then and its batch is ready again: a's flush, waiting, rings a's loop, which sends it."""
+    gate_b, entered_b = threading.Event(), threading.Event()
+
+    def stuck(batch: List[Message]) -> None:
+        entered_b.set()
+        assert gate_b.wait(WAIT)
+        raise ConnectionError("receiver down")
+
+    a_receiver = Receiver()
+    a_receiver.gate = threading.Event()
+    with CountHook() as mq:
+        for i in range(10):
+            mq.add("events", i)
+        b = Pusher(stuck, mq=mq, queue="events", buffer_delay=0, batch_size=5, retry_delay=3600,
+                   max_retry_delay=3600)
+        assert entered_b.wait(WAIT)  # b holds 0..4
+        a = Pusher(a_receiver, mq=mq, queue="events", buffer_delay=0, batch_size=5)
+        assert a_receiver.entered.wait(WAIT)  # a holds 5..9
+        with logged_failures() as failures:
+
+            def b_fails() -> None:  # in a's loop, once it found nothing ready
+                gate_b.set()
+                failures.wait(1)  # b nacked 0..4: ready again, and nobody rang a
+
+            mq.after_empty_count = b_fails
+            mq.stats_called.clear()
+            flushed: List[bool] = []
+            flusher = threading.Thread(target=lambda: flushed.append(a.flush(timeout=WAIT)))
+            flusher.start()
+            assert mq.stats_called.wait(WAIT)  # the flush counted: 0 ready, 5 held by a
+            a_receiver.gate.set()
+            flusher.join(WAIT)
+        assert flushed == [True]
+        assert sorted(a_receiver.bodies()) == list(range(10))
         for p in (a, b):
             p.close(timeout=WAIT)
