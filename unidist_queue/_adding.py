@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import repeat
 from typing import Any, Iterable, List, Optional, Tuple
 
-from ._corebase import ID_BLOCK
+from ._corebase import ID_BLOCK, not_a_name
 from ._state import INF, QueueState
 from ._timed import TimedMixin
 from ._util import check_seconds, deadline_of, remaining
@@ -40,7 +40,10 @@ class AddMixin(TimedMixin):
         if delay is None and timeout is None:
             if not self._persistent:
                 with self.mutex:
-                    q = self._queues.get(queue)
+                    try:
+                        q = self._queues.get(queue)
+                    except TypeError:  # unhashable: not a str (the try is free otherwise)
+                        raise not_a_name(queue) from None
                     if q is not None and q.bare:  # not bare once closed
                         self._last_id = msg_id = self._last_id + 1
                         q.ready.append((msg_id, self._clock(), message))
@@ -56,7 +59,10 @@ class AddMixin(TimedMixin):
                     self._commit(0)  # tells the subscribers
                     return msg_id
             else:
-                q = self._queues.get(queue)
+                try:
+                    q = self._queues.get(queue)
+                except TypeError:  # unhashable: not a str (the try is free otherwise)
+                    raise not_a_name(queue) from None
                 if q is not None and q.lean and self._writable:
                     return self._add_durable(q, queue, message)
         return self._add_many(queue, [message], delay, timeout, None)[0]
@@ -105,6 +111,8 @@ class AddMixin(TimedMixin):
         """See :meth:`MessageQueue.add_many`."""
         batch = list(messages)
         if not batch:
+            if not isinstance(queue, str):
+                raise not_a_name(queue)
             return []
         return self._add_many(queue, batch, delay, timeout, None)
 
@@ -143,7 +151,10 @@ class AddMixin(TimedMixin):
         """Outside the mutex: the encoded bodies if ``name`` is (or will be) durable."""
         if not self._persistent or self._read_only:
             return None
-        q = self._queues.get(name)
+        try:
+            q = self._queues.get(name)
+        except TypeError:  # unhashable: not a str
+            raise not_a_name(name) from None
         if q is not None and q.exists and not q.durable:
             return None
         return [self._store.encode(message) for message in messages]
@@ -278,7 +289,7 @@ class AddMixin(TimedMixin):
         seq = 0
         with self.mutex:
             self._check_writable()
-            existed = queue in self._queues and self._queues[queue].exists
+            existed = self._queue(queue, create=False) is not None
             q = self._queue(queue, create=True)
             assert q is not None
             if durable is not None and durable != q.durable:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Tuple
 
 from ._adding import AddMixin
-from ._corebase import Subscriber
+from ._corebase import Subscriber, not_a_name
 from ._settling import SettleMixin
 from ._state import INF, QueueState
 from ._taking import TakeMixin
@@ -65,7 +65,10 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
     def count(self, queue: str) -> int:
         """See :meth:`MessageQueue.count`."""
         with self.mutex:
-            q = self._queues.get(queue)
+            try:
+                q = self._queues.get(queue)
+            except TypeError:  # unhashable: not a str (the try is free otherwise)
+                raise not_a_name(queue) from None
             if q is not None and not q.timed and not self._closed:
                 return len(q.ready)
             q, seq = self._look(queue)
@@ -157,6 +160,8 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
 
     def subscribe(self, queue: Optional[str], callback: Subscriber) -> Callable[[], None]:
         """See :meth:`MessageQueue.subscribe`."""
+        if queue is not None and not isinstance(queue, str):
+            raise TypeError(f"queue must be a str or None, not {type(queue).__name__}")
         if not callable(callback):
             raise TypeError("callback must be callable")
         with self.mutex:

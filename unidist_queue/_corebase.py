@@ -32,12 +32,22 @@ from ._state import QueueState
 from .errors import ShutDown, StoreError
 from .store.base import Record, State, Store
 
-__all__ = ["ID_BLOCK", "CoreBase", "Subscriber"]
+__all__ = ["ID_BLOCK", "CoreBase", "Subscriber", "not_a_name"]
 
 logger = logging.getLogger("unidist_queue.queues")
 
 ID_BLOCK = 4096  # ids per "ids" record: recorded before the first of them is handed out
 Subscriber = Callable[[str], Any]
+
+
+def not_a_name(name: object) -> TypeError:
+    """The error for a queue name that is not a ``str`` (it names the argument).
+
+    Queue names are checked only where a lookup misses (a dict key is always a ``str``),
+    so the hot paths pay nothing for it: :meth:`CoreBase._queue`, :meth:`CoreBase._waiting_room`
+    and the fast paths that fall back on them.
+    """
+    return TypeError(f"queue must be a str, not {type(name).__name__}")
 
 
 class CoreBase:
@@ -85,14 +95,20 @@ class CoreBase:
             raise StoreError("the store is read-only: the queue cannot change")
 
     def _queue(self, name: str, create: bool) -> Optional[QueueState]:
-        """The existing queue ``name``; a new one if ``create`` (a placeholder becomes real)."""
-        q = self._queues.get(name)
+        """The existing queue ``name``; a new one if ``create`` (a placeholder becomes real).
+
+        :raises TypeError: ``name`` is not a ``str`` (looked at only when it is not found).
+        """
+        try:
+            q = self._queues.get(name)
+        except TypeError:  # unhashable: not a str
+            raise not_a_name(name) from None
         if q is not None and q.exists:
             return q
+        if not isinstance(name, str):  # a miss: only now is the name's type looked at
+            raise not_a_name(name)
         if not create:
             return None
-        if not isinstance(name, str):
-            raise TypeError(f"queue must be a str, not {type(name).__name__}")
         if q is None:
             q = self._queues[name] = QueueState(name, self.mutex, self._persistent)
         q.exists = True
@@ -101,11 +117,17 @@ class CoreBase:
         return q
 
     def _waiting_room(self, name: str) -> QueueState:
-        """The queue ``name``, or a placeholder a getter can wait on (not an existing queue)."""
-        q = self._queues.get(name)
+        """The queue ``name``, or a placeholder a getter can wait on (not an existing queue).
+
+        :raises TypeError: ``name`` is not a ``str`` (looked at only when it is not found).
+        """
+        try:
+            q = self._queues.get(name)
+        except TypeError:  # unhashable: not a str
+            raise not_a_name(name) from None
         if q is None:
             if not isinstance(name, str):
-                raise TypeError(f"queue must be a str, not {type(name).__name__}")
+                raise not_a_name(name)
             q = self._queues[name] = QueueState(name, self.mutex, False)
             q.exists = False
             q.retime()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Tuple
 
+from ._corebase import not_a_name
 from ._state import INF, Item, QueueState
 from ._timed import TimedMixin
 from ._util import check_count, check_seconds, deadline_of, remaining
@@ -25,7 +26,10 @@ class TakeMixin(TimedMixin):
     def oldest(self, queue: str, *, remove: bool = True, default: Any = MISSING) -> Any:
         """See :meth:`MessageQueue.oldest`."""
         with self.mutex:
-            q = self._queues.get(queue)
+            try:
+                q = self._queues.get(queue)
+            except TypeError:  # unhashable: not a str (the try is free otherwise)
+                raise not_a_name(queue) from None
             if q is not None and q.bare and q.ready:  # not bare once closed
                 if not remove:
                     return q.ready[0][2]
@@ -71,7 +75,10 @@ class TakeMixin(TimedMixin):
         """See :meth:`MessageQueue.get`."""
         if timeout is None or (timeout.__class__ in (int, float) and timeout >= 0):
             with self.mutex:
-                q = self._queues.get(queue)
+                try:
+                    q = self._queues.get(queue)
+                except TypeError:  # unhashable: not a str (the try is free otherwise)
+                    raise not_a_name(queue) from None
                 if q is not None and q.bare and q.ready:  # not bare once closed
                     item = q.ready.popleft()
                     q.removed += 1

@@ -26,7 +26,9 @@ class QueueAPI(Protocol):
 
     Every method may be called from any thread and is atomic. Ids are unique and
     increasing; ``Empty``, ``Full``, ``ShutDown``, ``StoreError`` and
-    ``SerializationError`` are raised as section 3 says.
+    ``SerializationError`` are raised as section 3 says. A queue name that is not a
+    ``str`` is a ``TypeError`` naming the argument in every method (``subscribe``'s
+    ``None`` aside).
     """
 
     # -- adding ----------------------------------------------------------------------------

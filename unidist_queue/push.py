@@ -10,6 +10,10 @@ counts itself and looks at the state the loop's thread left. Only when the loop 
 or when it waits out ``buffer_delay`` and a full batch is now waiting, does ``push`` ring
 the loop; otherwise it only adds. The loop's thread never calls the queue, ``send`` or
 the logger while it holds the mutex, and ``push`` never waits for ``send``.
+
+The loop's side (sending, backoff, settling) is the base class :class:`._pushsend.Sending`;
+the interpreter-exit hook is :mod:`._pushexit`; the stats and argument checks are
+:mod:`._pushstats`. This module is the facade: making, pushing, flushing, closing.
 """
 
 from __future__ import annotations
@@ -18,31 +22,23 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Optional
 
+from . import _pushexit
+from ._pushsend import ARMED, IDLE, WAITING, Sender, Sending
 from ._pushstats import PushStats, check_callables, check_pusher_options
 from ._util import deadline_of, remaining
 from .api import QueueAPI
-from .errors import Empty, ShutDown
+from .errors import ShutDown
 from .loop import Loop
-from .message import Message
 from .queues import MessageQueue
 
 __all__ = ["PushStats", "Pusher"]
 
 logger = logging.getLogger(__name__)
 
-Sender = Callable[[List[Message]], Any]
-_Settle = Callable[[Message], None]
 
-# What the loop's thread is doing, as seen by push() (read and written under the mutex).
-_IDLE = 0  # nothing queued as far as the loop knows; no timer: push must ring
-_ARMED = 1  # a pass is rung or running: it will look at the queue
-_WAITING = 2  # healthy, a timer waits out buffer_delay: a full batch must ring
-_BACKOFF = 3  # the last attempt failed, a timer waits out the backoff: never ring
-
-
-class Pusher:
+class Pusher(Sending):
     """Send events to ``send`` in batches, from a queue that keeps them while it is down.
 
     ``Pusher(send, *, mq=None, queue="push", batch_size=100, buffer_delay=1.0,
@@ -66,7 +62,21 @@ class Pusher:
     * **Stopping.** :meth:`flush` sends everything now; :meth:`close` makes one last
       attempt unless the receiver is known to be down, then stops. Unsent events stay in
       the queue: with a durable queue (``mq`` on a ``FileStore``) a Pusher made on the
-      reopened queue delivers them. One Pusher per queue at a time.
+      reopened queue delivers them (logged at INFO with their number); with a queue that
+      is not durable they are lost, which is logged at WARNING with their number.
+    * **Interpreter exit.** A Pusher still open when the interpreter exits (after the
+      non-daemon threads ended, before ``logging`` shuts down) is closed by an ``atexit``
+      hook, which holds it only weakly: no last attempt and no wait (``send`` may
+      depend on what is being torn down); its unsent events are logged as by
+      :meth:`close` ("reached interpreter exit with 12 unsent events; they are lost").
+      Call :meth:`close` (or use ``with``) to send them first.
+    * **Several Pushers on one queue** (the same ``mq`` and ``queue``) share the work:
+      each batch is reserved (``reserve_many``) by one of them and acked by it, so no
+      batch is sent twice while the sends succeed. Delivery is at-least-once: a batch
+      whose ``send`` raised returns to the queue and is sent again, by either Pusher
+      (also when the receiver had in fact taken it), and a batch in flight when the
+      process died is sent again after a restart; the ids let the receiver drop
+      duplicates. Each one's :meth:`flush` waits for its own batches, not the others'.
 
     :param send: called with each batch, in the Pusher's thread.
     :param mq: the MessageQueue holding the events; a private in-memory one if omitted
@@ -109,38 +119,18 @@ class Pusher:
         self._mq: QueueAPI = MessageQueue() if mq is None else mq
         self._queue = queue
         self._batch_size = batch_size
-        waiting = self._mq.count(queue)  # ShutDown for a closed mq, before any thread starts
-        self._init_state(waiting)
+        first = self._mq.stats(queue)  # ShutDown for a closed mq, before any thread starts
+        waiting = first.ready
+        self._init_state(waiting, first.durable)
         self._loop = Loop(self._process, min_delay=0.0, clock=clock, name=f"Pusher-{queue}")
         self._loop.start()
+        self._untrack = _pushexit.track(self._close_at_exit)
         if waiting:  # left by an earlier run: send as if pushed now
             now = clock()
             with self._mutex:
-                self._state = _ARMED
+                self._state = ARMED
                 self._due = now + self._buffer_delay
             self._loop.trigger()
-
-    def _init_state(self, waiting: int) -> None:
-        """The state shared by ``push``, the loop's thread, ``flush`` and ``close``."""
-        self._mutex = threading.Lock()
-        # progress: notified by the loop's thread after every pass; flush/close wait on it.
-        self._progress = threading.Condition(self._mutex)
-        self._steps = 0  # passes of the processor so far (flush waits for the next)
-        self._state = _IDLE
-        self._due = 0.0  # clock time the next batch may go
-        self._rung = False  # push rang for a full batch; the next pass clears it
-        self._pushes = 0  # pushes so far
-        self._base = 0  # _pushes - _base estimates the events waiting (never too low)
-        self._urgent = 0  # flushes (and a close) in progress: buffer_delay is ignored
-        self._closed = False  # close() was called: push raises ShutDown
-        self._stopped = False  # the loop's thread ended (close, or a BaseException)
-        self._failures = 0  # consecutive failed attempts
-        self._sent = self._batches = self._failed = 0
-        self._last_error: Optional[str] = None
-        self._last_success: Optional[float] = None
-        self._pending_seen = waiting  # the last pending count seen (for stats() after close)
-        self._unsettled: List[Tuple[_Settle, Message]] = []  # acks/nacks the store refused
-        self._thread_id: Optional[int] = None  # the loop's thread, once it has run a pass
 
     # -- pushing -----------------------------------------------------------------------------
 
@@ -165,11 +155,11 @@ class Pusher:
         with self._mutex:
             self._pushes += 1
             state = self._state
-            if state == _IDLE:
-                self._state = _ARMED
+            if state == IDLE:
+                self._state = ARMED
                 if not self._failures:
                     self._due = now + self._buffer_delay
-            elif state == _WAITING and not self._rung and self._pushes - self._base >= self._batch_size:
+            elif state == WAITING and not self._rung and self._pushes - self._base >= self._batch_size:
                 self._rung = True
             else:
                 return msg_id
@@ -177,138 +167,6 @@ class Pusher:
         return msg_id
 
     # -- the loop's processor (runs in the loop's thread) ---------------------------------------
-
-    def _process(self) -> Optional[float]:
-        """Send one batch if it is time; return when to be called again (on the clock)."""
-        try:
-            return self._step()
-        except ShutDown:  # the MessageQueue was closed under us: nothing more to do
-            with self._mutex:
-                self._state = _IDLE
-                self._steps += 1
-                self._progress.notify_all()
-            return None
-        except Exception:  # the store failed (reserve, count): try again later
-            logger.exception("Pusher %r: the queue failed; trying again in %.3g s",
-                             self._queue, self._retry_delay)
-            with self._mutex:
-                self._state = _BACKOFF
-                self._steps += 1
-                self._progress.notify_all()
-            return self._clock() + self._retry_delay
-        except BaseException:
-            with self._mutex:
-                self._stopped = True
-                self._progress.notify_all()
-            raise
-
-    def _step(self) -> Optional[float]:
-        self._thread_id = threading.get_ident()
-        if self._unsettled:
-            self._settle_again()
-        with self._mutex:
-            self._rung = False
-            pushes = self._pushes
-        pending = self._mq.count(self._queue)
-        now = self._clock()
-        with self._mutex:
-            self._steps += 1
-            self._progress.notify_all()
-            self._base = pushes - pending
-            self._pending_seen = pending
-            if not pending:
-                if self._pushes != pushes:  # a push landed after the count: look again
-                    self._state = _ARMED
-                    return now
-                self._state = _IDLE
-                return None
-            failures, due = self._failures, self._due
-            if now < due and (failures or not (self._urgent or pending >= self._batch_size)):
-                if failures:
-                    self._state = _BACKOFF
-                    return due
-                self._state = _ARMED
-                if self._pushes - self._base >= self._batch_size:
-                    return now  # pushes since the count may fill a batch: count again
-                self._state = _WAITING
-                return due
-            self._state = _ARMED
-        batch = self._reserve(1 if failures else min(pending, self._batch_size))
-        if batch:
-            self._attempt(batch)
-        return self._clock()  # at once: the next pass decides (another batch, wait, idle)
-
-    def _reserve(self, n: int) -> List[Message]:
-        """Reserve up to ``n`` messages, oldest first, in one step (none if the queue is empty).
-
-        Each batch is reserved by one pusher: two Pushers on one queue never send the
-        same event in two batches.
-        """
-        try:
-            return self._mq.reserve_many(self._queue, n, timeout=0)
-        except Empty:
-            return []
-
-    def _attempt(self, batch: List[Message]) -> None:
-        """Send ``batch``: ack it on success, return it to the front on failure."""
-        try:
-            self._send(list(batch))
-        except Exception as exc:
-            self._settle(batch, self._mq.nack)
-            now = self._clock()
-            with self._mutex:
-                self._failures += 1
-                self._failed += 1
-                failures = self._failures
-                self._last_error = repr(exc)
-                backoff = self._backoff_locked()
-                self._due = now + backoff
-            logger.warning("Pusher %r: send failed (%d in a row); next attempt (a batch of one) "
-                           "in %.3g s: %r", self._queue, failures, backoff, exc, exc_info=exc)
-            return
-        except BaseException:
-            self._settle(batch, self._mq.nack)
-            raise
-        self._settle(batch, self._mq.ack)
-        now = self._clock()
-        with self._mutex:
-            self._failures = 0
-            self._sent += len(batch)
-            self._batches += 1
-            self._last_success = time.time()
-            self._due = now + self._buffer_delay
-
-    def _backoff_locked(self) -> float:
-        """The wait after the latest failure: doubling, capped; ``retry_delay`` in a flush."""
-        if self._urgent:
-            return self._retry_delay
-        doublings = min(self._failures - 1, 64)
-        return min(self._retry_delay * 2.0**doublings, self._max_retry_delay)
-
-    def _settle(self, batch: List[Message], settle: _Settle) -> None:
-        """Ack or nack the batch in one step (``ack_many``/``nack_many``); if that fails (a
-        message was cleared meanwhile, or the store refused), each message on its own,
-        keeping those the store refused, to try again."""
-        many = self._mq.ack_many if settle == self._mq.ack else self._mq.nack_many
-        try:
-            many(batch)
-            return
-        except Exception:  # all or none: nothing was settled; settle one by one
-            pass
-        for message in batch:
-            try:
-                settle(message)
-            except (ValueError, ShutDown):  # cleared or dropped meanwhile, or closed
-                pass
-            except Exception:
-                logger.exception("Pusher %r: could not settle message %d; will try again",
-                                 self._queue, message.id)
-                self._unsettled.append((settle, message))
-
-    def _settle_again(self) -> None:
-        todo, self._unsettled = self._unsettled, []
-        for settle, message in todo:
-            self._settle([message], settle)
 
     # -- flushing and closing -------------------------------------------------------------
 
@@ -319,6 +177,9 @@ class Pusher:
         attempt comes at most ``retry_delay`` seconds from now, and failed attempts are
         retried every ``retry_delay`` seconds (no doubling) until the timeout passes
         (``None``: as long as it takes). Events pushed during the flush are sent too.
+        With several Pushers on the queue, True means nothing is ready in it and this
+        Pusher has no batch in flight: a batch another one is sending is that one's to
+        deliver (or to return to the queue, where a flush in progress picks it up).
 
         Cost: waits for the batches (O(n / batch_size) calls of ``send``); it holds no
         lock while it waits. Thread-safe: several threads may flush at once.
@@ -336,45 +197,74 @@ class Pusher:
 
     def _drain(self, deadline: Optional[float], failed_before: Optional[int]) -> bool:
         """Ring and wait until nothing is pending, ``deadline`` passes, the thread ends, or
-        (with ``failed_before``) an attempt fails once ``failed`` has passed it."""
+        (with ``failed_before``) an attempt fails once ``failed`` has passed it.
+
+        Pending: the queue's ready events plus those this Pusher holds reserved (counted
+        in that order, and again if it released some meanwhile, so never too few); not
+        another Pusher's batch in flight, which that Pusher settles. If events are ready
+        while the loop is idle (made ready by someone else), the loop is rung."""
         now = self._clock()
         with self._mutex:
             self._urgent += 1
             if self._failures:
                 self._due = min(self._due, now + self._retry_delay)
-            self._state = _ARMED
+            self._state = ARMED
         self._loop.trigger()
         try:
             while True:
                 with self._mutex:
-                    seen = self._steps
+                    seen, released = self._steps, self._released
                 try:
-                    pending = self._pending_now()
+                    left = self._left(released)
                 except ShutDown:
                     return False
-                if pending == 0:
+                if left == 0:
                     return True
-                with self._mutex:
-                    while True:
-                        if self._stopped or (failed_before is not None and self._failed > failed_before):
-                            return False
-                        wait = remaining(deadline)
-                        if wait is not None and wait <= 0:
-                            return False
-                        if self._steps != seen:
-                            break
-                        self._progress.wait(wait)
+                if left is not None and not self._next_step(seen, deadline, failed_before):
+                    return False
         finally:
             with self._mutex:
                 self._urgent -= 1
 
-    def _pending_now(self) -> int:
-        """Ready and reserved events of the queue (outside the mutex)."""
+    def _left(self, released: int) -> Optional[int]:
+        """For :meth:`_drain`: the ready events plus those this Pusher holds, or ``None`` if
+        it released some since ``released`` (count again). Rings the loop if it is idle
+        while events are ready (another Pusher's failed batch, say)."""
+        ready = self._pending_now(ready=True)
+        with self._mutex:
+            if self._released != released:
+                return None
+            ring = ready > 0 and self._state == IDLE
+            if ring:
+                self._state = ARMED
+            left = ready + self._held
+        if ring:
+            self._loop.trigger()
+        return left
+
+    def _next_step(self, seen: int, deadline: Optional[float], failed_before: Optional[int]) -> bool:
+        """For :meth:`_drain`: wait until the loop's thread ran a pass after ``seen``; False
+        if the deadline passed, the thread ended, or an attempt failed after ``failed_before``."""
+        with self._mutex:
+            while True:
+                if self._stopped or (failed_before is not None and self._failed > failed_before):
+                    return False
+                wait = remaining(deadline)
+                if wait is not None and wait <= 0:
+                    return False
+                if self._steps != seen:
+                    return True
+                self._progress.wait(wait)
+
+    def _pending_now(self, ready: bool = False) -> int:
+        """Ready and reserved events of the queue (outside the mutex), recorded for
+        :meth:`stats`; with ``ready``, return the ready ones only."""
         stats = self._mq.stats(self._queue)
         pending = stats.ready + stats.reserved
         with self._mutex:
             self._pending_seen = pending
-        return pending
+            self._durable_seen = stats.durable
+        return stats.ready if ready else pending
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Stop: one last flush within ``timeout`` unless the receiver is known to be down.
@@ -382,9 +272,12 @@ class Pusher:
         "Known to be down" means the last attempt failed: then nothing more is sent. The
         last flush stops at its first failure. Then the loop's thread is stopped (the
         rest of ``timeout`` is how long to wait for a ``send`` in progress). Unsent
-        events stay in the queue: a durable queue delivers them to a Pusher made after a
-        restart; a private in-memory queue is closed and they are gone (logged at
-        WARNING). ``push`` and :meth:`flush` afterwards raise ``ShutDown``. A
+        events (ready or reserved in the queue) stay there: a durable queue delivers
+        them to a Pusher made after a restart (logged at INFO with their number); a
+        queue that is not durable cannot keep them past the process, and a private one
+        is closed now: logged at WARNING with their number ("Pusher 'push' closed with
+        12 unsent events; they are lost (the queue is not durable)"). Nothing is logged
+        when none is left. ``push`` and :meth:`flush` afterwards raise ``ShutDown``. A
         MessageQueue passed in is left open. Idempotent; also a context manager's exit.
         Called from ``send``, it makes no last attempt and does not wait.
 
@@ -400,20 +293,55 @@ class Pusher:
             self._closed = True
             down = self._failures > 0 or self._stopped
             failed_before = self._failed  # read with the down check: a later failure stops
+        self._untrack()
         if not down and not self._mq.closed and threading.get_ident() != self._thread_id:
             self._drain(deadline, failed_before)
         left = remaining(deadline)
-        self._loop.stop(None if left is None else max(0.0, left))
+        self._stop_loop(None if left is None else max(0.0, left))
+        self._report_unsent("closed")
+        if self._own_mq:  # open: only this close() closes a private queue
+            self._mq.close()
+
+    def _stop_loop(self, timeout: Optional[float]) -> None:
+        """Stop the loop's thread (waiting up to ``timeout`` for a ``send`` in progress)."""
+        self._loop.stop(timeout)
         with self._mutex:
             self._stopped = True
-            self._state = _IDLE
+            self._state = IDLE
             self._progress.notify_all()
-        if self._own_mq:  # open: only this close() closes a private queue
-            pending = self._pending_now()
-            if pending:
-                logger.warning("Pusher %r: closed with %d unsent events in its private "
-                               "in-memory queue; they are dropped", self._queue, pending)
-            self._mq.close()
+
+    def _close_at_exit(self) -> None:
+        """Called by the interpreter-exit hook (:mod:`._pushexit`) if still open: close with
+        no last attempt and no wait, and report the unsent events."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop_loop(0.0)
+        self._report_unsent("reached interpreter exit")
+
+    def _report_unsent(self, how: str) -> None:
+        """Log the events left in the queue (ready or reserved), if any: at WARNING when the
+        queue is not durable (they are lost), at INFO when it is (sent after a restart).
+
+        Counted now, or, if the queue cannot say (closed), as last seen. Never raises.
+        """
+        with contextlib.suppress(Exception):
+            self._pending_now()
+        with self._mutex:
+            pending, durable = self._pending_seen, self._durable_seen
+        if not pending:
+            return
+        if durable:
+            logger.info("Pusher %r %s with %d unsent events; they stay in the durable queue and "
+                        "are sent after a restart", self._queue, how, pending)
+        elif self._own_mq or how != "closed":
+            logger.warning("Pusher %r %s with %d unsent events; they are lost (the queue is not "
+                           "durable)", self._queue, how, pending)
+        else:
+            logger.warning("Pusher %r %s with %d unsent events; they are lost unless taken from "
+                           "the queue before the process ends (the queue is not durable)",
+                           self._queue, how, pending)
 
     def stats(self) -> PushStats:
         """A :class:`PushStats` snapshot. O(1). Thread-safe.

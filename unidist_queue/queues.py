@@ -48,6 +48,11 @@ class MessageQueue:
     messages and leases cost O(log n) and are promoted lazily, by the calls that read
     the queue: a ``MessageQueue`` starts no thread.
 
+    Queue names are ``str``: any other name is a ``TypeError`` naming the argument, in
+    every method that takes one (``subscribe``'s ``None``, meaning any queue, aside),
+    also where an unknown queue would give ``0``, ``False``, ``[]`` or ``Empty``. It is
+    looked at only when the name is not found, so it costs the hot paths nothing.
+
     :raises TypeError: ``store`` is not a :class:`Store` or ``clock`` is not callable.
     :raises StoreError: the store cannot be read.
     """
@@ -165,7 +170,7 @@ class MessageQueue:
         unsubscribes (calling it twice does nothing). Cost: O(s) for s subscribers.
         Thread-safe.
 
-        :raises TypeError: ``callback`` is not callable.
+        :raises TypeError: ``callback`` is not callable, or ``queue`` is neither a str nor None.
         """
         return self._core.subscribe(queue, callback)
 
@@ -317,11 +322,16 @@ class MessageQueue:
         """Ready messages in ``queue`` (not delayed, not reserved); 0 for an unknown queue.
 
         A snapshot: may be stale as soon as it returns. O(1). Thread-safe.
+
+        :raises TypeError: ``queue`` is not a str (not 0: see the class docstring).
         """
         return self._core.count(queue)
 
     def exists(self, queue: str) -> bool:
-        """Whether ``queue`` was declared or added to, and not dropped. O(1). Thread-safe."""
+        """Whether ``queue`` was declared or added to, and not dropped. O(1). Thread-safe.
+
+        :raises TypeError: ``queue`` is not a str (not False: see the class docstring).
+        """
         return self._core.exists(queue)
 
     def all(self, queue: str) -> List[Any]:

@@ -9,6 +9,7 @@ every FileStore's descriptors at once, and the stores it inherited refuse to be 
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import IO, Callable, List, Optional
 
@@ -198,4 +200,32 @@ def test_a_forked_child_opens_a_store_of_its_own(tmp_path: Path) -> None:
             mq.add("q", 2)
 
     in_forked_child(child)
+    assert bodies(path) == [1, 2]
+
+
+def test_a_forked_child_that_lets_go_of_the_parents_store_says_nothing(tmp_path: Path) -> None:
+    """The child's copy of a store nobody references there is garbage: no ResourceWarning
+    (the fork closed the child's descriptors already) and the parent keeps its lock."""
+    path = str(tmp_path / "store")
+    held = [MessageQueue(store=FileStore(path))]
+    try:
+        held[0].add("q", 1)
+        store = weakref.ref(held[0].store)
+
+        def child() -> None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                held.clear()
+                gc.collect()
+            assert store() is None  # collected: its __del__ ran
+            assert [str(w.message) for w in caught] == []
+            with pytest.raises(StoreLocked):
+                FileStore(path)
+
+        in_forked_child(child)
+        with pytest.raises(StoreLocked):
+            FileStore(path)
+        held[0].add("q", 2)
+    finally:
+        held[0].close()
     assert bodies(path) == [1, 2]

@@ -4,8 +4,9 @@ The store is assembled from one module per concept: its settings (:mod:`.options
 the directory's files and their names (:mod:`.directory`), the record framing
 (:mod:`.archive`), snapshots (:mod:`.snapshot`), opening (:mod:`.loading`), appending
 (:mod:`.writer`, the base class), the fsync rounds (:mod:`.groupcommit`, an object the
-store owns) and fork safety (:mod:`.forksafe`). This module holds what ties them
-together: opening and closing the store, and the switch of archive generations.
+store owns), closing (:mod:`.closing`, a base class: also in a forked child and when
+the store is garbage) and fork safety (:mod:`.forksafe`). This module holds what ties
+them together: opening the store, and the switch of archive generations.
 
 A compaction (:meth:`prepare_snapshot`, :meth:`begin_snapshot`, :meth:`write_snapshot`)
 creates ``archive.<G+1>`` first, switches appends to it, writes ``snapshot.<G+1>``
@@ -18,7 +19,6 @@ new files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from typing import Any, List, Optional, Tuple
@@ -27,16 +27,16 @@ from ..errors import StoreError
 from . import archive, directory, forksafe, options
 from .archive import HEADER, Framer, Header, pack_header
 from .base import Record, State, Store
+from .closing import Closing
 from .groupcommit import GroupCommit
 from .loading import Finding, Loader
 from .serializers import PICKLE_PROTOCOL, by_id, by_name
 from .snapshot import write_snapshot
-from .writer import ArchiveWriter
 
 __all__ = ["FileStore"]
 
 
-class FileStore(ArchiveWriter, Store):
+class FileStore(Closing, Store):
     """A durable :class:`~unidist_queue.Store` in the directory ``path``.
 
     ``FileStore(path, *, fsync="interval", fsync_interval=1.0, compact_every=100_000,
@@ -75,6 +75,12 @@ class FileStore(ArchiveWriter, Store):
     the store (no fsync, nothing of the parent's touched). A child opens a store of its
     own as usual. (An archive descriptor that another thread is creating at the moment
     of the fork may stay open in the child; it holds no lock.)
+
+    Close it (:meth:`close`, or close the ``MessageQueue`` over it, or use ``with``). A
+    store nobody references any more (nor its ``MessageQueue``) is closed when it is
+    collected, which releases the lock in this process too, and warns as an unclosed
+    file does: ``ResourceWarning: unclosed FileStore '<path>'`` (shown with ``-X dev``
+    or ``-W default``).
 
     Thread-safety: as :class:`~unidist_queue.Store` requires. One mutex, shared with the
     store's :class:`~.groupcommit.GroupCommit`, guards the fsync rounds and the switch of
@@ -346,60 +352,6 @@ class FileStore(ArchiveWriter, Store):
             if not self._retired or self._closed or self._failed is not None:
                 return
             self._commit.sync_now()
-
-    # -- closing -------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Stop the flusher, fsync, close the files and release the lock. Idempotent, thread-safe.
-
-        In a child made by ``os.fork()`` it only marks the store closed: the child's
-        copies of its descriptors were closed at the fork, and the files are the parent's.
-        """
-        if self._forked:
-            self._closed = True
-            return
-        commit = self._commit
-        commit.stop()
-        with self._mutex:
-            if self._closed:
-                return
-            commit.wait_no_round()
-            if self._closed:  # another close() finished meanwhile
-                return
-            if self._fd >= 0 and self._failed is None:
-                commit.sync_now()  # covers every waiter: each has appended already
-            self._closed = True
-            commit.release_all()  # appended during the last fsync: they raise "closed"
-            with forksafe.guard():  # no fork between forgetting a descriptor and closing it
-                fds = [*self._retired, self._fd, self._lock_fd]
-                if self._prepared is not None:
-                    fds.append(self._prepared[1])
-                self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
-                for fd in fds:
-                    if fd >= 0:
-                        os.close(fd)
-                forksafe.forget(self)
-
-    def _disown(self) -> None:
-        """In a child made by ``os.fork()`` (from :mod:`.forksafe`'s hook): close this store's
-        descriptors, the child's copies, and refuse every later use.
-
-        Only attribute writes and ``os.close``: no lock is taken (another thread of the
-        parent may have held one at the fork). The parent's files and its lock are
-        untouched: a lock held through a shared open file description stays with the
-        parent's own descriptor.
-        """
-        prepared = self._prepared
-        fds = {self._lock_fd, self._fd, *self._retired, -1 if prepared is None else prepared[1]}
-        self._forked = True
-        self._commit.disown()
-        self._framer = None
-        self.compaction_due = False
-        self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
-        for fd in fds:
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else f"fsync={self.fsync}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from typing import Callable, List, Optional, Tuple
 
 from ..errors import StoreError
@@ -105,10 +106,15 @@ class GroupCommit:
     def start(self, durable: int, interval: Optional[float]) -> None:
         """The store's files are open, every record up to ``durable`` durable; with an
         ``interval``, start the daemon thread that leads a round every ``interval``
-        seconds when something was written. Called once, before any commit. O(1)."""
+        seconds when something was written. Called once, before any commit. O(1).
+
+        The thread holds this object (and so the store, whose callables it holds) only
+        weakly, and only for a round: a store nobody references any more can be
+        collected (and release its lock, see ``FileStore.__del__``); the thread then ends."""
         self._durable = durable
         if interval is not None:
-            self._flusher = threading.Thread(target=self._flush_loop, args=(interval,),
+            args = (weakref.ref(self), self._stop, interval)
+            self._flusher = threading.Thread(target=_flush_loop, args=args,
                                              name=f"FileStore flusher {self.name}", daemon=True)
             self._flusher.start()
 
@@ -373,16 +379,28 @@ class GroupCommit:
         assert first is not None
         first.lock.release()  # it wakes the next one: see _wait
 
-    def _flush_loop(self, interval: float) -> None:
-        """The ``"interval"`` flusher: a round every ``interval`` seconds when dirty."""
-        while not self._stop.wait(interval):
-            with self._mutex:
-                if self._closed() or self._failed() is not None:
-                    return
-                if self._syncing or self._durable >= self._written():
-                    continue
-                self._syncing = True
-                try:
-                    self._lead_round()
-                except StoreError:
-                    return  # logged by _lead_round; appends now raise
+    def flush_due(self) -> bool:
+        """For the ``"interval"`` flusher: lead a round if something was written since the
+        last one; ``False`` once no round will ever be due (the store closed or failed).
+        Thread-safe (takes the mutex)."""
+        with self._mutex:
+            if self._closed() or self._failed() is not None:
+                return False
+            if self._syncing or self._durable >= self._written():
+                return True
+            self._syncing = True
+            try:
+                self._lead_round()
+            except StoreError:
+                return False  # logged by _lead_round; appends now raise
+            return True
+
+
+def _flush_loop(ref: weakref.ref[GroupCommit], stop: threading.Event, interval: float) -> None:
+    """The ``"interval"`` flusher thread: a round every ``interval`` seconds when dirty,
+    until ``stop`` is set, the store closes or fails, or the store is garbage."""
+    while not stop.wait(interval):
+        commit = ref()
+        if commit is None or not commit.flush_due():
+            return
+        del commit  # between rounds the thread keeps nothing of the store alive
