@@ -62,7 +62,14 @@ class Pusher:
       up to ``max_retry_delay``. Until the receiver answers it probes with batches of
       one; after a success it sends full batches again. Nothing is lost, and an event is
       sent again only if its batch failed (or was in flight when the process died).
-      An event the receiver always refuses is retried for ever: drop it in ``send``.
+      An event the receiver always refuses is retried for ever: drop it in ``send``, or
+      bound the retries with ``mq.declare(queue, max_attempts=N, dead_letter=...)``.
+      Each failed attempt nacks its batch, and each event of it was reserved once more;
+      while the receiver stays down the probes of one take the front event, so events
+      reach ``N`` one at a time, the oldest first, and leave for the dead-letter queue
+      (or are dropped, without ``dead_letter``) instead of coming back: an outage longer
+      than about ``N - 1`` backoffs empties the queue one event per ``N - 1`` probes
+      (counted in ``mq.stats(queue).dead``; they are not in :attr:`PushStats.pending`).
     * **Stopping.** :meth:`flush` sends everything now; :meth:`close` makes one last
       attempt unless the receiver is known to be down, then stops. Unsent events stay in
       the queue: with a durable queue (``mq`` on a ``FileStore``) a Pusher made on the

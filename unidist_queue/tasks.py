@@ -79,7 +79,14 @@ class TaskHandler(Executor):
     ``"task:*"`` queues of ``mq`` (left by a process that died) run again once a
     qualified worker is hired. ``mq`` is left open: close it only after
     :meth:`shutdown`, as tasks still waiting in a closed queue can neither run nor be
-    handed back.
+    handed back. ``mq.declare("task:S", max_attempts=N, dead_letter=...)`` bounds how
+    often a stored task is taken without being finished (a task that raises is finished,
+    acked, never retried): a task whose runs were cut short ``N`` times by the process
+    ending (a poison task) moves to the dead-letter queue at the next open instead of
+    running again (there, a stored ``(function name, args, kwargs)``). Every reservation
+    ended by a nack counts too: tasks a worker hands back (``shutdown(wait=False)``,
+    :meth:`terminate`) and the tasks ahead of a cancelled one (a cancel reserves and
+    nacks them); a live task moved so leaves its future pending: keep ``N`` above that.
 
     Methods by purpose:
 

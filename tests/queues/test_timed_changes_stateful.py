@@ -1,12 +1,13 @@
 """A Hypothesis state machine for timed changes (issue 11, DESIGN 3).
 
-Two durable MessageQueues on one manual clock take the same operations, interleaved
-with clock moves. The second one also gets extra looks (``count``) at random points.
-Timed changes (a delay falling due, a lease ending, an age expiring) take effect at
-their due time, so every result must be the same in both: a look never changes what
-any call returns. And a read-only reopen of either store (a replay of its snapshot and
-archive at the same clock time) must give the live state once the live reservations
-are ended, as a restart ends them.
+Two durable MessageQueues on one manual clock take the same operations, interleaved with
+clock moves (``max_attempts`` and ``dead_letter`` included: a lease lapsing past
+``max_attempts`` moves a message to the other queue at its due time). The second one
+also gets extra looks (``count``) at random points. Timed changes (a delay falling due,
+a lease ending, an age expiring) take effect at their due time, so every result must be
+the same in both: a look never changes what any call returns. And a read-only reopen of
+either store (a replay of its snapshot and archive at the same clock time) must give the
+live state once the live reservations are ended, as a restart ends them.
 """
 
 from __future__ import annotations
@@ -102,9 +103,17 @@ class TimedTwins(RuleBasedStateMachine):
         maxlen=st.sampled_from([None, 1, 2, 3]),
         max_age=st.sampled_from([None, 1.0, 2.5]),
         overflow=st.sampled_from(["drop_oldest", "reject"]),
+        max_attempts=st.sampled_from([None, 1, 1, 2]),
+        dead_letter=st.sampled_from([None, "a", "b", "b"]),
     )
-    def declare(self, queue: str, maxlen: Optional[int], max_age: Optional[float], overflow: str) -> None:
-        self.both(lambda mq: mq.declare(queue, maxlen=maxlen, max_age=max_age, overflow=overflow))
+    def declare(
+        self, queue: str, maxlen: Optional[int], max_age: Optional[float], overflow: str,
+        max_attempts: Optional[int], dead_letter: Optional[str],
+    ) -> None:
+        """Options, retries included: a lease lapsing past ``max_attempts`` moves the message
+        (to the other queue, or nowhere), at its due time whichever queue is looked at."""
+        self.both(lambda mq: mq.declare(queue, maxlen=maxlen, max_age=max_age, overflow=overflow,
+                                        max_attempts=max_attempts, dead_letter=dead_letter))
 
     @rule(queue=NAMES, front=st.booleans(), remove=st.booleans(), before=BEFORE)
     def take(self, queue: str, front: bool, remove: bool, before: Tuple[float, bool]) -> None:
@@ -166,8 +175,11 @@ class TimedTwins(RuleBasedStateMachine):
 
     @staticmethod
     def state(mq: MessageQueue) -> Dict[str, Any]:
+        """Every queue's messages (without ids: a message moved to a dead-letter queue at a
+        reopen gets a new id that a read-only reader picks from the id block recorded)."""
         return {
-            name: ([envelope(m) for m in mq.messages(name)], mq.stats(name).delayed, mq.stats(name).reserved)
+            name: ([envelope(m)[1:] for m in mq.messages(name)], mq.stats(name).delayed,
+                   mq.stats(name).reserved)
             for name in mq.queues()
         }
 
