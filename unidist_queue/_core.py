@@ -335,18 +335,24 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
         except SerializationError as exc:
             logger.error("%s: dropped, its body cannot be stored in queue %r (%s)", why, name, exc)
             return
-        seq, new_id = 0, 0
         with self.mutex:
-            if not self._closed:
-                d = self._queue(name, create=True)
-                assert d is not None
-                seq = self._refresh(d) if d.timed else 0
-                if not (d.maxlen is not None and d.overflow == "reject" and len(d.ready) >= d.maxlen):
-                    new_id, seq2 = self._insert(d, body, data if d.durable else None, None, evict=True)
-                    seq = seq2 or seq
-                    self._heard(d)
-        if new_id:
+            new_id, seq = (-1, 0) if self._closed else self._add_dead(name, body, data)
+        if new_id < 0:  # pragma: no cover - a close() racing the commit (close delivers first)
+            logger.error("%s: dropped, the MessageQueue closed before it reached %r", why, name)
+        elif new_id:
             logger.warning("%s: moved to queue %r as message %d", why, name, new_id)
         else:
-            logger.error("%s: dropped, dead-letter queue %r is full or the MessageQueue closed", why, name)
+            logger.error("%s: dropped, dead-letter queue %r is full (overflow='reject')", why, name)
         self._commit(seq)
+
+    def _add_dead(self, name: str, body: Any, data: bytes) -> Tuple[int, int]:
+        """Add a dead message to ``name`` as an add would: ``(id, seq)``; id 0: refused
+        (``reject`` and full)."""
+        d = self._queue(name, create=True)
+        assert d is not None
+        seq = self._refresh(d) if d.timed else 0
+        if d.maxlen is not None and d.overflow == "reject" and len(d.ready) >= d.maxlen:
+            return 0, seq
+        new_id, seq2 = self._insert(d, body, data if d.durable else None, None, evict=True)
+        self._heard(d)
+        return new_id, seq2 or seq

@@ -348,3 +348,44 @@ def test_a_body_the_dead_letter_queue_cannot_store_is_dropped(
         assert mq.all("dlq") == [] and mq.stats("q").dead == 1
     assert "cannot be stored" in caplog.text
     assert SerializationError.__name__ in caplog.text or "pickle" in caplog.text.lower()
+
+
+def test_memory_queues_on_a_persistent_store_record_nothing(path: str) -> None:
+    with opened(path) as mq:
+        mq.declare("dlq", durable=False)
+        mq.declare("q", durable=False, max_attempts=1, dead_letter="dlq")
+        mq.add("q", "a")
+        fail(mq, "q", 1)
+        assert mq.all("dlq") == ["a"] and mq.stats("q").dead == 1
+    with opened(path) as mq:
+        assert mq.queues() == []
+
+
+def test_a_memory_queue_into_a_full_durable_dead_letter_queue(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with opened(path) as mq:
+        mq.declare("dlq", maxlen=1, overflow="reject")
+        mq.add("dlq", "x")
+        mq.declare("q", durable=False, max_attempts=1, dead_letter="dlq")
+        mq.add("q", "a")
+        with caplog.at_level(logging.WARNING, LOGGER):
+            fail(mq, "q", 1)
+        assert mq.all("dlq") == ["x"] and mq.stats("q").dead == 1
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR and "is full" in record.getMessage()
+
+
+def test_a_move_a_failed_call_left_behind_happens_at_close(path: str, clock: ManualClock) -> None:
+    """The lease lapses inside a nack_many that then refuses its argument: the move into
+    the durable dead-letter queue (its body still to encode) is made by close()."""
+    with opened(path, clock) as mq:
+        mq.declare("q", durable=False, max_attempts=1, dead_letter="dlq")
+        mq.add_many("q", ["a", "b"])
+        mq.reserve("q", timeout=0, lease=1)
+        current = mq.reserve("q", timeout=0)
+        clock.advance(2)
+        with pytest.raises(TypeError, match="message"):
+            mq.nack_many([current, "not a message"])  # type: ignore[list-item]
+    with opened(path, clock) as mq:
+        assert mq.all("dlq") == ["a"]

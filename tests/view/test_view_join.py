@@ -153,3 +153,15 @@ def test_the_queue_keeps_working_once_every_watched_item_is_gone(mq: MessageQueu
         mq.add("q", i)
     assert [mq.oldest("q"), mq.get("q"), mq.count("q")] == [0, 1, 1]
     assert_joins(view)
+
+
+def test_evicting_an_item_the_view_did_not_put_changes_nothing(mq: MessageQueue) -> None:
+    mq.declare("q", maxlen=2)
+    view = mq.view("q")
+    mq.add("q", "x")
+    view.put("a")
+    mq.add("q", "y")  # evicts "x", added by the queue API
+    assert view.unfinished_tasks == 1
+    assert view.get(timeout=0) == "a"
+    view.task_done()
+    assert_joins(view)
