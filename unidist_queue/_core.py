@@ -220,11 +220,10 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
         messages are ready (0: no bound), then add it as :meth:`add` would and call
         ``counted()`` under the mutex. ``stopped()`` (a shut down view) raises ``ShutDown``.
 
-        The core then watches the message until it is delivered (taken for good by
-        anyone, or acked): if it leaves the queue undelivered instead (evicted, expired,
-        cleared, dropped, moved as dead), ``left()`` is called, under the mutex, so that
-        the view's ``join`` need not wait for it. A queue with watched messages leaves
-        the in-memory fast paths until they are all delivered or gone.
+        The core then watches the message until it is delivered (taken for good, acked):
+        if it leaves undelivered instead (evicted, expired, cleared, dropped, moved as
+        dead), it calls ``left()`` under the mutex, so that the view's ``join`` need not
+        wait for it. A queue with watched messages leaves the in-memory fast paths.
 
         :raises Full: no room and not ``block``, or ``deadline`` passed.
         :raises ShutDown: the view was shut down, or the MessageQueue closed.

@@ -68,12 +68,7 @@ def replay(queues: Queues, mutex: threading.Lock, state: Optional[State], record
 
     :raises StoreError: a record that names an unknown operation.
     """
-    last_id = 0
-    if state is not None:
-        last_id = int(state["last_id"])
-        for name, data in state["queues"].items():
-            restored = queues[name] = QueueState(name, mutex, True)
-            restore(restored, data)
+    last_id = 0 if state is None else _restore_all(queues, mutex, state)
     current: Optional[QueueState] = None  # the queue of the previous add record
     for record in records:
         op = record[0]
@@ -106,6 +101,14 @@ def replay(queues: Queues, mutex: threading.Lock, state: Optional[State], record
         if op == "drop":
             del queues[record[1]]
     return last_id
+
+
+def _restore_all(queues: Queues, mutex: threading.Lock, state: State) -> int:
+    """Fill ``queues`` from a snapshot's ``state``; return its last id."""
+    for name, data in state["queues"].items():
+        restored = queues[name] = QueueState(name, mutex, True)
+        restore(restored, data)
+    return int(state["last_id"])
 
 
 def _queue(queues: Queues, mutex: threading.Lock, name: str) -> QueueState:

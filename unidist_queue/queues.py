@@ -150,13 +150,11 @@ class MessageQueue:
         :meth:`add`). ``max_age`` (seconds): older messages are expired, never returned.
         ``durable=None`` follows the store; the durability of an existing queue cannot
         change. ``max_attempts``: a message whose reservation ends unacked (``nack``,
-        lease, restart) after that many reservations leaves the queue (a nack's
-        ``delay`` does not apply; an expired one counts as expired): to ``dead_letter``
-        (same body, a new id, as an add there, under that queue's overflow; ``block``
-        lets it join all the same) or, without one, nowhere; counted in
+        lease, restart) after that many reservations leaves (no nack ``delay``; an
+        expired one expires): to ``dead_letter`` (same body, a new id, as an add there,
+        under its overflow; ``block`` lets it join) or nowhere; counted in
         ``stats().dead``, logged at WARNING (ERROR if ``reject`` refuses it). One
-        recorded change, replayed once. From a queue that is not durable into a durable
-        one, the body is encoded just after the move, outside the lock.
+        recorded change, replayed once (see ``unidist_queue._dead``).
 
         Cost: O(1), plus O(k) for k evictions. Thread-safe.
 
