@@ -116,6 +116,12 @@ class QueueMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.mq.close()
 
+    @initialize(retries=st.sampled_from([None, (1, "b"), (2, "b"), (2, None)]))
+    def bound_retries(self, retries: Any) -> None:
+        """Most runs bound the retries of "a" (into "b", or nowhere) from the start."""
+        if retries is not None:
+            self.declare("a", OMITTED, OMITTED, *retries)
+
     # -- rules ----------------------------------------------------------------------------------
 
     @rule(
@@ -225,6 +231,13 @@ class QueueMachine(RuleBasedStateMachine):
             return
         self.mq.nack(message)
         self.end_reservation(message.queue, message.id)
+
+    @rule(name=NAMES)
+    def fail_once(self, name: str) -> None:
+        """Reserve and nack at once: a failed attempt (past ``max_attempts``, a move)."""
+        message = self.reserve(name)
+        if message is not None:
+            self.nack(message)
 
     @rule(name=NAMES)
     def clear(self, name: str) -> None:

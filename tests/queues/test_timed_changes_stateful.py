@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from conftest import ManualClock
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
 from unidist_queue import FileStore, Message, MessageQueue
 
@@ -72,6 +72,17 @@ class TimedTwins(RuleBasedStateMachine):
         plain, looked = (outcome(lambda mq=mq: call(mq)) for mq in self.twins)
         assert plain == looked
         return plain
+
+    @initialize(
+        retries=st.sampled_from([None, (1, "b"), (2, "b"), (1, None)]),
+        back=st.sampled_from([None, None, (1, "a")]),
+    )
+    def retries(self, retries: Optional[Tuple[int, Optional[str]]], back: Optional[Tuple[int, str]]) -> None:
+        """Most runs start with bounded retries on "a" (into "b", or nowhere), some with
+        "b" moving back into "a" too: leases lapsing past them move messages."""
+        for queue, option in (("a", retries), ("b", back)):
+            if option is not None:
+                self.both(lambda mq, q=queue, o=option: mq.declare(q, max_attempts=o[0], dead_letter=o[1]))
 
     # -- time and the extra look ----------------------------------------------------------
 
