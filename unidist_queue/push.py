@@ -61,10 +61,10 @@ class Pusher:
       Pusher waits ``retry_delay`` seconds, then twice that after each further failure,
       up to ``max_retry_delay``. Until the receiver answers it probes with batches of
       one; after a success it sends full batches again. Nothing is lost (unless retries
-      are bounded, below), and an event is
-      sent again only if its batch failed (or was in flight when the process died).
-      An event the receiver always refuses is retried for ever: drop it in ``send``, or
-      bound the retries with ``mq.declare(queue, max_attempts=N, dead_letter=...)``.
+      are bounded, below), and an event is sent again only if its batch failed (or was
+      in flight when the process died). An event the receiver always refuses is
+      retried for ever: drop it in ``send``, or bound the retries with
+      ``mq.declare(queue, max_attempts=N, dead_letter=...)``.
       Each failed attempt nacks its batch, and each event of it was reserved once more;
       while the receiver stays down the probes of one take the front event, so events
       reach ``N`` one at a time, the oldest first, and leave for the dead-letter queue
