@@ -15,7 +15,7 @@ import pytest
 from conftest import ManualClock
 from helpers import WAIT
 
-from unidist_queue import MessageQueue, QueueView
+from unidist_queue import FileStore, MessageQueue, QueueView
 
 
 def joins(view: QueueView) -> threading.Event:
@@ -165,3 +165,19 @@ def test_evicting_an_item_the_view_did_not_put_changes_nothing(mq: MessageQueue)
     assert view.get(timeout=0) == "a"
     view.task_done()
     assert_joins(view)
+
+
+def test_join_applies_an_expiry_of_a_durable_queue(path: str, clock: ManualClock) -> None:
+    with MessageQueue(FileStore(path, fsync="never"), clock=clock) as mq:
+        mq.declare("q", max_age=5)
+        view = mq.view("q")
+        view.put("a")
+        clock.advance(3)
+        view.put("b")
+        clock.advance(3)
+        returned = joins(view)  # it expires "a" (recorded), then waits for "b"
+        clock.advance(3)
+        mq.count("q")
+        assert returned.wait(WAIT)
+    with MessageQueue(FileStore(path, fsync="never"), clock=clock) as mq:
+        assert mq.all("q") == [] and mq.queues() == ["q"]
