@@ -64,7 +64,10 @@ class SettleMixin(TimedMixin):
         """Ack (or nack with ``delay``) every message as one recorded change; all or none.
 
         A nack of a message past its queue's ``max_attempts`` moves it instead (see
-        :mod:`._dead`): the returns are one recorded batch, then each move is one.
+        :mod:`._dead`): the returns are one recorded batch, then each move is one (a
+        crash between them ends the unrecorded reservations at the next open, where
+        past ``max_attempts`` they move just the same; a failing store leaves them
+        reserved and raises).
         """
         with self.mutex:
             pairs, seq, bad = self._settling(messages)
