@@ -18,7 +18,7 @@ from .errors import Full
 from .message import MISSING
 from .store.base import Record
 
-__all__ = ["OVERFLOWS", "AddMixin", "check_options"]
+__all__ = ["OVERFLOWS", "AddMixin", "check_options", "check_retries"]
 
 OVERFLOWS = ("drop_oldest", "reject", "block")
 
@@ -283,13 +283,19 @@ class AddMixin(TimedMixin):
         max_age: Optional[float] = MISSING,
         overflow: str = MISSING,
         durable: Optional[bool] = None,
+        max_attempts: Optional[int] = MISSING,
+        dead_letter: Optional[str] = MISSING,
     ) -> None:
         """See :meth:`MessageQueue.declare`."""
         check_options(maxlen, max_age, overflow, durable, self._persistent)
+        check_retries(queue, max_attempts, dead_letter)
         seq = 0
         with self.mutex:
             self._check_writable()
-            existed = self._queue(queue, create=False) is not None
+            known = self._queue(queue, create=False)  # TypeError: not a str
+            existed = known is not None
+            if maxlen is not MISSING or overflow is not MISSING:
+                check_bound(queue, maxlen, overflow, known)
             q = self._queue(queue, create=True)
             assert q is not None
             if durable is not None and durable != q.durable:
@@ -298,16 +304,32 @@ class AddMixin(TimedMixin):
                 q.durable = durable
             if q.timed:  # the new options apply from now on: what was due happened first
                 seq = self._refresh(q)
-            new_maxlen = q.maxlen if maxlen is MISSING else maxlen
-            new_age = q.max_age if max_age is MISSING else max_age
-            new_over = q.overflow if overflow is MISSING else overflow
-            seq = self._rec(q, ("declare", queue, new_maxlen, new_age, new_over)) or seq
-            q.configure(new_maxlen, new_age, new_over)
-            if new_maxlen is not None and new_over == "drop_oldest":
-                while len(q.ready) > new_maxlen:
-                    seq = self._evict_oldest(q) or seq
+            seq = self._configure(q, maxlen, max_age, overflow, max_attempts, dead_letter) or seq
             q.not_full.notify_all()
         self._commit(seq)
+
+    def _configure(
+        self, q: QueueState, maxlen: Any, max_age: Any, overflow: Any, max_attempts: Any, dead_letter: Any,
+    ) -> int:
+        """With the mutex held: record and apply a declare's options (``MISSING``: kept)."""
+        new_maxlen = q.maxlen if maxlen is MISSING else maxlen
+        new_age = q.max_age if max_age is MISSING else max_age
+        new_over = q.overflow if overflow is MISSING else overflow
+        new_tries = q.max_attempts if max_attempts is MISSING else max_attempts
+        new_dead = q.dead_letter if dead_letter is MISSING else dead_letter
+        record: Record = ("declare", q.name, new_maxlen, new_age, new_over)
+        if new_tries is not None or new_dead is not None:
+            record += (new_tries, new_dead)
+        seq = self._rec(q, record)
+        q.configure(new_maxlen, new_age, new_over)
+        relink = (new_tries, new_dead) != (q.max_attempts, q.dead_letter)
+        q.max_attempts, q.dead_letter = new_tries, new_dead
+        if relink:
+            self._relink()
+        if new_maxlen is not None and new_over == "drop_oldest":
+            while len(q.ready) > new_maxlen:
+                seq = self._evict_oldest(q) or seq
+        return seq
 
 
 def check_options(maxlen: Any, max_age: Any, overflow: Any, durable: Any, persistent: bool) -> None:
@@ -329,3 +351,28 @@ def check_options(maxlen: Any, max_age: Any, overflow: Any, durable: Any, persis
         raise ValueError("durable=True needs a persistent store (e.g. FileStore(path))")
 
 
+def check_bound(queue: str, maxlen: Any, overflow: Any, q: Optional[QueueState]) -> None:
+    """``"reject"`` and ``"block"`` need a ``maxlen``: check the options a declare leaves
+    (``q``: the existing queue, whose options not passed stay).
+
+    :raises ValueError: the queue would have ``overflow="reject"``/``"block"`` and no ``maxlen``.
+    """
+    new_maxlen = maxlen if maxlen is not MISSING else (None if q is None else q.maxlen)
+    new_over = overflow if overflow is not MISSING else ("drop_oldest" if q is None else q.overflow)
+    if new_maxlen is None and new_over != "drop_oldest":
+        why = "maxlen=None was passed" if maxlen is None else f"queue {queue!r} has no maxlen"
+        raise ValueError(f"overflow={new_over!r} needs a maxlen ({why})")
+
+
+def check_retries(queue: Any, max_attempts: Any, dead_letter: Any) -> None:
+    """Validate ``max_attempts`` and ``dead_letter`` (``MISSING``: not passed)."""
+    if max_attempts is not MISSING and max_attempts is not None:
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+            raise TypeError(f"max_attempts must be an int or None, not {type(max_attempts).__name__}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1 (or None), not {max_attempts}")
+    if dead_letter is not MISSING and dead_letter is not None:
+        if not isinstance(dead_letter, str):
+            raise TypeError(f"dead_letter must be a str or None, not {type(dead_letter).__name__}")
+        if dead_letter == queue:
+            raise ValueError(f"dead_letter: queue {queue!r} cannot be its own dead-letter queue")

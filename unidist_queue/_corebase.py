@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ._replay import export
 from ._state import QueueState
@@ -64,6 +64,10 @@ class CoreBase:
         self._queues: Dict[str, QueueState] = {}
         self._subscribers: Dict[Optional[str], Tuple[Subscriber, ...]] = {}
         self._news: List[str] = []  # queues where messages became ready, told of in _commit
+        # Dead messages (DESIGN 3, max_attempts): log lines (level, format, args) and, at
+        # level 0, moves whose body must be encoded first; done in _commit (_settle_deaths).
+        self._deaths: List[Tuple[int, str, Tuple[Any, ...]]] = []
+        self._feeders: Dict[str, Set[str]] = {}  # dead-letter queue -> queues moving messages there
         self._closed = False
         self._last_id = 0
         self._id_mark = 1 if self._writable else sys.maxsize  # ids below this are known to the store
@@ -113,6 +117,7 @@ class CoreBase:
             q = self._queues[name] = QueueState(name, self.mutex, self._persistent)
         q.exists = True
         q.durable = self._persistent
+        q.fed = name in self._feeders
         q.retime()
         return q
 
@@ -130,6 +135,7 @@ class CoreBase:
                 raise not_a_name(name)
             q = self._queues[name] = QueueState(name, self.mutex, False)
             q.exists = False
+            q.fed = name in self._feeders
             q.retime()
         return q
 
@@ -157,11 +163,29 @@ class CoreBase:
                 store.commit(seq)
             if store.compaction_due:
                 self._auto_compact()
+        if self._deaths:
+            self._settle_deaths()
         if self._news:
             with self.mutex:
                 news, self._news = self._news, []
             for name in news:
                 self._notify_subscribers(name)
+
+    def _settle_deaths(self) -> None:
+        """Outside the mutex: log the dead messages collected, and deliver the moves that
+        wait for their body to be encoded (:meth:`_deliver_later`)."""
+        with self.mutex:
+            deaths, self._deaths = self._deaths, []
+        for level, text, args in deaths:
+            if level:
+                logger.log(level, text, *args)
+            else:
+                self._deliver_later(text, *args)
+
+    def _deliver_later(self, why: str, name: str, body: Any) -> None:
+        """Outside the mutex: encode ``body`` and add it to the durable dead-letter queue
+        ``name`` (see :mod:`._dead`; implemented by the core)."""
+        raise NotImplementedError  # pragma: no cover - QueueCore implements it
 
     def _auto_compact(self) -> None:
         """Outside the mutex: compact now, unless another thread already is (then it's done)."""
@@ -180,6 +204,40 @@ class CoreBase:
         :meth:`_commit`, after the mutex is released."""
         if self._subscribers and q.name not in self._news:
             self._news.append(q.name)
+
+    # -- items put through a QueueView (DESIGN 3, view: join) --------------------------------
+
+    @staticmethod
+    def _gone(q: QueueState, msg_id: int) -> None:
+        """Message ``msg_id`` left ``q`` without being delivered (evicted, expired, cleared,
+        dropped, moved as dead): if a view put it, that view counts it as done. O(1)."""
+        watch = q.watch
+        if watch is not None:
+            left = watch.pop(msg_id, None)
+            if left is not None:
+                if not watch:
+                    q.watch = None
+                    q.retime()
+                left()
+
+    @staticmethod
+    def _delivered(q: QueueState, msg_id: int) -> None:
+        """Message ``msg_id`` was taken for good: a view that put it waits for its
+        ``task_done`` (its count stays) and stops watching it. O(1)."""
+        watch = q.watch
+        if watch is not None and watch.pop(msg_id, None) is not None and not watch:
+            q.watch = None
+            q.retime()
+
+    @staticmethod
+    def _all_gone(q: QueueState) -> None:
+        """Every message of ``q`` left it undelivered (clear, drop). O(w) for w watched."""
+        watch = q.watch
+        if watch is not None:
+            q.watch = None
+            q.retime()
+            for left in watch.values():
+                left()
 
     def _notify_subscribers(self, name: str) -> None:
         """Outside the mutex: run the subscribers of ``name`` and of every queue."""
@@ -214,6 +272,8 @@ class CoreBase:
 
     def close(self) -> None:
         """See :meth:`MessageQueue.close`."""
+        if self._deaths:  # moves a failed call left behind (see _dead) happen before closing
+            self._settle_deaths()
         error: Optional[StoreError] = None
         with self.mutex:
             if self._closed:

@@ -68,12 +68,7 @@ def replay(queues: Queues, mutex: threading.Lock, state: Optional[State], record
 
     :raises StoreError: a record that names an unknown operation.
     """
-    last_id = 0
-    if state is not None:
-        last_id = int(state["last_id"])
-        for name, data in state["queues"].items():
-            restored = queues[name] = QueueState(name, mutex, True)
-            restore(restored, data)
+    last_id = 0 if state is None else _restore_all(queues, mutex, state)
     current: Optional[QueueState] = None  # the queue of the previous add record
     for record in records:
         op = record[0]
@@ -90,6 +85,9 @@ def replay(queues: Queues, mutex: threading.Lock, state: Optional[State], record
                 _add(current, record)
             continue
         current = None  # any other record may change or drop queues: look them up again
+        if op == "dead":
+            last_id = max(last_id, _dead(queues, mutex, record))
+            continue
         handler = _HANDLERS.get(op)
         if handler is None:
             raise StoreError(f"unknown record operation {op!r}")
@@ -105,6 +103,14 @@ def replay(queues: Queues, mutex: threading.Lock, state: Optional[State], record
     return last_id
 
 
+def _restore_all(queues: Queues, mutex: threading.Lock, state: State) -> int:
+    """Fill ``queues`` from a snapshot's ``state``; return its last id."""
+    for name, data in state["queues"].items():
+        restored = queues[name] = QueueState(name, mutex, True)
+        restore(restored, data)
+    return int(state["last_id"])
+
+
 def _queue(queues: Queues, mutex: threading.Lock, name: str) -> QueueState:
     q = queues.get(name)
     if q is None:
@@ -113,7 +119,28 @@ def _queue(queues: Queues, mutex: threading.Lock, name: str) -> QueueState:
 
 
 def _declare(q: QueueState, r: Record) -> None:
+    """``("declare", q, maxlen, max_age, overflow[, max_attempts, dead_letter])``."""
     q.configure(r[2], r[3], r[4])
+    q.max_attempts, q.dead_letter = (r[5], r[6]) if len(r) > 6 else (None, None)
+
+
+def _dead(queues: Queues, mutex: threading.Lock, r: Record) -> int:
+    """``("dead", q, id, to, new_id, when)``: the reservation ``id`` of ``q`` past
+    ``max_attempts`` left it, to the back of queue ``to`` as ``new_id`` (``to`` None:
+    dropped, or moved to a queue that is not durable). Returns ``new_id`` (or 0).
+
+    ``stats().dead`` counts moves since the queue was opened: a replayed one is not
+    counted again; its add to ``to`` counts in ``added`` as a replayed add does.
+    """
+    src = _queue(queues, mutex, r[1])
+    item = src.unreserve(r[2])
+    src.attempts.pop(r[2], None)
+    if item is None or r[3] is None:
+        return 0
+    to = _queue(queues, mutex, r[3])
+    to.push_back((r[4], r[5], item[2]))
+    to.added += 1
+    return int(r[4])
 
 
 def _add(q: QueueState, r: Record) -> None:
@@ -163,7 +190,7 @@ def _clear(q: QueueState, r: Record) -> None:
 
 
 def _nothing(q: QueueState, r: Record) -> None:
-    """``drop``, ``ids`` and ``last_id`` are handled by :func:`replay` itself."""
+    """``drop``, ``dead``, ``ids`` and ``last_id`` are handled by :func:`replay` itself."""
 
 
 _HANDLERS: Dict[str, Callable[[QueueState, Any], None]] = {
@@ -175,6 +202,7 @@ _HANDLERS: Dict[str, Callable[[QueueState, Any], None]] = {
     "extend": _extend,
     "promote": _promote,
     "clear": _clear,
+    "dead": _nothing,
     "drop": _nothing,
     "ids": _nothing,
     "last_id": _nothing,
@@ -188,6 +216,8 @@ def export(q: QueueState) -> Dict[str, Any]:
         "maxlen": q.maxlen,
         "max_age": q.max_age,
         "overflow": q.overflow,
+        "max_attempts": q.max_attempts,
+        "dead_letter": q.dead_letter,
         "ready": list(q.ready),
         "delayed": list(q.delayed),
         "reserved": reserved,
@@ -203,6 +233,7 @@ def restore(q: QueueState, data: Dict[str, Any]) -> None:
     deque without per-item Python code; lists (from JSON) are turned into tuples.
     """
     q.configure(data["maxlen"], data["max_age"], data["overflow"])
+    q.max_attempts, q.dead_letter = data.get("max_attempts"), data.get("dead_letter")  # not in 0.1.0's
     ready = data["ready"]
     if ready and ready[0].__class__ is not tuple:
         ready = [tuple(item) for item in ready]

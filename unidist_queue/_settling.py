@@ -61,11 +61,24 @@ class SettleMixin(TimedMixin):
         )
 
     def _settle(self, messages: Any, delay: Optional[float], ack: bool) -> None:
-        """Ack (or nack with ``delay``) every message as one recorded change; all or none."""
+        """Ack (or nack with ``delay``) every message as one recorded change; all or none.
+
+        A nack of a message past its queue's ``max_attempts`` moves it instead (see
+        :mod:`._dead`): the returns are one recorded batch, then each move is one (a
+        crash between them ends the unrecorded reservations at the next open, where
+        past ``max_attempts`` they move just the same; a failing store leaves them
+        reserved and raises).
+        """
         with self.mutex:
             pairs, seq, bad = self._settling(messages)
             if bad is None and pairs:
                 now = self._clock()
+                dead = []
+                if not ack:
+                    dead = [(q, m) for q, m in pairs if self._dies(q, m.id, now)]
+                    if dead:
+                        moving = {(q.name, m.id) for q, m in dead}
+                        pairs = [(q, m) for q, m in pairs if (q.name, m.id) not in moving]
                 records = [
                     ("remove", q.name, m.id) if ack else self._return_record(q, m.id, delay, now)
                     for q, m in pairs
@@ -78,6 +91,8 @@ class SettleMixin(TimedMixin):
                 else:
                     for (q, _), record in zip(pairs, records, strict=True):
                         self._apply_settle(q, record, False)
+                for q, m in dead:
+                    seq = self._move_dead(q, m.id, now) or seq
         self._commit(seq)
         if bad is not None:
             raise self._not_reserved(bad)
@@ -90,6 +105,9 @@ class SettleMixin(TimedMixin):
             by_queue.setdefault(q, []).append(m.id)
         for q, ids in by_queue.items():
             q.ack_ids(ids)
+            if q.watch is not None:
+                for msg_id in ids:
+                    SettleMixin._delivered(q, msg_id)
 
     def ack(self, message: Message) -> None:
         """See :meth:`MessageQueue.ack`."""
@@ -121,6 +139,7 @@ class SettleMixin(TimedMixin):
                 due = self._clock() + lease
                 seq = self._rec(q, ("extend", q.name, message.id, due)) or seq
                 q.set_lease(message.id, due)
+                self._new_lease(q)
         self._commit(seq)
         if bad is not None:
             raise self._not_reserved(bad)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from sortedcontainers import SortedList
 
@@ -40,15 +40,19 @@ class QueueState:
         "ages",
         "attempts",
         "bare",
+        "dead",
+        "dead_letter",
         "delayed",
         "dropped",
         "durable",
         "exists",
         "expired",
+        "fed",
         "getters",
         "lean",
         "leases",
         "max_age",
+        "max_attempts",
         "maxlen",
         "name",
         "not_empty",
@@ -60,6 +64,7 @@ class QueueState:
         "removed",
         "reserved",
         "timed",
+        "watch",
     )
 
     def __init__(self, name: str, mutex: threading.Lock, durable: bool) -> None:
@@ -69,6 +74,12 @@ class QueueState:
         self.maxlen: Optional[int] = None
         self.max_age: Optional[float] = None
         self.overflow = "drop_oldest"
+        self.max_attempts: Optional[int] = None  # reservations that may end unacked (None: any)
+        self.dead_letter: Optional[str] = None  # where a message past max_attempts goes
+        self.fed = False  # another queue moves messages here past its max_attempts (core sets it)
+        # ids of messages put through a QueueView and not yet delivered -> the view's
+        # callback for one that leaves undelivered (None when there is none: fast paths)
+        self.watch: Optional[Dict[int, Callable[[], None]]] = None
         self.ready: Deque[Item] = deque()
         self.delayed: SortedList = SortedList()
         self.reserved: Dict[int, Tuple[int, float, Any, Optional[float]]] = {}
@@ -83,11 +94,11 @@ class QueueState:
         self.not_full = threading.Condition(mutex)
         self.getters = 0  # threads waiting on not_empty
         self.putters = 0  # threads waiting on not_full
-        self.timed = False  # delayed, leases or max_age: refresh before reading
+        self.timed = False  # delayed, leases, max_age or fed: refresh before reading
         self.plain = not durable  # no maxlen, no max_age, not durable: fast paths apply
         self.lean = durable  # durable, existing, no maxlen: the durable fast path applies
         self.bare = not durable  # plain, existing, nothing timed: the in-memory fast paths apply
-        self.added = self.removed = self.expired = self.dropped = 0
+        self.added = self.removed = self.expired = self.dropped = self.dead = 0
 
     # -- options -----------------------------------------------------------------
 
@@ -105,10 +116,10 @@ class QueueState:
     def retime(self) -> None:
         """Recompute the flags that let the fast paths skip work (after any change of
         options, durability or existence; ``timed`` is also set directly when it becomes true)."""
-        self.timed = bool(self.delayed) or bool(self.leases) or self.max_age is not None
+        self.timed = bool(self.delayed) or bool(self.leases) or self.max_age is not None or self.fed
         self.plain = self.maxlen is None and self.max_age is None and not self.durable
         self.lean = self.durable and self.exists and self.maxlen is None
-        self.bare = self.plain and self.exists and not self.timed
+        self.bare = self.plain and self.exists and not self.timed and self.watch is None
 
     # -- ready messages ------------------------------------------------------------
 

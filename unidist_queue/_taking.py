@@ -61,6 +61,8 @@ class TakeMixin(TimedMixin):
                             q.pop_front() if front else q.pop_back()
                             q.attempts.pop(item[0], None)
                             q.removed += 1
+                            if q.watch is not None:
+                                self._delivered(q, item[0])
                             if q.putters:
                                 q.not_full.notify()
         finally:
@@ -139,7 +141,7 @@ class TakeMixin(TimedMixin):
                 self._left_room(q)
                 raise Empty(f"queue {queue!r} has no ready message")
             if q.timed:
-                due = q.next_due()
+                due = self._next_due(q)
                 if due != INF:
                     until_due = max(0.0, due - self._clock())
                     wait = until_due if wait is None else min(wait, until_due)
@@ -179,6 +181,8 @@ class TakeMixin(TimedMixin):
             records = [(("reserve", q.name, item[0], lease_due), None) for item in items]
             seq = self._store.append_batch(records)
         taken = q.reserve_first(k, lease_due)
+        if lease_due is not None:
+            self._new_lease(q)
         if q.putters:
             q.not_full.notify(k)
         return taken, seq
@@ -190,12 +194,16 @@ class TakeMixin(TimedMixin):
             seq = self._rec(q, ("reserve", q.name, item[0], lease_due))
             q.pop_front()
             attempts = q.reserve(item, lease_due)
+            if lease_due is not None:
+                self._new_lease(q)
         else:
             seq = self._rec(q, ("remove", q.name, item[0]))
             q.pop_front()
             q.attempts.pop(item[0], None)
             q.removed += 1
             attempts = 0
+            if q.watch is not None:
+                self._delivered(q, item[0])
         if q.putters:
             q.not_full.notify()
         return item, attempts, seq

@@ -7,16 +7,16 @@ changes happen: each as of its own due time, in due order (DESIGN 3).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
-from ._corebase import CoreBase
+from ._dead import DeadLetterMixin
 from ._state import DELAYED, EXPIRY, LEASE, QueueState
 from .store.base import Record
 
 __all__ = ["TimedMixin"]
 
 
-class TimedMixin(CoreBase):
+class TimedMixin(DeadLetterMixin):
     """Timed changes, and returning or settling a reservation (see the module)."""
 
 
@@ -29,20 +29,49 @@ class TimedMixin(CoreBase):
         not another call looked at the queue in between (DESIGN 3). O(k log n) for k
         changes.
         """
+        if q.fed or (q.max_attempts is not None and q.dead_letter is not None):
+            return self._refresh_linked(q)
         now = self._clock()
         seq = 0
         while True:
             when, kind = q.next_change()
             if when > now or (kind == EXPIRY and when == now):  # NONE has when == inf
                 break
-            if kind == LEASE:
-                seq = self._return(q, q.first_lease(), None, when) or seq
-            elif kind == DELAYED:
-                seq = self._promote(q, when) or seq
-            else:
-                seq = self._expire(q, q.first_aged()) or seq
+            seq = self._change(q, when, kind) or seq
         q.retime()
         return seq
+
+    def _refresh_linked(self, q: QueueState) -> int:
+        """:meth:`_refresh` for a queue linked to others by dead-letter moves: every change
+        due in its component (see :mod:`._dead`), in due order across the queues (at equal
+        times: leases, then delays, then expiries, then by queue name). O(k (c + log n))
+        for k changes in c queues.
+        """
+        group = self._component(q)
+        now = self._clock()
+        seq = 0
+        while True:
+            best: Optional[Tuple[float, int, QueueState]] = None
+            for g in group:
+                when, kind = g.next_change()
+                if when > now or (kind == EXPIRY and when == now):
+                    continue
+                if best is None or (when, kind) < best[:2]:
+                    best = (when, kind, g)
+            if best is None:
+                break
+            seq = self._change(best[2], best[0], best[1]) or seq
+        for g in group:
+            g.retime()
+        return seq
+
+    def _change(self, q: QueueState, when: float, kind: int) -> int:
+        """Apply the timed change of ``q`` due at ``when``, of ``kind``; return its seq."""
+        if kind == LEASE:
+            return self._return(q, q.first_lease(), None, when)
+        if kind == DELAYED:
+            return self._promote(q, when)
+        return self._expire(q, q.first_aged())
 
     def _promote(self, q: QueueState, when: float) -> int:
         """The first delayed message falls due at ``when``: it joins (evicting under drop_oldest)."""
@@ -51,6 +80,7 @@ class TimedMixin(CoreBase):
             seq = self._rec(q, ("remove", q.name, entry[1]))
             q.attempts.pop(entry[1], None)
             q.expired += 1
+            self._gone(q, entry[1])
             return seq
         seq = self._rec(q, ("promote", q.name, entry[1]))
         q.rejoin(entry)
@@ -66,12 +96,16 @@ class TimedMixin(CoreBase):
         q.pop_ready_id(msg_id)
         q.attempts.pop(msg_id, None)
         q.expired += 1
+        self._gone(q, msg_id)
         if q.putters:
             q.not_full.notify()
         return seq
 
     def _return(self, q: QueueState, msg_id: int, delay: Optional[float], now: float) -> int:
-        """Settle reservation ``msg_id`` back into the queue (nack or lease end) at ``now``."""
+        """Settle reservation ``msg_id`` back into the queue (nack, lease end, restart) at ``now``:
+        past ``max_attempts`` (and not expired) it moves out instead (:meth:`_move_dead`)."""
+        if q.max_attempts is not None and self._dies(q, msg_id, now):
+            return self._move_dead(q, msg_id, now)
         record = self._return_record(q, msg_id, delay, now)
         seq = self._rec(q, record)
         self._apply_settle(q, record, False)
@@ -95,6 +129,7 @@ class TimedMixin(CoreBase):
                 q.removed += 1
             else:
                 q.expired += 1
+                self._gone(q, msg_id)
             return
         q.enqueue(item, record[3], True)
         if record[3] is None:
@@ -105,10 +140,3 @@ class TimedMixin(CoreBase):
         seq = self._rec(q, ("remove", q.name, q.ready[0][0]))
         self._drop_oldest(q)
         return seq
-
-    @staticmethod
-    def _drop_oldest(q: QueueState) -> None:
-        """Drop the oldest ready message for overflow, in memory (its record is written)."""
-        item = q.pop_front()
-        q.attempts.pop(item[0], None)
-        q.dropped += 1

@@ -42,7 +42,8 @@ class QueueAPI(Protocol):
         """Append every message as one atomic step; return their ids."""
 
     def declare(self, queue: str, *, maxlen: Optional[int] = ..., max_age: Optional[float] = ...,
-                overflow: str = ..., durable: Optional[bool] = None) -> None:
+                overflow: str = ..., durable: Optional[bool] = None, max_attempts: Optional[int] = ...,
+                dead_letter: Optional[str] = ...) -> None:
         """Create ``queue`` or change its options."""
 
     def subscribe(self, queue: Optional[str], callback: Callable[[str], Any]) -> Callable[[], None]:

@@ -70,7 +70,7 @@ class Message(Generic[T]):
 class QueueStats:
     """A snapshot of one queue's counters, as returned by ``MessageQueue.stats``.
 
-    Counters (``added`` ... ``dropped``) count since the ``MessageQueue`` was opened.
+    Counters (``added`` ... ``dead``) count since the ``MessageQueue`` was opened.
     """
 
     ready: int
@@ -87,5 +87,8 @@ class QueueStats:
     """Messages removed because they outlived ``max_age``."""
     dropped: int
     """Messages removed by overflow (``drop_oldest``, smaller ``maxlen``) or ``clear``."""
+    dead: int
+    """Messages whose reservation ended unacked past ``max_attempts``: moved to the
+    ``dead_letter`` queue or dropped (counted in the queue they left)."""
     durable: bool
     """Whether the queue's changes are recorded in a persistent store."""

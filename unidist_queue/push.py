@@ -56,9 +56,18 @@ class Pusher(Sending):
       front of the queue, the exception is logged at WARNING with its traceback, and the
       Pusher waits ``retry_delay`` seconds, then twice that after each further failure,
       up to ``max_retry_delay``. Until the receiver answers it probes with batches of
-      one; after a success it sends full batches again. Nothing is lost, and an event is
-      sent again only if its batch failed (or was in flight when the process died).
-      An event the receiver always refuses is retried for ever: drop it in ``send``.
+      one; after a success it sends full batches again. Nothing is lost (unless retries
+      are bounded, below), and an event is sent again only if its batch failed (or was
+      in flight when the process died). An event the receiver always refuses is
+      retried for ever: drop it in ``send``, or bound the retries with
+      ``mq.declare(queue, max_attempts=N, dead_letter=...)``.
+      Each failed attempt nacks its batch, and each event of it was reserved once more;
+      while the receiver stays down the probes of one take the front event, so events
+      reach ``N`` one at a time, the oldest first, and leave for the dead-letter queue
+      (or are dropped, without ``dead_letter``) instead of coming back: a long outage
+      empties the queue one event per ``N - 1`` failed probes (``N`` for an event pushed
+      after the first failure), counted in ``mq.stats(queue).dead``, no longer in
+      :attr:`PushStats.pending`. Nothing else changes: the backoff goes on as above.
     * **Stopping.** :meth:`flush` sends everything now; :meth:`close` makes one last
       attempt unless the receiver is known to be down, then stops. Unsent events stay in
       the queue: with a durable queue (``mq`` on a ``FileStore``) a Pusher made on the

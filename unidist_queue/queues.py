@@ -140,26 +140,38 @@ class MessageQueue:
         max_age: Optional[float] = MISSING,
         overflow: str = MISSING,
         durable: Optional[bool] = None,
+        max_attempts: Optional[int] = MISSING,
+        dead_letter: Optional[str] = MISSING,
     ) -> None:
         """Create ``queue`` or change its options; options not passed keep their value.
 
         A new queue starts with ``maxlen=None`` (unbounded), ``max_age=None``,
         ``overflow="drop_oldest"``. ``maxlen``: at most that many *ready* messages; when
         full, ``overflow`` decides: ``"drop_oldest"`` evicts the oldest, ``"reject"``
-        makes ``add`` raise :class:`Full`, ``"block"`` makes ``add`` wait for room.
-        A smaller ``maxlen`` evicts at once under ``"drop_oldest"``; otherwise the excess
-        stays until consumed (messages returning by ``nack`` or a lease, delayed or not,
-        never overflow either; for a delayed add, see :meth:`add`). ``max_age``
-        (seconds): older messages are expired, never returned. ``durable=None`` follows
-        the store; the durability of an existing queue cannot change.
+        makes ``add`` raise :class:`Full`, ``"block"`` makes ``add`` wait for room (both
+        need a ``maxlen``). A smaller ``maxlen`` evicts at once under ``"drop_oldest"``;
+        otherwise the excess stays until consumed (messages returning by ``nack`` or a
+        lease, delayed or not, never overflow either; for a delayed add, see
+        :meth:`add`). ``max_age`` (seconds): older messages are expired, never returned.
+        ``durable=None`` follows the store; the durability of an existing queue cannot
+        change. ``max_attempts``: a message whose reservation ends unacked (``nack``,
+        lease, restart) after that many reservations leaves (no nack ``delay``; an
+        expired one expires): to ``dead_letter`` (same body, a new id, as an add there,
+        under its overflow; ``block`` lets it join) or nowhere; counted in
+        ``stats().dead``, logged at WARNING (ERROR if ``reject`` refuses it). One
+        recorded change, replayed once (see ``unidist_queue._dead``).
 
         Cost: O(1), plus O(k) for k evictions. Thread-safe.
 
         :raises ValueError: ``maxlen`` < 1, ``max_age`` <= 0, an unknown ``overflow``,
-            ``durable=True`` without a persistent store, or a durability change.
+            ``"reject"``/``"block"`` without a ``maxlen`` (passing only ``overflow`` to
+            a queue without one, or ``maxlen=None`` to a queue with one of them),
+            ``durable=True`` without a persistent store, a durability change,
+            ``max_attempts`` < 1, or ``dead_letter`` naming ``queue`` itself.
         :raises TypeError: an argument of the wrong type.
         """
-        return self._core.declare(queue, maxlen=maxlen, max_age=max_age, overflow=overflow, durable=durable)
+        return self._core.declare(queue, maxlen=maxlen, max_age=max_age, overflow=overflow, durable=durable,
+                                  max_attempts=max_attempts, dead_letter=dead_letter)
 
     def subscribe(self, queue: Optional[str], callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(queue_name)`` after every add to ``queue`` (``None``: any queue).

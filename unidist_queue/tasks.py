@@ -94,6 +94,17 @@ class TaskHandler(Executor):
     the series' dead-letter queue ``"task-dead:S"``, logged at ERROR (and counted as
     failed in :meth:`status`); :meth:`retry_dead` moves such tasks back.
 
+    ``mq.declare("task:S", max_attempts=N, dead_letter="task-dead:S")`` bounds how often
+    a stored task is taken without being finished (a task that raises is finished,
+    acked, never retried): a task whose runs were cut short ``N`` times by the process
+    ending (a poison task) moves to the dead-letter queue at the next open instead of
+    running again (there, a stored ``(function name, args, kwargs)``, which
+    :meth:`retry_dead` brings back when the dead-letter queue is ``"task-dead:S"``).
+    Every reservation ended by a nack counts too: tasks a worker hands back
+    (``shutdown(wait=False)``, :meth:`terminate`) and the tasks ahead of a cancelled one
+    (a cancel reserves and nacks them); a live task moved so leaves its future pending:
+    keep ``N`` above that.
+
     Methods by purpose:
 
     * submitting: :meth:`submit`, :meth:`submit_to`, :meth:`map` (as ``Executor.map``)

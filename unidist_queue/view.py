@@ -20,7 +20,7 @@ class QueueView(Generic[T]):
     Behaves as ``queue.Queue(maxsize)`` does: ``put``/``get`` with ``block`` and
     ``timeout``, ``put_nowait``/``get_nowait``, ``qsize``/``empty``/``full`` (snapshots,
     "not reliable!" as CPython says), ``task_done``/``join`` (counting the items put
-    through this view), a settable ``maxsize``, and Python 3.13's
+    through this view; see :meth:`join`), a settable ``maxsize``, and Python 3.13's
     ``shutdown(immediate=False)``/``is_shutdown``. Its :class:`~unidist_queue.Empty`,
     :class:`~unidist_queue.Full` and :class:`~unidist_queue.ShutDown` are
     :class:`queue.Empty`, :class:`queue.Full` (and, on 3.13+, :class:`queue.ShutDown`).
@@ -48,7 +48,8 @@ class QueueView(Generic[T]):
         self.maxsize = maxsize
         self.mutex = core.mutex
         # all_tasks_done: notified by task_done when the count of unfinished tasks
-        # reaches zero, and by shutdown(immediate=True).
+        # reaches zero, by shutdown(immediate=True), and by the core (through _left)
+        # when the last item put here left the queue undelivered.
         self.all_tasks_done = threading.Condition(self.mutex)
         self.unfinished_tasks = 0
         self.is_shutdown = False
@@ -65,13 +66,21 @@ class QueueView(Generic[T]):
         if block and timeout is not None:
             check_seconds("timeout", timeout)  # "'timeout' must be a non-negative number"
         deadline = deadline_of(timeout) if block else None
-        self._core.view_put(self.name, item, block, deadline, self._room, self._is_shut_down, self._counted)
+        self._core.view_put(self.name, item, block, deadline, self._room, self._is_shut_down, self._counted,
+                            self._left)
 
     def _room(self) -> int:
         return self.maxsize
 
     def _counted(self) -> None:
         self.unfinished_tasks += 1
+
+    def _left(self) -> None:
+        """Under the mutex (called by the core): an item put here left the queue undelivered."""
+        if self.unfinished_tasks > 0:
+            self.unfinished_tasks -= 1
+            if not self.unfinished_tasks:
+                self.all_tasks_done.notify_all()
 
     def put_nowait(self, item: T) -> None:
         """``put(item, block=False)``."""
@@ -117,9 +126,14 @@ class QueueView(Generic[T]):
     # -- tasks -----------------------------------------------------------------------------
 
     def task_done(self) -> None:
-        """Mark one item taken from the view as processed, for :meth:`join`.
+        """Mark one item as processed, for :meth:`join`, as ``queue.Queue.task_done``.
 
-        :raises ValueError: called more times than items were put.
+        Whoever took the item may call it: an item put here and taken with the
+        MessageQueue's ``oldest``/``newest``/``get`` or ``reserve`` + ``ack`` is marked
+        on this view just as one taken with :meth:`get`. Cost: O(1). Thread-safe.
+
+        :raises ValueError: no item put through the view is pending (every one was
+            marked done already, or left the queue undelivered).
         """
         with self.all_tasks_done:
             unfinished = self.unfinished_tasks - 1
@@ -130,10 +144,17 @@ class QueueView(Generic[T]):
             self.unfinished_tasks = unfinished
 
     def join(self) -> None:
-        """Wait until every item put through the view was marked done by ``task_done``."""
-        with self.all_tasks_done:
-            while self.unfinished_tasks:
-                self.all_tasks_done.wait()
+        """Wait until each item put through the view was either marked :meth:`task_done`
+        or left the queue without being delivered (evicted by ``maxlen``, expired,
+        cleared, dropped, moved to a dead-letter queue past ``max_attempts``, or removed
+        by ``shutdown(immediate=True)``). Delivered means taken for good: by the view's
+        :meth:`get` or the MessageQueue's ``oldest``/``newest``/``get``/``ack``; such an
+        item waits for its ``task_done``. Thread-safe; wakes when the count reaches 0.
+        """
+        self._core.view_join(self.name, self._unfinished, self.all_tasks_done)
+
+    def _unfinished(self) -> int:
+        return self.unfinished_tasks
 
     # -- shutting down -----------------------------------------------------------------------
 

@@ -25,6 +25,6 @@ def test_envelopes_are_frozen_hashable_and_pickle() -> None:
     assert pickle.loads(pickle.dumps(m)) == m
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         m.id = 2  # type: ignore[misc]
-    s = QueueStats(1, 2, 3, 4, 5, 6, 7, True)
-    assert hash(s) == hash(QueueStats(1, 2, 3, 4, 5, 6, 7, True))
+    s = QueueStats(1, 2, 3, 4, 5, 6, 7, 8, True)
+    assert hash(s) == hash(QueueStats(1, 2, 3, 4, 5, 6, 7, 8, True))
     assert pickle.loads(pickle.dumps(s)) == s

@@ -58,7 +58,7 @@ def test_unknown_queue_looks_empty_and_does_not_exist(mq: MessageQueue) -> None:
     assert mq.all("nope") == []
     assert mq.messages("nope") == []
     assert not mq.exists("nope")
-    assert mq.stats("nope") == QueueStats(0, 0, 0, 0, 0, 0, 0, False)
+    assert mq.stats("nope") == QueueStats(0, 0, 0, 0, 0, 0, 0, 0, False)
     with pytest.raises(Empty):
         mq.get("nope", timeout=0.01)
     with pytest.raises(Empty):
@@ -112,7 +112,7 @@ def test_stats_counters(cmq: MessageQueue, clock: Any) -> None:
     for i in range(4):
         cmq.add("q", i)  # 2 dropped by overflow
     cmq.reserve("q")
-    assert cmq.stats("q") == QueueStats(1, 1, 1, 5, 0, 0, 2, False)
+    assert cmq.stats("q") == QueueStats(1, 1, 1, 5, 0, 0, 2, 0, False)
     cmq.oldest("q")
     clock.advance(200)  # the delayed one falls due after max_age: expired
     s = cmq.stats("q")
@@ -134,7 +134,9 @@ def test_declare_defaults_and_partial_reconfigure(mq: MessageQueue) -> None:
     mq.declare("q", overflow="reject")  # maxlen kept
     with pytest.raises(Full):
         mq.add("q", 100)
-    mq.declare("q", maxlen=None)
+    with pytest.raises(ValueError, match="maxlen"):  # "reject" without a maxlen means nothing
+        mq.declare("q", maxlen=None)
+    mq.declare("q", maxlen=None, overflow="drop_oldest")
     mq.add("q", 100)
     assert mq.count("q") == 4
 
@@ -159,7 +161,7 @@ def test_reject_changes_nothing(mq: MessageQueue) -> None:
 
 
 def test_smaller_maxlen_under_reject_keeps_the_excess(mq: MessageQueue) -> None:
-    mq.declare("q", overflow="reject")
+    mq.declare("q", maxlen=10, overflow="reject")
     for i in range(5):
         mq.add("q", i)
     mq.declare("q", maxlen=2)
@@ -299,7 +301,7 @@ def test_max_age_with_lease_expiry(cmq: MessageQueue, clock: Any) -> None:
     cmq.reserve("q", lease=20)
     clock.advance(21)
     assert cmq.all("q") == []
-    assert cmq.stats("q") == QueueStats(0, 0, 0, 1, 0, 1, 0, False)
+    assert cmq.stats("q") == QueueStats(0, 0, 0, 1, 0, 1, 0, 0, False)
 
 
 def test_expired_messages_make_room(cmq: MessageQueue, clock: Any) -> None:

@@ -1,7 +1,8 @@
 """A Hypothesis state machine: MessageQueue against a dict-of-lists model (issue #2).
 
 Rules: add, oldest, newest, reserve, ack, nack, clear, drop, declare (maxlen with
-``drop_oldest`` / ``reject``); invariants: ``count``, ``all``, ``queues``, ``exists``,
+``drop_oldest`` / ``reject``, ``max_attempts`` and ``dead_letter``: a nack or a restart past
+``max_attempts`` moves the message, or drops it); invariants: ``count``, ``all``, ``queues``, ``exists``,
 ``stats`` agree with the model after every step.
 
 Durable stores reuse this machine: subclass :class:`QueueMachine`, override
@@ -40,6 +41,9 @@ class ModelQueue:
 
     maxlen: Optional[int] = None
     overflow: str = "drop_oldest"
+    max_attempts: Optional[int] = None
+    dead_letter: Optional[str] = None
+    dead: int = 0  # stats().dead: since the MessageQueue was opened
     ready: List[List[Any]] = attrs.Factory(list)
     reserved: Dict[int, Any] = attrs.Factory(dict)  # id -> body
     attempts: Dict[int, int] = attrs.Factory(dict)  # id -> times reserved, while it lives
@@ -84,17 +88,39 @@ class QueueMachine(RuleBasedStateMachine):
         raise NotImplementedError("only durable subclasses can reopen")
 
     def restart(self) -> None:
-        """Reopen; the model's reservations return to the front, in id order."""
+        """Reopen; the model's reservations end in id order: back to the front, or (past
+        ``max_attempts``) to the dead-letter queue; the counters start again."""
         self.mq = self.reopen()
         for q in self.model.values():
-            k = 0  # the returned messages at the front
-            while k < len(q.ready) and q.ready[k][0] in q.attempts:
-                k += 1
-            q.ready[:k] = sorted(q.ready[:k] + [[i, body] for i, body in q.reserved.items()])
-            q.reserved.clear()
+            q.dead = 0
+        ending = sorted((i, name) for name, q in self.model.items() for i in q.reserved)
+        for msg_id, name in ending:
+            self.end_reservation(name, msg_id)
+
+    def end_reservation(self, name: str, msg_id: int) -> None:
+        """The model's reservation ``msg_id`` of ``name`` ends unacked (nack or restart)."""
+        q = self.model[name]
+        body = q.reserved.pop(msg_id)
+        if q.max_attempts is None or q.attempts[msg_id] < q.max_attempts:
+            q.return_to_front(msg_id, body)
+            return
+        q.remove(msg_id)
+        q.dead += 1
+        if q.dead_letter is None:
+            return
+        d = self.model.setdefault(q.dead_letter, ModelQueue())
+        if d.evict_for_add():  # a new id, the next one (a clean close records the last id)
+            self.last_id += 1
+            d.ready.append([self.last_id, body])
 
     def teardown(self) -> None:
         self.mq.close()
+
+    @initialize(retries=st.sampled_from([None, (1, "b"), (2, "b"), (2, None)]))
+    def bound_retries(self, retries: Any) -> None:
+        """Most runs bound the retries of "a" (into "b", or nowhere) from the start."""
+        if retries is not None:
+            self.declare("a", OMITTED, OMITTED, *retries)
 
     # -- rules ----------------------------------------------------------------------------------
 
@@ -102,19 +128,28 @@ class QueueMachine(RuleBasedStateMachine):
         name=NAMES,
         maxlen=st.one_of(st.just(OMITTED), MAXLENS),
         overflow=st.one_of(st.just(OMITTED), OVERFLOWS),
+        max_attempts=st.one_of(st.just(OMITTED), st.none(), st.integers(1, 3)),
+        dead_letter=st.one_of(st.just(OMITTED), st.none(), NAMES),
     )
-    def declare(self, name: str, maxlen: Any, overflow: Any) -> None:
-        kwargs = {}
-        if maxlen is not OMITTED:
-            kwargs["maxlen"] = maxlen
-        if overflow is not OMITTED:
-            kwargs["overflow"] = overflow
+    def declare(self, name: str, maxlen: Any, overflow: Any, max_attempts: Any, dead_letter: Any) -> None:
+        options = {"maxlen": maxlen, "overflow": overflow, "max_attempts": max_attempts}
+        options["dead_letter"] = dead_letter
+        kwargs = {key: value for key, value in options.items() if value is not OMITTED}
+        old = self.model.get(name, ModelQueue())
+        new_maxlen = old.maxlen if maxlen is OMITTED else maxlen
+        new_overflow = old.overflow if overflow is OMITTED else overflow
+        bounded = (maxlen is OMITTED and overflow is OMITTED) or new_maxlen is not None
+        if dead_letter == name or not (bounded or new_overflow == "drop_oldest"):
+            with pytest.raises(ValueError, match=r"dead_letter|maxlen"):
+                self.mq.declare(name, **kwargs)
+            return
         self.mq.declare(name, **kwargs)
         q = self.model.setdefault(name, ModelQueue())
-        if maxlen is not OMITTED:
-            q.maxlen = maxlen
-        if overflow is not OMITTED:
-            q.overflow = overflow
+        q.maxlen, q.overflow = new_maxlen, new_overflow
+        if max_attempts is not OMITTED:
+            q.max_attempts = max_attempts
+        if dead_letter is not OMITTED:
+            q.dead_letter = dead_letter
         if q.maxlen is not None and q.overflow == "drop_oldest":
             while len(q.ready) > q.maxlen:
                 q.remove(q.ready.pop(0)[0])
@@ -195,8 +230,14 @@ class QueueMachine(RuleBasedStateMachine):
                 self.mq.nack(message)
             return
         self.mq.nack(message)
-        body = q.reserved.pop(message.id)
-        q.return_to_front(message.id, body)
+        self.end_reservation(message.queue, message.id)
+
+    @rule(name=NAMES)
+    def fail_once(self, name: str) -> None:
+        """Reserve and nack at once: a failed attempt (past ``max_attempts``, a move)."""
+        message = self.reserve(name)
+        if message is not None:
+            self.nack(message)
 
     @rule(name=NAMES)
     def clear(self, name: str) -> None:
@@ -228,6 +269,7 @@ class QueueMachine(RuleBasedStateMachine):
                 assert [m.id for m in self.mq.messages(name)] == [i for i, _ in q.ready]
                 stats = self.mq.stats(name)
                 assert (stats.ready, stats.delayed, stats.reserved) == (len(q.ready), 0, len(q.reserved))
+                assert stats.dead == q.dead
 
 
 QueueMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

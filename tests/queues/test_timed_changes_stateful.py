@@ -1,12 +1,13 @@
 """A Hypothesis state machine for timed changes (issue 11, DESIGN 3).
 
-Two durable MessageQueues on one manual clock take the same operations, interleaved
-with clock moves. The second one also gets extra looks (``count``) at random points.
-Timed changes (a delay falling due, a lease ending, an age expiring) take effect at
-their due time, so every result must be the same in both: a look never changes what
-any call returns. And a read-only reopen of either store (a replay of its snapshot and
-archive at the same clock time) must give the live state once the live reservations
-are ended, as a restart ends them.
+Two durable MessageQueues on one manual clock take the same operations, interleaved with
+clock moves (``max_attempts`` and ``dead_letter`` included: a lease lapsing past
+``max_attempts`` moves a message to the other queue at its due time). The second one
+also gets extra looks (``count``) at random points. Timed changes (a delay falling due,
+a lease ending, an age expiring) take effect at their due time, so every result must be
+the same in both: a look never changes what any call returns. And a read-only reopen of
+either store (a replay of its snapshot and archive at the same clock time) must give the
+live state once the live reservations are ended, as a restart ends them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from conftest import ManualClock
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
 from unidist_queue import FileStore, Message, MessageQueue
 
@@ -72,6 +73,17 @@ class TimedTwins(RuleBasedStateMachine):
         assert plain == looked
         return plain
 
+    @initialize(
+        retries=st.sampled_from([None, (1, "b"), (2, "b"), (1, None)]),
+        back=st.sampled_from([None, None, (1, "a")]),
+    )
+    def retries(self, retries: Optional[Tuple[int, Optional[str]]], back: Optional[Tuple[int, str]]) -> None:
+        """Most runs start with bounded retries on "a" (into "b", or nowhere), some with
+        "b" moving back into "a" too: leases lapsing past them move messages."""
+        for queue, option in (("a", retries), ("b", back)):
+            if option is not None:
+                self.both(lambda mq, q=queue, o=option: mq.declare(q, max_attempts=o[0], dead_letter=o[1]))
+
     # -- time and the extra look ----------------------------------------------------------
 
     @rule(
@@ -102,9 +114,17 @@ class TimedTwins(RuleBasedStateMachine):
         maxlen=st.sampled_from([None, 1, 2, 3]),
         max_age=st.sampled_from([None, 1.0, 2.5]),
         overflow=st.sampled_from(["drop_oldest", "reject"]),
+        max_attempts=st.sampled_from([None, 1, 1, 2]),
+        dead_letter=st.sampled_from([None, "a", "b", "b"]),
     )
-    def declare(self, queue: str, maxlen: Optional[int], max_age: Optional[float], overflow: str) -> None:
-        self.both(lambda mq: mq.declare(queue, maxlen=maxlen, max_age=max_age, overflow=overflow))
+    def declare(
+        self, queue: str, maxlen: Optional[int], max_age: Optional[float], overflow: str,
+        max_attempts: Optional[int], dead_letter: Optional[str],
+    ) -> None:
+        """Options, retries included: a lease lapsing past ``max_attempts`` moves the message
+        (to the other queue, or nowhere), at its due time whichever queue is looked at."""
+        self.both(lambda mq: mq.declare(queue, maxlen=maxlen, max_age=max_age, overflow=overflow,
+                                        max_attempts=max_attempts, dead_letter=dead_letter))
 
     @rule(queue=NAMES, front=st.booleans(), remove=st.booleans(), before=BEFORE)
     def take(self, queue: str, front: bool, remove: bool, before: Tuple[float, bool]) -> None:
@@ -166,8 +186,11 @@ class TimedTwins(RuleBasedStateMachine):
 
     @staticmethod
     def state(mq: MessageQueue) -> Dict[str, Any]:
+        """Every queue's messages (without ids: a message moved to a dead-letter queue at a
+        reopen gets a new id that a read-only reader picks from the id block recorded)."""
         return {
-            name: ([envelope(m) for m in mq.messages(name)], mq.stats(name).delayed, mq.stats(name).reserved)
+            name: ([envelope(m)[1:] for m in mq.messages(name)], mq.stats(name).delayed,
+                   mq.stats(name).reserved)
             for name in mq.queues()
         }
 

@@ -203,7 +203,9 @@ def test_declare_options(mq: MessageQueue) -> None:
     mq.add("block", 1)
     with pytest.raises(Full):
         mq.add("block", 2, timeout=0)
-    mq.declare("block", maxlen=None)
+    with pytest.raises(ValueError, match="maxlen"):  # "block" without a maxlen means nothing
+        mq.declare("block", maxlen=None)
+    mq.declare("block", maxlen=None, overflow="drop_oldest")
     mq.add("block", 2, timeout=0)
     assert mq.all("block") == [1, 2]
     stats = mq.stats("drop")

@@ -6,7 +6,8 @@ message body of an ``add`` passed separately as bytes the store itself encoded.
 
 Records (the whole vocabulary; the first element names the operation):
 
-* ``("declare", q, maxlen, max_age, overflow)``: queue ``q`` created or reconfigured;
+* ``("declare", q, maxlen, max_age, overflow[, max_attempts, dead_letter])``: queue ``q``
+  created or reconfigured (the last two only when one of them is set);
 * ``("add", q, id, enqueued_at, due)`` with the body: a message (``due``: None or a clock time);
 * ``("remove", q, id)``: taken, acked, expired, or dropped by overflow;
 * ``("reserve", q, id, lease_due)``: reserved (its ``attempts`` grows by one) until
@@ -15,6 +16,10 @@ Records (the whole vocabulary; the first element names the operation):
   as ``nack`` records;
 * ``("nack", q, id, due)``: back to the front (``due`` None) or delayed until ``due``;
 * ``("extend", q, id, lease_due)``: the reservation now ends at ``lease_due``;
+* ``("dead", q, id, to, new_id, when)``: the reservation ``id`` ended unacked past
+  ``max_attempts``: the message left ``q`` for the back of queue ``to`` as ``new_id``,
+  enqueued at ``when`` (``to`` and ``new_id`` None: dropped, or gone to a queue that is
+  not durable); written in one batch with the ``ids`` and eviction records it needs;
 * ``("promote", q, id)``: a delayed message fell due and joined the ready ones;
 * ``("clear", q)``: every message of ``q`` removed;
 * ``("drop", q)``: the queue itself removed;
