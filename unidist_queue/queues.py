@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
 from ._core import QueueCore
 from ._corebase import Subscriber
+from ._reserving import ReservingFacade
 from .message import MISSING, Message, QueueStats
 from .store.base import MemoryStore, Store
 from .view import QueueView
@@ -22,7 +23,7 @@ __all__ = ["MessageQueue"]
 _HOT = ("add", "oldest", "newest", "get", "count", "reserve", "ack", "nack")
 
 
-class MessageQueue:
+class MessageQueue(ReservingFacade):
     """Named FIFO message queues with limits, delays, reservations and optional durability.
 
     ``MessageQueue(store=None, *, clock=time.time)``: ``store=None`` keeps everything in
@@ -219,107 +220,6 @@ class MessageQueue:
         :raises ShutDown: the MessageQueue was closed (also while waiting).
         """
         return self._core.get(queue, timeout=timeout)
-
-    def reserve(
-        self, queue: str, *, timeout: Optional[float] = None, lease: Optional[float] = None
-    ) -> Message:
-        """Take the oldest ready message without deleting it (at-least-once delivery).
-
-        The message stays invisible until :meth:`ack` deletes it or :meth:`nack` returns
-        it. With ``lease`` (seconds), an unsettled message returns to the front by
-        itself once the lease runs out. After a restart, the unsettled reservations of a
-        durable queue are ready again at the front, in id order, exactly as if each had
-        been nacked: merged in id order with the returned messages already at the front
-        (nacked, or returned by a lease or an earlier restart), ahead of every message
-        never reserved, which keeps its place; their ``attempts`` count is kept, and a
-        ``Message`` reserved before the restart can no longer be settled
-        (``ValueError``). Waits like :meth:`get`.
-
-        Cost: O(1), O(log n) with a lease. Thread-safe.
-
-        :raises Empty: ``timeout`` passed with nothing ready.
-        :raises ValueError: ``timeout`` or ``lease`` is negative.
-        :raises ShutDown: the MessageQueue was closed (also while waiting).
-        """
-        return self._core.reserve(queue, timeout=timeout, lease=lease)
-
-    def reserve_many(
-        self, queue: str, n: int, *, timeout: Optional[float] = None, lease: Optional[float] = None
-    ) -> List[Message]:
-        """Wait as :meth:`reserve` does until a message is ready, then reserve up to ``n``.
-
-        The oldest ready messages (at most ``n``) are reserved in one atomic step (one
-        archive write for a durable queue), each with the same ``lease``; no other call
-        sees part of the batch. Cost: O(k) for k messages (O(k log n) with a lease).
-        Thread-safe.
-
-        :raises Empty: ``timeout`` passed with nothing ready.
-        :raises ValueError: ``n`` < 1, or ``timeout`` or ``lease`` is negative.
-        :raises TypeError: ``n`` is not an int.
-        :raises ShutDown: the MessageQueue was closed (also while waiting).
-        """
-        return self._core.reserve_many(queue, n, timeout=timeout, lease=lease)
-
-    def ack(self, message: Message) -> None:
-        """Settle a reservation for good: delete the message. O(1) (O(log n) with a lease).
-
-        Thread-safe.
-
-        :raises ValueError: ``message`` is not (or no longer) reserved: settled twice,
-            its lease ran out (whether or not anything looked at the queue since),
-            unknown, or removed by ``clear``/``drop``.
-        :raises TypeError: ``message`` is not a :class:`Message`.
-        """
-        return self._core.ack(message)
-
-    def nack(self, message: Message, *, delay: Optional[float] = None) -> None:
-        """Settle a reservation by returning the message to its queue.
-
-        Without ``delay`` it goes back to the front, in id order among returned
-        messages; with ``delay`` (seconds) it returns there once the delay has passed.
-        A message that outlived ``max_age`` is expired instead. Its ``attempts`` count
-        is kept. The queue's due changes happen first (a delayed message that fell due
-        before this call joined before this message returns). O(1) at the front
-        (O(log n) delayed). Thread-safe.
-
-        :raises ValueError: ``message`` is not (or no longer) reserved, or ``delay`` < 0.
-        :raises TypeError: ``message`` is not a :class:`Message`.
-        """
-        return self._core.nack(message, delay=delay)
-
-    def ack_many(self, messages: Iterable[Message]) -> None:
-        """Ack several reservations (of any queues) as one step: one archive write.
-
-        All or none: if one is not a current reservation, or one appears twice, nothing
-        is settled. Cost: O(k) for k messages. Thread-safe.
-
-        :raises ValueError: a message is not (or no longer) reserved, or appears twice.
-        :raises TypeError: a message is not a :class:`Message`.
-        """
-        return self._core.ack_many(messages)
-
-    def nack_many(self, messages: Iterable[Message], *, delay: Optional[float] = None) -> None:
-        """Nack several reservations (of any queues) as one step, as :meth:`nack` each.
-
-        All or none, as :meth:`ack_many`. Cost: O(k) for k messages. Thread-safe.
-
-        :raises ValueError: a message is not (or no longer) reserved, appears twice, or
-            ``delay`` < 0.
-        :raises TypeError: a message is not a :class:`Message`.
-        """
-        return self._core.nack_many(messages, delay=delay)
-
-    def extend(self, message: Message, lease: float) -> None:
-        """The reservation ``message`` now ends ``lease`` seconds from now (a long task keeps it).
-
-        Works on a reservation with or without a lease. The queue's due changes happen
-        first: a delivery whose lease already ran out is no longer current. O(log n).
-        Thread-safe.
-
-        :raises ValueError: ``message`` is not a current reservation, or ``lease`` < 0.
-        :raises TypeError: ``message`` is not a :class:`Message`.
-        """
-        return self._core.extend(message, lease)
 
     def next_due(self, queue: str) -> Optional[float]:
         """Clock time of ``queue``'s next timed change (a delayed message due, a lease
