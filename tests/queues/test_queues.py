@@ -730,3 +730,17 @@ def test_an_add_while_a_getter_waits_on_an_unknown_queue_makes_it_exist() -> Non
         join(t)
         assert results == [("ok", "x")]
         assert mq.exists("new") and mq.queues() == ["new"] and mq.stats("new").added == 1
+
+
+@pytest.mark.parametrize("overflow", ["reject", "block"])
+def test_reject_or_block_without_a_maxlen_is_refused(mq: MessageQueue, overflow: str) -> None:
+    with pytest.raises(ValueError, match="maxlen"):  # a new queue
+        mq.declare("new", overflow=overflow)
+    assert not mq.exists("new")
+    mq.add("q", 1)
+    with pytest.raises(ValueError, match="maxlen"):  # an existing unbounded queue
+        mq.declare("q", overflow=overflow)
+    mq.declare("q", maxlen=2, overflow=overflow)  # with one: accepted
+    with pytest.raises(ValueError, match="maxlen"):  # and its maxlen cannot be taken away
+        mq.declare("q", maxlen=None)
+    assert mq.stats("q").ready == 1 and mq.all("q") == [1]
