@@ -125,7 +125,8 @@ def _commit() -> str:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "../unidist_queue", ".")
+    # the code measured: the package and the benchmark scripts (not this run's outputs)
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "../unidist_queue", "*.py")
     return head + (" + uncommitted changes" if dirty else "")
 
 
