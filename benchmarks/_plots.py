@@ -45,7 +45,7 @@ def fsync_throughput(results: Results, directory: str) -> Optional[str]:
         return None
     bars = _fsync_bars(policies, extra)
     colors = {"ours": "tab:blue", "floor": "tab:gray", "peer": "tab:orange"}
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(bars) + 1.6))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(bars) + 2.4))
     y = list(range(len(bars)))[::-1]
     ax.barh(y, [b[1] for b in bars], color=[colors[b[2]] for b in bars])
     ax.set_yticks(y, [b[0] for b in bars], fontsize=8)
@@ -55,7 +55,7 @@ def fsync_throughput(results: Results, directory: str) -> Optional[str]:
     handles = [Patch(color=c) for c in colors.values()]
     ax.legend(handles, ["unidist_queue FileStore", "baseline: raw writes of the same records, or the "
                         "simpler leader/follower store", "peer library, same bodies"], fontsize=7,
-              loc="lower right")
+              loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     return _save(fig, directory, "store_fsync.png")
 
 
