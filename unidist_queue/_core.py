@@ -76,10 +76,10 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
     def _look(self, queue: str) -> Tuple[Optional[QueueState], int]:
         """With the mutex held: the existing queue, refreshed, and a seq to commit."""
         self._check_open()
-        q = self._queue(queue, create=False)
+        q, seq = self._existing(queue)
         if q is None or not q.timed:
-            return q, 0
-        return q, self._refresh(q)
+            return q, seq
+        return q, self._refresh(q) or seq
 
     def count(self, queue: str) -> int:
         """See :meth:`MessageQueue.count`."""
@@ -99,7 +99,9 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
         """See :meth:`MessageQueue.exists`."""
         with self.mutex:
             self._check_open()
-            return self._queue(queue, create=False) is not None
+            q, seq = self._existing(queue)
+        self._commit(seq)
+        return q is not None
 
     def all(self, queue: str) -> List[Any]:
         """See :meth:`MessageQueue.all`."""
@@ -150,10 +152,10 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
         """See :meth:`MessageQueue.clear`."""
         with self.mutex:
             self._check_writable()
-            q = self._queue(queue, create=False)
+            q, seq = self._existing(queue)
             if q is None:
                 return 0
-            seq = self._refresh(q) if q.timed else 0  # what expired before counts as expired
+            seq = (self._refresh(q) if q.timed else 0) or seq  # what expired before counts as expired
             seq = self._rec(q, ("clear", queue)) or seq
             n = q.clear()
             q.dropped += n
@@ -166,10 +168,10 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
         """See :meth:`MessageQueue.drop`."""
         with self.mutex:
             self._check_writable()
-            q = self._queue(queue, create=False)
+            q, seq = self._existing(queue)
             if q is None:
                 return False
-            seq = self._rec(q, ("drop", queue))
+            seq = self._rec(q, ("drop", queue)) or seq
             del self._queues[queue]
             q.exists = False
             self._all_gone(q)

@@ -50,10 +50,10 @@ class TakeMixin(TimedMixin):
         try:
             with self.mutex:
                 self._check_writable() if remove else self._check_open()
-                q = self._queue(queue, create=False)
+                q, seq = self._existing(queue)
                 if q is not None:
                     if q.timed:
-                        seq = self._refresh(q)
+                        seq = self._refresh(q) or seq
                     if q.ready:
                         item = q.ready[0] if front else q.ready[-1]
                         if remove:

@@ -41,6 +41,27 @@ class TimedMixin(DeadLetterMixin):
         q.retime()
         return seq
 
+    def _existing(self, name: str) -> Tuple[Optional[QueueState], int]:
+        """With the mutex held: the queue ``name`` if it exists once the dead-letter moves
+        due into it happened, and a seq to commit (``q`` itself is not refreshed).
+
+        A queue that does not exist yet may be created by a move due now from a queue
+        that names it its ``dead_letter`` (a lapsed lease there): those queues are
+        refreshed first, so a call sees the move whether or not anything looked at them
+        since (DESIGN 3). O(1) for an existing queue or a name no queue moves into.
+
+        :raises TypeError: ``name`` is not a ``str``.
+        """
+        q = self._queue(name, create=False)
+        if q is not None or name not in self._feeders:
+            return q, 0
+        seq = 0
+        for feeder in sorted(self._feeders.get(name, ())):
+            f = self._queues.get(feeder)
+            if f is not None and f.exists and f.timed:
+                seq = self._refresh(f) or seq
+        return self._queue(name, create=False), seq
+
     def _refresh_linked(self, q: QueueState) -> int:
         """:meth:`_refresh` for a queue linked to others by dead-letter moves: every change
         due in its component (see :mod:`._dead`), in due order across the queues (at equal

@@ -215,6 +215,32 @@ def test_a_lease_lapse_past_max_attempts_moves_it_when_due(cmq: MessageQueue, cl
         cmq.ack(m)
 
 
+@pytest.mark.parametrize(
+    ("look", "expected"),
+    [
+        (lambda mq: mq.count("dead"), 1),
+        (lambda mq: mq.exists("dead"), True),
+        (lambda mq: mq.all("dead"), ["job"]),
+        (lambda mq: mq.stats("dead").ready, 1),
+        (lambda mq: mq.oldest("dead", remove=False, default=None), "job"),
+        (lambda mq: mq.clear("dead"), 1),
+        (lambda mq: mq.drop("dead"), True),
+    ],
+    ids=["count", "exists", "all", "stats", "oldest", "clear", "drop"],
+)
+def test_a_due_move_into_a_queue_not_made_yet_is_seen_by_every_call(
+    cmq: MessageQueue, clock: ManualClock, look: Any, expected: Any
+) -> None:
+    # the dead-letter queue does not exist until the move makes it: a call that names it
+    # sees the move due before it, whether or not anything looked at "q" since
+    cmq.declare("q", max_attempts=1, dead_letter="dead")
+    cmq.add("q", "job")
+    cmq.reserve("q", lease=0.5)
+    clock.advance(0.5)
+    assert look(cmq) == expected
+    assert cmq.stats("q").dead == 1
+
+
 def test_dropping_the_source_unlinks_the_dead_letter_queue(cmq: MessageQueue, clock: ManualClock) -> None:
     cmq.declare("q", max_attempts=1, dead_letter="dlq")
     cmq.declare("dlq")
