@@ -286,8 +286,7 @@ class CoreBase:
                     error = exc
             for q in self._queues.values():
                 q.bare = q.lean = False  # the fast paths check no _closed: they see these
-                q.not_empty.notify_all()
-                q.not_full.notify_all()
+                q.wake_all()
         if error is not None:
             logger.warning("could not record the last id at close (%s); the next ids skip a block", error)
         with self._compacting:
