@@ -195,8 +195,10 @@ class AwaitMixin(TakeMixin):
             q.removed += 1
             if q.attempts:
                 q.attempts.pop(item[0], None)
-            if q.watch is not None:
-                self._delivered(q, item[0])
+            watch = q.watch
+            if watch is not None and watch.pop(item[0], None) is not None and not watch:
+                q.watch = None  # as _delivered, without retime: plain, nothing timed
+                q.bare = q.exists
             if q.putters:
                 q.wake_putters()
             return item[2]

@@ -67,6 +67,8 @@ class AsyncQueueView(Generic[T]):
         self._unfinished = 0  # items put here and not yet done (under the mutex)
         self._joiners = joiners()  # coroutines in join(): woken by task_done, _left, shutdown
         self._shut_down = False
+        # the callbacks the core calls under the mutex, bound once (put's hot path)
+        self._stopped, self._count, self._leave = self._is_shut_down, self._counted, self._left
 
     @property
     def is_shutdown(self) -> bool:
@@ -81,8 +83,7 @@ class AsyncQueueView(Generic[T]):
 
         :raises QueueShutDown: the view was shut down or the MessageQueue closed.
         """
-        if self._core.view_put_fast(self.name, item, self.maxsize, self._is_shut_down, self._counted,
-                                    self._left):
+        if self._core.view_put_fast(self.name, item, self.maxsize, self._stopped, self._count, self._leave):
             return
         try:
             await self._core.view_aput(self.name, item, self._room, self._is_shut_down, self._counted,
@@ -96,8 +97,7 @@ class AsyncQueueView(Generic[T]):
         :raises QueueFull: ``full()``.
         :raises QueueShutDown: the view was shut down or the MessageQueue closed.
         """
-        if self._core.view_put_fast(self.name, item, self.maxsize, self._is_shut_down, self._counted,
-                                    self._left):
+        if self._core.view_put_fast(self.name, item, self.maxsize, self._stopped, self._count, self._leave):
             return
         try:
             self._core.view_put(self.name, item, False, None, self._room, self._is_shut_down, self._counted,
