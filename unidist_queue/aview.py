@@ -17,14 +17,13 @@ __all__ = ["AsyncQueueView"]
 
 
 def _reraise(exc: Exception) -> NoReturn:
-    """Raise the view's class for ``exc``: asyncio's and ours both (see errors.py)."""
+    """Raise the view's class for ``exc`` (an Empty, a Full or a ShutDown from the core):
+    asyncio's and ours both (see errors.py), with the same message."""
     if isinstance(exc, Empty):
         raise QueueEmpty(*exc.args) from None
     if isinstance(exc, Full):
         raise QueueFull(*exc.args) from None
-    if isinstance(exc, ShutDown) and not isinstance(exc, QueueShutDown):
-        raise QueueShutDown(*exc.args) from None
-    raise exc
+    raise QueueShutDown(*exc.args) from None
 
 
 class AsyncQueueView(Generic[T]):
