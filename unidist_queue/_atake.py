@@ -140,14 +140,28 @@ class AwaitMixin(TakeMixin):
         """Sleep on ``waiter``; if cancelled, leave the room, passing on a wake-up received."""
         try:
             await sleep_on(waiter, wait)
-        except BaseException:
-            with self.mutex:
+        except BaseException as exc:
+            if not self._hold(exc):
+                raise
+            try:
                 if self._unpark(q, waiter, putter):
                     if putter and q.putters:
                         q.wake_putters()
                     elif not putter and q.getters and q.ready:
                         q.wake()
+            finally:
+                self.mutex.release()
             raise
+
+    def _hold(self, exc: BaseException) -> bool:
+        """Take the mutex to clean up after ``exc`` interrupted a wait; whether it did.
+
+        A ``GeneratorExit`` means the coroutine is being closed, perhaps by the garbage
+        collector in a thread that holds the mutex (an abandoned task of a closed loop):
+        then it is taken only if free (otherwise the waiter's entry and count stay, as
+        for any waiter of a closed loop, and wakes skip it).
+        """
+        return self.mutex.acquire(blocking=not isinstance(exc, GeneratorExit))
 
     # -- for an AsyncQueueView (another object: public names) ---------------------------------
 
@@ -262,9 +276,13 @@ class AwaitMixin(TakeMixin):
                 return
             try:
                 await sleep_on(waiter, wait)
-            finally:
-                with self.mutex:
+            except BaseException as exc:
+                if self._hold(exc):
                     unpark(room, waiter)
+                    self.mutex.release()
+                raise
+            with self.mutex:
+                unpark(room, waiter)
 
 
 def joiners() -> Deque[Waiter]:
