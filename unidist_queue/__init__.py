@@ -1,6 +1,7 @@
 """unidist_queue: named message queues in memory, durable when asked, feeding worker threads."""
 
 from .api import QueueAPI as QueueAPI
+from .aview import AsyncQueueView as AsyncQueueView
 from .errors import CorruptArchive as CorruptArchive
 from .errors import Empty as Empty
 from .errors import Full as Full
@@ -26,6 +27,7 @@ from .view import QueueView as QueueView
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncQueueView",
     "CorruptArchive",
     "DelegateLoop",
     "Empty",

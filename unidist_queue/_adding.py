@@ -49,7 +49,7 @@ class AddMixin(TimedMixin):
                         q.ready.append((msg_id, self._clock(), message))
                         q.added += 1
                         if q.getters:
-                            q.not_empty.notify()
+                            q.wake()
                         if not self._subscribers:
                             return msg_id
                         self._news.append(queue)
@@ -91,7 +91,7 @@ class AddMixin(TimedMixin):
                     q.ready.append((msg_id, now, message))
                     q.added += 1
                     if q.getters:
-                        q.not_empty.notify()
+                        q.wake()
                     if self._subscribers:
                         self._news.append(queue)
                 else:
@@ -305,7 +305,7 @@ class AddMixin(TimedMixin):
             if q.timed:  # the new options apply from now on: what was due happened first
                 seq = self._refresh(q)
             seq = self._configure(q, maxlen, max_age, overflow, max_attempts, dead_letter) or seq
-            q.not_full.notify_all()
+            q.wake_all(getters=False)
         self._commit(seq)
 
     def _configure(

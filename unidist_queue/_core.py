@@ -1,7 +1,7 @@
 """QueueCore: the one object that owns a MessageQueue's state (internal).
 
 Assembled from the mixins of :mod:`._corebase`, :mod:`._timed`, :mod:`._adding`,
-:mod:`._taking` and :mod:`._settling`; adds loading, looking, removing, subscribing,
+:mod:`._taking`, :mod:`._atake` and :mod:`._settling`; adds loading, looking, removing, subscribing,
 and the operations a :class:`~unidist_queue.QueueView` needs (public names: the view is
 another object). ``MessageQueue`` is a facade over it.
 """
@@ -12,10 +12,10 @@ import threading
 from typing import Any, Callable, List, Optional, Tuple
 
 from ._adding import AddMixin
+from ._atake import AwaitMixin
 from ._corebase import Subscriber, logger, not_a_name
 from ._settling import SettleMixin
 from ._state import INF, QueueState
-from ._taking import TakeMixin
 from ._util import remaining
 from .errors import Full, SerializationError, ShutDown
 from .message import Message, QueueStats
@@ -24,7 +24,7 @@ from .store.base import Store
 __all__ = ["QueueCore"]
 
 
-class QueueCore(AddMixin, TakeMixin, SettleMixin):
+class QueueCore(AddMixin, AwaitMixin, SettleMixin):
     """The state of every queue of one MessageQueue, and every change to it (see the module).
 
     Thread-safe: one mutex (:attr:`mutex`) guards everything.
@@ -160,7 +160,7 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
             n = q.clear()
             q.dropped += n
             self._all_gone(q)
-            q.not_full.notify_all()
+            q.wake_all(getters=False)
         self._commit(seq)
         return n
 
@@ -178,8 +178,7 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
             if q.max_attempts is not None and q.dead_letter is not None:
                 self._relink()
             q.retime()
-            q.not_empty.notify_all()
-            q.not_full.notify_all()
+            q.wake_all()
         self._commit(seq)
         return True
 
@@ -323,8 +322,7 @@ class QueueCore(AddMixin, TakeMixin, SettleMixin):
                     left = None if q.watch is None else q.watch.get(q.ready[0][0])
                     seq = self._pop_for(q, None, False)[2] or seq
                     (removed if left is None else left)()  # the putting view's count, if a view put it
-            q.not_empty.notify_all()
-            q.not_full.notify_all()
+            q.wake_all()
             self._left_room(q)
         self._commit(seq)
 

@@ -192,4 +192,4 @@ class DeadLetterMixin(CoreBase):
         if q.max_attempts is not None and q.dead_letter is not None:
             d = self._queues.get(q.dead_letter)
             if d is not None and d.getters:
-                d.not_empty.notify_all()
+                d.wake(d.getters)

@@ -64,6 +64,35 @@ class ReservingFacade:
         """
         return self._core.reserve_many(queue, n, timeout=timeout, lease=lease)
 
+    async def areserve(
+        self, queue: str, *, timeout: Optional[float] = None, lease: Optional[float] = None
+    ) -> Message:
+        """:meth:`reserve` for coroutines: await the oldest ready message and reserve it.
+
+        Waits as :meth:`aget` does. A cancelled call reserves nothing (the message stays
+        ready, its ``attempts`` unchanged). Cost: as :meth:`reserve`. Thread-safe.
+
+        :raises Empty: ``timeout`` passed with nothing ready.
+        :raises ValueError: ``timeout`` or ``lease`` is negative.
+        :raises ShutDown: the MessageQueue was closed (also while waiting).
+        """
+        return await self._core.areserve(queue, timeout=timeout, lease=lease)
+
+    async def areserve_many(
+        self, queue: str, n: int, *, timeout: Optional[float] = None, lease: Optional[float] = None
+    ) -> List[Message]:
+        """:meth:`reserve_many` for coroutines: await a ready message, then reserve up to ``n``.
+
+        Waits as :meth:`aget` does; a cancelled call reserves nothing. Cost: as
+        :meth:`reserve_many`. Thread-safe.
+
+        :raises Empty: ``timeout`` passed with nothing ready.
+        :raises ValueError: ``n`` < 1, or ``timeout`` or ``lease`` is negative.
+        :raises TypeError: ``n`` is not an int.
+        :raises ShutDown: the MessageQueue was closed (also while waiting).
+        """
+        return await self._core.areserve_many(queue, n, timeout=timeout, lease=lease)
+
     def ack(self, message: Message) -> None:
         """Settle a reservation for good: delete the message. O(1) (O(log n) with a lease).
 

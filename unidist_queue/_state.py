@@ -19,6 +19,8 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from sortedcontainers import SortedList
 
+from ._awaiting import Waiter, wake_every, wake_first
+
 Item = Tuple[int, float, Any]
 """A ready message: ``(id, enqueued_at, body)``."""
 
@@ -36,35 +38,10 @@ class QueueState:
     """
 
     __slots__ = (
-        "added",
-        "ages",
-        "attempts",
-        "bare",
-        "dead",
-        "dead_letter",
-        "delayed",
-        "dropped",
-        "durable",
-        "exists",
-        "expired",
-        "fed",
-        "getters",
-        "lean",
-        "leases",
-        "max_age",
-        "max_attempts",
-        "maxlen",
-        "name",
-        "not_empty",
-        "not_full",
-        "overflow",
-        "plain",
-        "putters",
-        "ready",
-        "removed",
-        "reserved",
-        "timed",
-        "watch",
+        "added", "ages", "aget_n", "agetters", "aput_n", "aputters", "attempts", "bare", "dead",
+        "dead_letter", "delayed", "dropped", "durable", "exists", "expired", "fed", "getters",
+        "lean", "leases", "max_age", "max_attempts", "maxlen", "name", "not_empty", "not_full",
+        "overflow", "plain", "putters", "ready", "removed", "reserved", "timed", "watch",
     )
 
     def __init__(self, name: str, mutex: threading.Lock, durable: bool) -> None:
@@ -86,14 +63,17 @@ class QueueState:
         self.leases: SortedList = SortedList()
         self.ages: Optional[SortedList] = None  # (enqueued_at, id) of ready items, with max_age
         self.attempts: Dict[int, int] = {}
-        # not_empty: notified by MessageQueue when a message becomes ready (add, nack,
-        # promotion, lease expiry) and, with notify_all, by drop and close.
+        # not_empty / agetters: woken by the core (wake) when a message becomes ready (add,
+        # nack, promotion, lease expiry) and, all (wake_all), by drop, close, view shutdown.
         self.not_empty = threading.Condition(mutex)
-        # not_full: notified by MessageQueue when a ready message leaves (take, clear,
-        # expiry, reserve) or maxlen grows, and, with notify_all, by drop and close.
+        # not_full / aputters: woken (wake_putters) when a ready message leaves (take, clear,
+        # expiry, reserve) or maxlen grows, and, all (wake_all), by drop and close.
         self.not_full = threading.Condition(mutex)
-        self.getters = 0  # threads waiting on not_empty
-        self.putters = 0  # threads waiting on not_full
+        self.getters = 0  # threads and coroutines waiting on not_empty / in agetters
+        self.putters = 0  # threads and coroutines waiting on not_full / in aputters
+        self.agetters: Optional[Deque[Waiter]] = None  # parked coroutines (see _awaiting)
+        self.aputters: Optional[Deque[Waiter]] = None
+        self.aget_n = self.aput_n = 0  # coroutines counted in getters / putters
         self.timed = False  # delayed, leases, max_age or fed: refresh before reading
         self.plain = not durable  # no maxlen, no max_age, not durable: fast paths apply
         self.lean = durable  # durable, existing, no maxlen: the durable fast path applies
@@ -148,11 +128,35 @@ class QueueState:
             else:
                 self.push_back(item)
             if self.getters:
-                self.not_empty.notify()
+                self.wake()
         else:
             self.delay(due, item, front)
             if self.getters:
-                self.not_empty.notify()  # a getter may sleep past the new due time
+                self.wake()  # a getter may sleep past the new due time
+
+    def wake(self, k: int = 1) -> None:
+        """Wake ``k`` getters (called when ``getters``): threads on ``not_empty``, and the
+        first ``k`` live coroutines of ``agetters`` (see :mod:`._awaiting`). O(k)."""
+        if self.getters > self.aget_n:
+            self.not_empty.notify(k)
+        if self.agetters:
+            wake_first(self.agetters, k)
+
+    def wake_putters(self, k: int = 1) -> None:
+        """Wake ``k`` putters (called when ``putters``), as :meth:`wake` does getters. O(k)."""
+        if self.putters > self.aput_n:
+            self.not_full.notify(k)
+        if self.aputters:
+            wake_first(self.aputters, k)
+
+    def wake_all(self, getters: bool = True) -> None:
+        """Wake every putter, and every getter unless ``getters`` is false (close, drop,
+        clear, declare, a view shut down): they look again. O(w) for w waiters."""
+        if getters:
+            self.not_empty.notify_all()
+            wake_every(self.agetters)
+        self.not_full.notify_all()
+        wake_every(self.aputters)
 
     def wait_for_room(self, timeout: Optional[float]) -> None:
         """Wait on ``not_full`` (mutex held), counted in ``putters`` so takers notify."""
@@ -207,7 +211,7 @@ class QueueState:
             self.leases.add((lease_due, msg_id))
             self.timed, self.bare = True, False
             if self.getters:
-                self.not_empty.notify()  # a getter may sleep past the lease's end
+                self.wake()  # a getter may sleep past the lease's end
         return attempts
 
     def reserve_first(self, k: int, lease_due: Optional[float]) -> List[Tuple[Item, int]]:
@@ -227,7 +231,7 @@ class QueueState:
             self.leases.update((lease_due, item[0]) for item, _ in taken)
             self.timed, self.bare = True, False
             if self.getters:
-                self.not_empty.notify()  # a getter may sleep past the leases' end
+                self.wake()  # a getter may sleep past the leases' end
         return taken
 
     def ack_ids(self, ids: List[int]) -> None:
@@ -256,7 +260,7 @@ class QueueState:
             self.ready.extend(items)
             self.ages.update((item[1], item[0]) for item in items)
         if self.getters:
-            self.not_empty.notify(k)
+            self.wake(k)
 
     def unreserve(self, msg_id: int) -> Optional[Item]:
         """Take ``msg_id`` out of reserved (dropping its lease); ``None`` if not reserved."""
@@ -277,7 +281,7 @@ class QueueState:
         if due is not None:
             self.leases.add((due, msg_id))
             if self.getters:
-                self.not_empty.notify()  # a getter may sleep past the new end
+                self.wake()  # a getter may sleep past the new end
         self.retime()
 
     def forget(self, msg_id: int) -> bool:
@@ -341,7 +345,7 @@ class QueueState:
         """Make a delayed entry (from :meth:`pop_delayed`) ready, waking a getter."""
         self._rejoin(entry)
         if self.getters:
-            self.not_empty.notify()
+            self.wake()
 
     def first_lease(self) -> int:
         """The id of the reservation whose lease ends first (there must be one)."""

@@ -2,7 +2,8 @@
 
 Part of :class:`~unidist_queue._core.QueueCore` (see :mod:`._corebase`). A blocked
 taker waits on its queue's ``not_empty`` Condition, bounded by the queue's next timed
-change, so it wakes for every way a message becomes ready without polling.
+change, so it wakes for every way a message becomes ready without polling. A waiting
+coroutine (:mod:`._atake`) uses the same room and the same :meth:`TakeMixin._ready_or_wait`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class TakeMixin(TimedMixin):
                 item = q.ready.popleft()
                 q.removed += 1
                 if q.putters:
-                    q.not_full.notify()
+                    q.wake_putters()
                 return item[2]
         return self._take(queue, remove, default, True)
 
@@ -64,7 +65,7 @@ class TakeMixin(TimedMixin):
                             if q.watch is not None:
                                 self._delivered(q, item[0])
                             if q.putters:
-                                q.not_full.notify()
+                                q.wake_putters()
         finally:
             self._commit(seq)
         if item is None:
@@ -85,7 +86,7 @@ class TakeMixin(TimedMixin):
                     item = q.ready.popleft()
                     q.removed += 1
                     if q.putters:
-                        q.not_full.notify()
+                        q.wake_putters()
                     return item[2]
         return self._wait_take(queue, timeout, None, False)[2]
 
@@ -127,30 +128,46 @@ class TakeMixin(TimedMixin):
         """
         seq = 0
         while True:
-            self._check_writable()
-            q = self._waiting_room(queue)
-            if q.timed:
-                seq = self._refresh(q) or seq
+            q, seq, wait = self._ready_or_wait(queue, deadline, block, stop, seq)
             if q.ready:
                 return q, seq
-            if stop is not None and stop():
-                self._left_room(q)  # no placeholder left for an unknown name
-                raise ShutDown("the queue view is shut down")
-            wait = remaining(deadline)
-            if not block or (wait is not None and wait <= 0):
-                self._left_room(q)
-                raise Empty(f"queue {queue!r} has no ready message")
-            if q.timed:
-                due = self._next_due(q)
-                if due != INF:
-                    until_due = max(0.0, due - self._clock())
-                    wait = until_due if wait is None else min(wait, until_due)
             q.getters += 1
             try:
                 q.not_empty.wait(wait)
             finally:
                 q.getters -= 1
                 self._left_room(q)
+
+    def _ready_or_wait(
+        self, queue: str, deadline: Optional[float], block: bool, stop: Optional[Callable[[], bool]],
+        seq: int = 0,
+    ) -> Tuple[QueueState, int, Optional[float]]:
+        """With the mutex held: ``(q, seq, wait)``: ``q`` has a ready message, or the caller
+        may wait ``wait`` seconds for one (``None``: no bound), the least of what is left
+        of ``deadline`` and the time until the queue's next timed change.
+
+        :raises Empty: ``deadline`` passed, or nothing ready and not ``block``.
+        :raises ShutDown: closed, or ``stop()`` is true (a view shut down).
+        """
+        self._check_writable()
+        q = self._waiting_room(queue)
+        if q.timed:
+            seq = self._refresh(q) or seq
+        if q.ready:
+            return q, seq, None
+        if stop is not None and stop():
+            self._left_room(q)  # no placeholder left for an unknown name
+            raise ShutDown("the queue view is shut down")
+        wait = remaining(deadline)
+        if not block or (wait is not None and wait <= 0):
+            self._left_room(q)
+            raise Empty(f"queue {queue!r} has no ready message")
+        if q.timed:
+            due = self._next_due(q)
+            if due != INF:
+                until_due = max(0.0, due - self._clock())
+                wait = until_due if wait is None else min(wait, until_due)
+        return q, seq, wait
 
     def reserve_many(
         self, queue: str, n: int, *, timeout: Optional[float] = None, lease: Optional[float] = None
@@ -184,7 +201,7 @@ class TakeMixin(TimedMixin):
         if lease_due is not None:
             self._new_lease(q)
         if q.putters:
-            q.not_full.notify(k)
+            q.wake_putters(k)
         return taken, seq
 
     def _pop_for(self, q: QueueState, lease: Optional[float], reserve: bool) -> Tuple[Item, int, int]:
@@ -205,5 +222,5 @@ class TakeMixin(TimedMixin):
             if q.watch is not None:
                 self._delivered(q, item[0])
         if q.putters:
-            q.not_full.notify()
+            q.wake_putters()
         return item, attempts, seq

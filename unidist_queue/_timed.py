@@ -119,7 +119,7 @@ class TimedMixin(DeadLetterMixin):
         q.expired += 1
         self._gone(q, msg_id)
         if q.putters:
-            q.not_full.notify()
+            q.wake_putters()
         return seq
 
     def _return(self, q: QueueState, msg_id: int, delay: Optional[float], now: float) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, List, Optional, Protocol, runtime_checkable
 
+from .aview import AsyncQueueView
 from .message import Message, QueueStats
 from .view import QueueView
 
@@ -68,6 +69,17 @@ class QueueAPI(Protocol):
                      lease: Optional[float] = None) -> List[Message]:
         """Wait as ``reserve`` does, then reserve up to ``n`` of the oldest at once."""
 
+    async def aget(self, queue: str, *, timeout: Optional[float] = None) -> Any:
+        """``get`` for coroutines (DESIGN 11); cancelling it takes nothing."""
+
+    async def areserve(self, queue: str, *, timeout: Optional[float] = None,
+                       lease: Optional[float] = None) -> Message:
+        """``reserve`` for coroutines; cancelling it reserves nothing."""
+
+    async def areserve_many(self, queue: str, n: int, *, timeout: Optional[float] = None,
+                            lease: Optional[float] = None) -> List[Message]:
+        """``reserve_many`` for coroutines; cancelling it reserves nothing."""
+
     def ack(self, message: Message) -> None:
         """Settle a reservation for good."""
 
@@ -116,6 +128,9 @@ class QueueAPI(Protocol):
 
     def view(self, queue: str, maxsize: int = 0) -> QueueView[Any]:
         """A ``queue.Queue``-compatible view of ``queue``."""
+
+    def aview(self, queue: str, maxsize: int = 0) -> AsyncQueueView[Any]:
+        """An ``asyncio.Queue``-compatible view of ``queue`` (DESIGN 11)."""
 
     def compact(self) -> None:
         """Write a snapshot now (a no-op where there is nothing to compact)."""

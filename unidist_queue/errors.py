@@ -12,6 +12,7 @@ Bad arguments raise plain :class:`ValueError` / :class:`TypeError` naming the ar
 
 from __future__ import annotations
 
+import asyncio
 import queue as _stdlib_queue
 from typing import Optional, Tuple, Type
 
@@ -19,6 +20,9 @@ __all__ = [
     "CorruptArchive",
     "Empty",
     "Full",
+    "QueueEmpty",
+    "QueueFull",
+    "QueueShutDown",
     "SerializationError",
     "ShutDown",
     "StoreError",
@@ -52,6 +56,28 @@ class ShutDown(*_shutdown_bases):  # type: ignore[misc]
     waiting when it happened. It is a :class:`RuntimeError`, as ``Executor.submit``
     raises after ``shutdown``, and on Python 3.13+ also a :class:`queue.ShutDown`.
     """
+
+
+class QueueEmpty(Empty, asyncio.QueueEmpty):
+    """What an :class:`~unidist_queue.AsyncQueueView` raises for nothing ready: this
+    library's :class:`Empty` and :class:`asyncio.QueueEmpty` both (MRO: ``Empty``,
+    ``UnidistQueueError``, ``queue.Empty``, ``asyncio.QueueEmpty``)."""
+
+
+class QueueFull(Full, asyncio.QueueFull):
+    """What an :class:`~unidist_queue.AsyncQueueView` raises when full: this library's
+    :class:`Full` and :class:`asyncio.QueueFull` both."""
+
+
+_queue_shutdown_bases: Tuple[Type[BaseException], ...] = (ShutDown,)
+if hasattr(asyncio, "QueueShutDown"):  # pragma: no cover - taken on Python 3.13+ only
+    _queue_shutdown_bases += (asyncio.QueueShutDown,)
+
+
+class QueueShutDown(*_queue_shutdown_bases):  # type: ignore[misc]
+    """What an :class:`~unidist_queue.AsyncQueueView` raises once shut down (or its
+    MessageQueue closed): this library's :class:`ShutDown` and, on Python 3.13+,
+    :class:`asyncio.QueueShutDown` (before 3.13 asyncio has none: it is our ``ShutDown``)."""
 
 
 class SerializationError(UnidistQueueError, TypeError):

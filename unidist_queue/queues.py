@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 from ._core import QueueCore
 from ._corebase import Subscriber
 from ._reserving import ReservingFacade
+from .aview import AsyncQueueView
 from .message import MISSING, Message, QueueStats
 from .store.base import MemoryStore, Store
 from .view import QueueView
@@ -40,6 +41,8 @@ class MessageQueue(ReservingFacade):
     * looking: :meth:`count`, :meth:`exists`, :meth:`all`, :meth:`messages`,
       :meth:`queues`, :meth:`stats`
     * removing: :meth:`clear`, :meth:`drop`
+    * asyncio: :meth:`aget`, :meth:`areserve`, :meth:`areserve_many`, :meth:`aview`
+      (coroutines wait in the same waiting room as threads, on any number of loops)
     * the rest: :meth:`view`, :meth:`compact`, :meth:`close` (also a context manager)
 
     Thread-safety: every method may be called from any thread and is atomic; no two
@@ -289,6 +292,30 @@ class MessageQueue(ReservingFacade):
         """
         self._core.check_open()
         return QueueView(self._core, queue, maxsize)
+
+    def aview(self, queue: str, maxsize: int = 0) -> AsyncQueueView[Any]:
+        """An :class:`AsyncQueueView` with :class:`asyncio.Queue`'s interface over ``queue``:
+        thread-safe and bound to no event loop. O(1). Thread-safe.
+
+        :raises ShutDown: the MessageQueue is closed.
+        :raises TypeError: ``queue`` is not a str.
+        """
+        self._core.check_open()
+        return AsyncQueueView(self._core, queue, maxsize)
+
+    async def aget(self, queue: str, *, timeout: Optional[float] = None) -> Any:
+        """Await the oldest ready message of ``queue``, remove it and return its body.
+
+        :meth:`get` for coroutines: the coroutine waits in the queue's waiting room
+        (threads and other loops may add: it wakes for every way a message becomes
+        ready, timed ones included), no thread is blocked. Cancelling it never loses a
+        message: nothing is taken for a cancelled call. O(1). Thread-safe.
+
+        :raises Empty: ``timeout`` passed with nothing ready.
+        :raises ValueError: ``timeout`` is negative.
+        :raises ShutDown: the MessageQueue was closed (also while waiting).
+        """
+        return await self._core.aget(queue, timeout=timeout)
 
     def compact(self) -> None:
         """Write a snapshot now and shorten the archive (a no-op in memory).

@@ -11,7 +11,8 @@ import pytest
 import unidist_queue
 
 EXPECTED = {
-    "CorruptArchive", "DelegateLoop", "Empty", "FileStore", "Full", "Loop", "MemoryStore", "Message",
+    "AsyncQueueView", "CorruptArchive", "DelegateLoop", "Empty", "FileStore", "Full", "Loop", "MemoryStore",
+    "Message",
     "MessageQueue", "PushStats", "Pusher", "QueueAPI", "QueueStats", "QueueView", "SerializationError",
     "ShutDown", "Store", "StoreError", "StoreLocked", "Task", "TaskHandler", "UnidistQueueError",
 }
@@ -69,7 +70,7 @@ def test_message_queue_implements_the_queue_api_protocol() -> None:
     with unidist_queue.MessageQueue() as mq:
         assert isinstance(mq, api)
     names = [n for n, v in vars(api).items() if not n.startswith("_") and callable(v)]
-    assert len(names) == 26  # every method of DESIGN 3 (the async ones of section 11 to come)
+    assert len(names) == 30  # every method of DESIGN 3, and aget, areserve, areserve_many, aview (11)
     for name in names:
         ours = inspect.signature(getattr(unidist_queue.MessageQueue, name)).parameters
         assert list(ours) == list(inspect.signature(getattr(api, name)).parameters), name
