@@ -131,3 +131,11 @@ def test_a_bad_maxsize_raises_what_view_raises(mq: MessageQueue, maxsize: Any) -
             mq.aview("q", maxsize)
     else:
         mq.aview("q", maxsize)  # accepted by both, as asyncio.Queue accepts any maxsize
+
+
+@pytest.mark.parametrize("name", [b"q", 1, None])
+def test_a_queue_name_that_is_not_a_str_raises_what_view_raises(mq: MessageQueue, name: Any) -> None:
+    with pytest.raises(Exception) as sync_info:
+        mq.view(name)
+    with pytest.raises(type(sync_info.value)):
+        mq.aview(name)

@@ -4,7 +4,7 @@ The consumer awaits the view's ``get``, ``mq.aget``, ``mq.areserve`` or
 ``mq.areserve_many`` while threads put with the view's ``put_nowait``, a ``QueueView``'s
 ``put`` or ``mq.add``; every item arrives once, in order for one producer. The other waits
 of the view are woken from threads too: ``put`` waiting for room, ``join`` waiting for
-``task_done``.
+``task_done``; and the other way round, a coroutine's get wakes a thread waiting for room.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Callable, List
 
 import pytest
 from async_helpers import bounded, in_thread, join, run, settle
+from queue_core import wait_blocked
 
 from unidist_queue import MessageQueue
 
@@ -157,3 +158,18 @@ def test_join_is_woken_by_task_done_in_a_thread(mq: MessageQueue) -> None:
 
     run(main)
     assert done.is_set() and mq.count("q") == 0
+
+
+@pytest.mark.parametrize("how", ["aget", "aview.get"])
+def test_a_thread_waiting_for_room_is_woken_by_a_coroutines_get(mq: MessageQueue, how: str) -> None:
+    view = mq.view("q", maxsize=1)
+    view.put("first")
+    t = in_thread(lambda: view.put("second", timeout=30))
+    wait_blocked(mq, "q", putters=1)
+
+    async def main() -> Any:
+        return await (mq.aget("q") if how == "aget" else mq.aview("q").get())
+
+    assert run(main) == "first"
+    join(t)
+    assert mq.all("q") == ["second"]

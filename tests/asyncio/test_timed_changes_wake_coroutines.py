@@ -3,8 +3,9 @@
 A message whose ``delay`` falls due, a ``nack`` delay ending and a lease lapsing make a
 message ready with nobody calling the queue: a waiting ``aget``/``areserve``/
 ``areserve_many``/view ``get`` must wake for it (as a blocked ``get`` does), whether the
-change was scheduled before or while it waited. Each wait's own timeout is far longer
-than the delay (bounded, never measured).
+change was scheduled before or while it waited. So must the view's ``join`` when an
+item put through it expires (or a thread evicts it). Each wait's own timeout is far
+longer than the delay (bounded, never measured).
 """
 
 from __future__ import annotations
@@ -102,3 +103,31 @@ def test_coroutines_waiting_on_several_delays_each_wake(mq: MessageQueue) -> Non
         return await bounded(asyncio.gather(*tasks))
 
     assert sorted(run(main)) == [0, 1, 2]
+
+
+def test_join_is_woken_when_the_items_put_expire(mq: MessageQueue) -> None:
+    mq.declare("q", max_age=SHORT)
+    aq = mq.aview("q")
+
+    async def main() -> None:
+        aq.put_nowait("x")  # never taken: it expires, undelivered
+        await bounded(aq.join())
+
+    run(main)
+    assert mq.count("q") == 0 and mq.stats("q").expired == 1
+
+
+def test_join_is_woken_when_a_thread_evicts_the_items_put(mq: MessageQueue) -> None:
+    mq.declare("q", maxlen=1)
+    aq = mq.aview("q")
+
+    async def main() -> None:
+        aq.put_nowait("x")
+        joiner = asyncio.create_task(aq.join())
+        await settle()
+        assert not joiner.done()
+        join(in_thread(lambda: mq.add("q", "y")))  # evicts "x": it left undelivered
+        await bounded(joiner)
+
+    run(main)
+    assert mq.all("q") == ["y"]
