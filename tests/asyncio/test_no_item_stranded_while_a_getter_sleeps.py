@@ -6,7 +6,8 @@ Hypothesis draws a sequence of steps on one event loop: park getters (the view's
 loop is held (so the wake-ups are queued and not yet run), cancel a pending getter, let
 the loop run. Once the loop has run, a ready item and a parked live getter never exist
 together, and every item put was either received once by a getter that finished or is
-still in the queue; a cancelled getter took nothing.
+still in the queue; a cancelled getter took nothing. The same for putters of a bounded
+view: never room left while a putter sleeps, and a cancelled putter put nothing.
 """
 
 from __future__ import annotations
@@ -92,5 +93,63 @@ def test_no_item_is_stranded_while_a_getter_sleeps(rounds: List[Round]) -> None:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+        run(main)
+
+
+# -- the same for putters waiting for room ----------------------------------------------------
+
+MAXSIZE = 2
+putter_rounds = st.lists(
+    st.tuples(
+        st.integers(0, 4),  # putters to park
+        st.lists(st.tuples(st.sampled_from(["get here", "get from a thread", "cancel"]),
+                           st.integers(0, 5)), max_size=6),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=150)
+@given(rounds=putter_rounds)
+def test_no_room_is_left_unused_while_a_putter_sleeps(rounds: List[Tuple[int, List[Action]]]) -> None:
+    with MessageQueue() as mq:
+        aq = mq.aview("q", maxsize=MAXSIZE)
+
+        async def main() -> None:
+            for x in range(MAXSIZE):
+                aq.put_nowait(("first", x))
+            putters: Dict[asyncio.Task[Any], Any] = {}
+            cancelled: Set[asyncio.Task[Any]] = set()
+            got: List[Any] = []
+
+            def check() -> None:
+                waiting = [t for t in putters if not t.done()]
+                assert not (waiting and mq.count("q") < MAXSIZE), "room left while a putter sleeps"
+                done = [item for t, item in putters.items() if t.done() and not t.cancelled()]
+                assert sorted(got + mq.all("q"), key=repr) == sorted(
+                    [("first", x) for x in range(MAXSIZE)] + done, key=repr)
+
+            for parks, actions in rounds:
+                for _ in range(parks):
+                    item = ("put", len(putters))
+                    putters[asyncio.create_task(aq.put(item))] = item
+                await settle()
+                for kind, n in actions:
+                    if kind == "get here":
+                        got.extend(aq.get_nowait() for _ in range(min(n, aq.qsize())))
+                    elif kind == "get from a thread":
+                        thread_calls(*[lambda: got.append(mq.get("q", timeout=0))
+                                       for _ in range(min(n, mq.count("q")))])
+                    else:
+                        pending = [t for t in putters if not t.done() and t not in cancelled]
+                        if pending:
+                            cancelled.add(pending[n % len(pending)])
+                            pending[n % len(pending)].cancel()
+                await settle()
+                check()
+            for t in putters:
+                t.cancel()
+            await asyncio.gather(*putters, return_exceptions=True)
 
         run(main)
