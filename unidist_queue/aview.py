@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Generic, NoReturn
 from ._atake import joiners
 from ._awaiting import wake_every
 from .errors import Empty, Full, QueueEmpty, QueueFull, QueueShutDown, ShutDown
-from .message import T
+from .message import MISSING, T
 
 if TYPE_CHECKING:
     from ._core import QueueCore
@@ -17,14 +17,13 @@ __all__ = ["AsyncQueueView"]
 
 
 def _reraise(exc: Exception) -> NoReturn:
-    """Raise the view's class for ``exc``: asyncio's and ours both (see errors.py)."""
+    """Raise the view's class for ``exc`` (an Empty, a Full or a ShutDown from the core):
+    asyncio's and ours both (see errors.py), with the same message."""
     if isinstance(exc, Empty):
         raise QueueEmpty(*exc.args) from None
     if isinstance(exc, Full):
         raise QueueFull(*exc.args) from None
-    if isinstance(exc, ShutDown) and not isinstance(exc, QueueShutDown):
-        raise QueueShutDown(*exc.args) from None
-    raise exc
+    raise QueueShutDown(*exc.args) from None
 
 
 class AsyncQueueView(Generic[T]):
@@ -67,6 +66,8 @@ class AsyncQueueView(Generic[T]):
         self._unfinished = 0  # items put here and not yet done (under the mutex)
         self._joiners = joiners()  # coroutines in join(): woken by task_done, _left, shutdown
         self._shut_down = False
+        # the callbacks the core calls under the mutex, bound once (put's hot path)
+        self._stopped, self._count, self._leave = self._is_shut_down, self._counted, self._left
 
     @property
     def is_shutdown(self) -> bool:
@@ -81,6 +82,8 @@ class AsyncQueueView(Generic[T]):
 
         :raises QueueShutDown: the view was shut down or the MessageQueue closed.
         """
+        if self._core.view_put_fast(self.name, item, self.maxsize, self._stopped, self._count, self._leave):
+            return
         try:
             await self._core.view_aput(self.name, item, self._room, self._is_shut_down, self._counted,
                                        self._left)
@@ -93,6 +96,8 @@ class AsyncQueueView(Generic[T]):
         :raises QueueFull: ``full()``.
         :raises QueueShutDown: the view was shut down or the MessageQueue closed.
         """
+        if self._core.view_put_fast(self.name, item, self.maxsize, self._stopped, self._count, self._leave):
+            return
         try:
             self._core.view_put(self.name, item, False, None, self._room, self._is_shut_down, self._counted,
                                 self._left)
@@ -124,11 +129,14 @@ class AsyncQueueView(Generic[T]):
 
         :raises QueueShutDown: the view is shut down and empty, or the MessageQueue closed.
         """
+        item: T = self._core.view_get_fast(self.name)
+        if item is not MISSING:
+            return item
         try:
             taken = await self._core.await_take(self.name, None, None, 0, self._is_shut_down)
         except ShutDown as exc:
             _reraise(exc)
-        item: T = taken[0][0][2]
+        item = taken[0][0][2]
         return item
 
     def get_nowait(self) -> T:
@@ -137,8 +145,11 @@ class AsyncQueueView(Generic[T]):
         :raises QueueEmpty: nothing ready.
         :raises QueueShutDown: the view is shut down and empty, or the MessageQueue closed.
         """
+        item: T = self._core.view_get_fast(self.name)
+        if item is not MISSING:
+            return item
         try:
-            item: T = self._core.view_get(self.name, None, False, self._is_shut_down)
+            item = self._core.view_get(self.name, None, False, self._is_shut_down)
         except (ShutDown, Empty) as exc:
             _reraise(exc)
         return item

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import unidist_queue
-from unidist_queue import Message, QueueView
+from unidist_queue import AsyncQueueView, Message, QueueView
 
 EXAMPLE = Path(__file__).with_name("typed_example.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,7 @@ def test_subscripted_classes_work_at_run_time() -> None:
     msg = Message[int](1, "q", 5, 0.0)
     assert msg == Message(1, "q", 5, 0.0) and msg.body == 5
     assert QueueView[str] is not QueueView  # a typing alias, as queue.Queue[str] is
+    assert AsyncQueueView[str].__args__ == (str,)  # a types.GenericAlias, as asyncio.Queue[str]
     assert not hasattr(msg, "__dict__")  # still slotted
 
 

@@ -13,7 +13,7 @@ from typing import Any, List
 
 import attrs
 
-from unidist_queue import Message, MessageQueue, QueueAPI, QueueView
+from unidist_queue import AsyncQueueView, Message, MessageQueue, QueueAPI, QueueView
 
 
 @attrs.frozen
@@ -24,6 +24,10 @@ class Order:
 
 def take(orders: QueueView[Order]) -> Order:
     return orders.get(timeout=1)
+
+
+async def take_async(orders: AsyncQueueView[Order]) -> Order:
+    return await orders.get()  # as asyncio.Queue[Order]
 
 
 def items(messages: List[Message[Order]]) -> List[str]:
@@ -58,6 +62,14 @@ def wrong_uses(orders: QueueView[Order], msg: Message[Order]) -> None:
     msg.body.colour  # type: ignore[attr-defined]  # noqa: B018
     wrong: Message[Order] = Message(1, "orders", "tea", 0.0)  # type: ignore[arg-type]
     print(name, qty, wrong)
+
+
+async def wrong_async_uses(orders: AsyncQueueView[Order]) -> None:
+    """Never called: each line is an error the type checker must report."""
+    await orders.put("tea")  # type: ignore[arg-type]
+    orders.put_nowait(3)  # type: ignore[arg-type]
+    name: str = await orders.get()  # type: ignore[assignment]
+    print(name)
 
 
 if __name__ == "__main__":
