@@ -107,6 +107,8 @@ class AwaitMixin(TakeMixin):
         if n > 1:
             taken, seq2 = self._reserve_front(q, min(n, len(q.ready)), lease)
             return taken, seq2 or seq
+        if not n and q.plain and not q.timed:
+            return [(self._pop_plain(q), 0)], seq
         item, attempts, seq2 = self._pop_for(q, lease, n == 1)
         return [(item, attempts)], seq2 or seq
 
@@ -140,14 +142,28 @@ class AwaitMixin(TakeMixin):
         """Sleep on ``waiter``; if cancelled, leave the room, passing on a wake-up received."""
         try:
             await sleep_on(waiter, wait)
-        except BaseException:
-            with self.mutex:
+        except BaseException as exc:
+            if not self._hold(exc):
+                raise
+            try:
                 if self._unpark(q, waiter, putter):
                     if putter and q.putters:
                         q.wake_putters()
                     elif not putter and q.getters and q.ready:
                         q.wake()
+            finally:
+                self.mutex.release()
             raise
+
+    def _hold(self, exc: BaseException) -> bool:
+        """Take the mutex to clean up after ``exc`` interrupted a wait; whether it did.
+
+        A ``GeneratorExit`` means the coroutine is being closed, perhaps by the garbage
+        collector in a thread that holds the mutex (an abandoned task of a closed loop):
+        then it is taken only if free (otherwise the waiter's entry and count stay, as
+        for any waiter of a closed loop, and wakes skip it).
+        """
+        return self.mutex.acquire(blocking=not isinstance(exc, GeneratorExit))
 
     # -- for an AsyncQueueView (another object: public names) ---------------------------------
 
@@ -191,17 +207,23 @@ class AwaitMixin(TakeMixin):
             q = self._queues.get(name)
             if q is None or not q.ready or q.timed or not q.plain or self._closed:
                 return MISSING
-            item = q.ready.popleft()
-            q.removed += 1
-            if q.attempts:
-                q.attempts.pop(item[0], None)
-            watch = q.watch
-            if watch is not None and watch.pop(item[0], None) is not None and not watch:
-                q.watch = None  # as _delivered, without retime: plain, nothing timed
-                q.bare = q.exists
-            if q.putters:
-                q.wake_putters()
-            return item[2]
+            return self._pop_plain(q)[2]
+
+    @staticmethod
+    def _pop_plain(q: QueueState) -> Item:
+        """Take the oldest ready message of a plain queue with nothing timed for good (what
+        :meth:`_pop_for` does, with nothing to record). O(1)."""
+        item = q.ready.popleft()
+        q.removed += 1
+        if q.attempts:
+            q.attempts.pop(item[0], None)
+        watch = q.watch
+        if watch is not None and watch.pop(item[0], None) is not None and not watch:
+            q.watch = None  # as _delivered, without retime: plain, nothing timed
+            q.bare = q.exists
+        if q.putters:
+            q.wake_putters()
+        return item
 
     async def view_aput(
         self, name: str, item: Any, room: Callable[[], int], stopped: Callable[[], bool],
@@ -262,9 +284,13 @@ class AwaitMixin(TakeMixin):
                 return
             try:
                 await sleep_on(waiter, wait)
-            finally:
-                with self.mutex:
+            except BaseException as exc:
+                if self._hold(exc):
                     unpark(room, waiter)
+                    self.mutex.release()
+                raise
+            with self.mutex:
+                unpark(room, waiter)
 
 
 def joiners() -> Deque[Waiter]:

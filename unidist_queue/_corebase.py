@@ -9,6 +9,7 @@ class is assembled from mixins, one module per concern, each building on this ba
 * :mod:`._timed`: timed changes (delays, leases, expiry) and settling back;
 * :mod:`._adding`: add, add_many, declare and overflow;
 * :mod:`._taking`: oldest/newest, get, reserve and reserve_many, and the waits;
+* :mod:`._atake`: aget, areserve and areserve_many, and the async view's waits;
 * :mod:`._settling`: ack, nack (one or many) and extend;
 * :mod:`._core`: loading, looking, removing, subscribing, and the view's operations.
 

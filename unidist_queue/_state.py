@@ -63,11 +63,11 @@ class QueueState:
         self.leases: SortedList = SortedList()
         self.ages: Optional[SortedList] = None  # (enqueued_at, id) of ready items, with max_age
         self.attempts: Dict[int, int] = {}
-        # not_empty: notified by MessageQueue when a message becomes ready (add, nack,
-        # promotion, lease expiry) and, with notify_all, by drop and close.
+        # not_empty / agetters: woken by the core (wake) when a message becomes ready (add,
+        # nack, promotion, lease expiry) and, all (wake_all), by drop, close, view shutdown.
         self.not_empty = threading.Condition(mutex)
-        # not_full: notified by MessageQueue when a ready message leaves (take, clear,
-        # expiry, reserve) or maxlen grows, and, with notify_all, by drop and close.
+        # not_full / aputters: woken (wake_putters) when a ready message leaves (take, clear,
+        # expiry, reserve) or maxlen grows, and, all (wake_all), by drop and close.
         self.not_full = threading.Condition(mutex)
         self.getters = 0  # threads and coroutines waiting on not_empty / in agetters
         self.putters = 0  # threads and coroutines waiting on not_full / in aputters

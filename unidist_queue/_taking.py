@@ -2,7 +2,8 @@
 
 Part of :class:`~unidist_queue._core.QueueCore` (see :mod:`._corebase`). A blocked
 taker waits on its queue's ``not_empty`` Condition, bounded by the queue's next timed
-change, so it wakes for every way a message becomes ready without polling.
+change, so it wakes for every way a message becomes ready without polling. A waiting
+coroutine (:mod:`._atake`) uses the same room and the same :meth:`TakeMixin._ready_or_wait`.
 """
 
 from __future__ import annotations

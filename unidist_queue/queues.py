@@ -41,6 +41,8 @@ class MessageQueue(ReservingFacade):
     * looking: :meth:`count`, :meth:`exists`, :meth:`all`, :meth:`messages`,
       :meth:`queues`, :meth:`stats`
     * removing: :meth:`clear`, :meth:`drop`
+    * asyncio: :meth:`aget`, :meth:`areserve`, :meth:`areserve_many`, :meth:`aview`
+      (coroutines wait in the same waiting room as threads, on any number of loops)
     * the rest: :meth:`view`, :meth:`compact`, :meth:`close` (also a context manager)
 
     Thread-safety: every method may be called from any thread and is atomic; no two
