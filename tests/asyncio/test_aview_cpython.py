@@ -267,3 +267,70 @@ def test_the_skip_table_names_real_tests() -> None:
              "test_cancelled_puts_not_being_held_in_self_putters", "test_format"}
     assert {n for names in PRIVATE.values() for n in names} == known
 
+
+
+# -- view-specific checks (as tests/view/test_view.py has below CPython's mixins) --------------
+
+
+def test_a_join_cancelled_by_wait_for_leaves_no_joiner() -> None:
+    async def main() -> None:
+        q = make()
+        q.put_nowait(1)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(q.join(), 0.01)
+        joiner = asyncio.ensure_future(q.join())
+        await asyncio.sleep(0)
+        q.get_nowait()
+        q.task_done()
+        await asyncio.wait_for(joiner, 5)
+
+    asyncio.run(main())
+
+
+def test_subscribers_hear_of_a_put() -> None:
+    mq = MessageQueue()
+    heard: List[str] = []
+    mq.subscribe("q", heard.append)
+    q = mq.aview("q")
+    q.put_nowait(1)  # made the queue: the general path
+    q.put_nowait(2)  # the fast path
+    assert heard == ["q", "q"] and q.qsize() == 2
+
+
+def test_a_durable_queue_through_the_view(tmp_path: Any) -> None:
+    """The general paths (a durable queue): put, get_nowait, and a join that waits for an
+    item that expires (a recorded change)."""
+    from unidist_queue import FileStore
+
+    async def main(mq: MessageQueue) -> None:
+        q = mq.aview("d")
+        await q.put("a")
+        assert q.get_nowait() == "a"
+        q.task_done()
+        mq.declare("d", max_age=0.05)
+        q.put_nowait("b")
+        await asyncio.wait_for(q.join(), 5)  # "b" expired: it left undelivered
+        assert q.qsize() == 0
+
+    with MessageQueue(FileStore(str(tmp_path / "store"))) as mq:
+        asyncio.run(main(mq))
+
+
+def test_immediate_shutdown_counts_each_removed_item() -> None:
+    """As 3.13's asyncio.Queue.shutdown(immediate=True): each ready item removed counts as
+    done for join, whoever added it."""
+
+    async def main() -> None:
+        mq = MessageQueue()
+        q = mq.aview("q")
+        q.put_nowait("a")
+        assert await q.get() == "a"  # delivered: join waits for its task_done
+        mq.add("q", "b")  # added by the queue API
+        joiner = asyncio.ensure_future(q.join())
+        await asyncio.sleep(0)
+        assert not joiner.done()
+        q.shutdown(immediate=True)
+        await asyncio.wait_for(joiner, 5)
+        assert q.qsize() == 0 and q.is_shutdown
+
+    asyncio.run(main())
