@@ -17,7 +17,9 @@ these ratios move by about 15% within a run:
 * **wake-up latency, paced**: the consumer coroutine is parked in ``get`` when the
   producer thread puts (it waits until the consumer asked for the next item, then 1 ms
   more); seconds from just before the put to the consumer's return, median and p99 of
-  ``--samples`` items per repetition (the table shows the median over repetitions).
+  ``--samples`` items per repetition (the table shows the median over repetitions). The
+  channels take turns item by item within a repetition (one loop, one producer thread),
+  the finest interleaving: on a shared machine a noisy moment hits them all alike.
   Baseline: the ``call_soon_threadsafe`` floor; target within 1.2x. janus for
   reference.
 
@@ -187,30 +189,38 @@ def coroutine_rate(make: Maker, n: int) -> float:
 # -- wake-up latency ----------------------------------------------------------------------------
 
 
-def latencies(make: Maker, samples: int) -> List[float]:
-    """Seconds from a thread's put to the parked consumer's return, one per item."""
+def latencies(makers: Dict[str, Maker], samples: int) -> Dict[str, List[float]]:
+    """Seconds from a thread's put to the parked consumer's return, ``samples`` per channel.
+
+    The channels take turns item by item on one loop (one producer thread, one consumer
+    coroutine), so a noisy neighbour slows them alike.
+    """
     gc.collect()
 
-    async def main() -> List[float]:
-        put, get, close = make()
+    async def main() -> Dict[str, List[float]]:
+        names = list(makers)
+        channels = [makers[name]() for name in names]
         asked = threading.Semaphore(0)  # released by the consumer before each get
+        turn = [0]  # the channel of the next item (set by the consumer before it asks)
 
         def produce() -> None:
-            for _ in range(samples):
+            for _ in range(samples * len(names)):
                 if not asked.acquire(timeout=WAIT):
                     raise RuntimeError("the consumer stopped asking")
                 time.sleep(PACE)  # the consumer parks meanwhile
-                put(time.perf_counter())
+                channels[turn[0]][0](time.perf_counter())
 
         producer = threading.Thread(target=produce)
         producer.start()
-        out = []
-        for _ in range(samples):
+        out: Dict[str, List[float]] = {name: [] for name in names}
+        for i in range(samples * len(names)):
+            turn[0] = i % len(names)
             asked.release()
-            sent = await get()
-            out.append(time.perf_counter() - sent)
+            sent = await channels[turn[0]][1]()
+            out[names[turn[0]]].append(time.perf_counter() - sent)
         producer.join(WAIT)
-        await close()
+        for _, _, close in channels:
+            await close()
         return out
 
     return asyncio.run(main())
@@ -221,19 +231,15 @@ def p99(values: List[float]) -> float:
 
 
 def latency_figures(cases: Dict[str, Maker], samples: int, repeat: int) -> Dict[str, Tuple[float, float]]:
-    """(median, p99) of each case: the median over ``repeat`` interleaved repetitions."""
+    """(median, p99) of each case: the median over ``repeat`` repetitions of the channels
+    taking turns item by item."""
+    medians: Dict[str, List[float]] = {name: [] for name in cases}
     p99s: Dict[str, List[float]] = {name: [] for name in cases}
-
-    def case(name: str, make: Maker) -> Callable[[], float]:
-        def run() -> float:
-            lat = latencies(make, samples)
+    for _ in range(repeat):
+        for name, lat in latencies(cases, samples).items():
+            medians[name].append(statistics.median(lat))
             p99s[name].append(p99(lat))
-            return statistics.median(lat)
-
-        return run
-
-    medians = run_cases([(name, case(name, make)) for name, make in cases.items()], repeat)
-    return {name: (medians[name], statistics.median(p99s[name])) for name in cases}
+    return {name: (statistics.median(medians[name]), statistics.median(p99s[name])) for name in cases}
 
 
 # -- the table ----------------------------------------------------------------------------------
