@@ -1,7 +1,7 @@
 """Run every benchmark of the library and write ``benchmarks/RESULTS.rst`` (issue 7).
 
 Each ``bench_*.py`` script runs in a fresh process with ``--json``; this script gathers
-their rows into one table per area (queue, store, loop, tasks, pusher): our figure, the
+their rows into one table per area (queue, store, loop, tasks, pusher, asyncio): our figure, the
 baseline measured in the same run, and the ratio, with the Python version and the
 machine's core count. ``--plot DIR`` also draws PNG charts with matplotlib (the
 ``bench`` extra): throughput by fsync policy, open time against store size, task
@@ -37,6 +37,7 @@ AREAS = [
     ("tasks", "TaskHandler against ThreadPoolExecutor", "bench_tasks.py",
      ["--workers", "1", "2", "4", "8", "--with-mq"]),
     ("pusher", "Pusher against queue.Queue", "bench_push.py", []),
+    ("asyncio", "asyncio against janus and asyncio.Queue", "bench_async.py", []),
 ]
 
 
@@ -96,6 +97,7 @@ ADAPTERS: Dict[str, Callable[[List[Row]], Table]] = {
     "batches": lambda rows: _generic(rows, "ours /s", "baseline", "baseline /s"),
     "tasks": _tasks,
     "pusher": lambda rows: _generic(rows, "ours", "baseline", "baseline figure"),
+    "asyncio": lambda rows: _generic(rows, "ours", "baseline", "baseline figure"),
 }
 
 HEADER = ["figure", "ours", "baseline", "baseline figure", "ratio", "target"]
