@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 from helpers import WAIT
@@ -15,6 +15,9 @@ from hypothesis import settings
 
 from unidist_queue import MessageQueue
 from unidist_queue.tasks import TaskHandler
+
+if TYPE_CHECKING:
+    from redisserver import Server
 
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci")
@@ -99,3 +102,27 @@ def no_thread_leak() -> Iterator[None]:
             break
         time.sleep(0.01)
     assert not extra, f"threads left running: {extra}"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A private redis-server for the whole test session (loopback, a free port, a
+    temporary directory, AOF ``always``), stopped by its pid at the end. Skips where no
+    server is installed, fails under ``CI=true``."""
+    from redisserver import start_server
+
+    server = start_server(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: Server) -> str:
+    """The session server's URL, its data flushed before the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.script_flush()
+    client.close()
+    return redis_server.url
