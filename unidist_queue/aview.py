@@ -11,7 +11,7 @@ from .errors import Empty, Full, QueueEmpty, QueueFull, QueueShutDown, ShutDown
 from .message import MISSING, T
 
 if TYPE_CHECKING:
-    from ._core import QueueCore
+    from ._viewcore import ViewCore
 
 __all__ = ["AsyncQueueView"]
 
@@ -56,7 +56,7 @@ class AsyncQueueView(Generic[T]):
     if not TYPE_CHECKING:
         __class_getitem__ = classmethod(GenericAlias)
 
-    def __init__(self, core: QueueCore, name: str, maxsize: int = 0) -> None:
+    def __init__(self, core: ViewCore, name: str, maxsize: int = 0) -> None:
         if not isinstance(name, str):
             raise TypeError(f"queue must be a str, not {type(name).__name__}")
         self._core = core

@@ -9,7 +9,7 @@ from ._util import check_seconds, deadline_of
 from .message import T
 
 if TYPE_CHECKING:
-    from ._core import QueueCore
+    from ._viewcore import ViewCore
 
 __all__ = ["QueueView"]
 
@@ -40,7 +40,7 @@ class QueueView(Generic[T]):
     Cost: ``put`` and ``get`` are O(1). Thread-safe: it shares the MessageQueue's mutex.
     """
 
-    def __init__(self, core: QueueCore, name: str, maxsize: int = 0) -> None:
+    def __init__(self, core: ViewCore, name: str, maxsize: int = 0) -> None:
         if not isinstance(name, str):
             raise TypeError(f"queue must be a str, not {type(name).__name__}")
         self._core = core
