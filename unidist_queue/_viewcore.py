@@ -17,7 +17,7 @@ from typing import Any, Callable, Deque, List, Optional, Protocol, Tuple
 
 from ._awaiting import Waiter
 
-__all__ = ["ViewCore"]
+__all__ = ["Sizes", "ViewCore"]
 
 Taken = List[Tuple[Any, int]]
 
@@ -70,3 +70,26 @@ class ViewCore(Protocol):
 
     def view_shutdown(self, name: str, immediate: bool, removed: Callable[[], None]) -> None:
         """Wake the waiters of ``name``; with ``immediate`` first remove the ready messages."""
+
+
+class Sizes:
+    """``qsize``, ``empty`` and ``full`` of a view, the same for QueueView and
+    AsyncQueueView: snapshots of the queue's ready messages, whoever added them (not
+    reliable, as CPython says: they may change at once). One count call: O(1) in memory,
+    one round trip over Redis. Thread-safe."""
+
+    _core: ViewCore
+    name: str
+    maxsize: int
+
+    def qsize(self) -> int:
+        """Ready messages of the queue now (whoever added them)."""
+        return self._core.count(self.name)
+
+    def empty(self) -> bool:
+        """``qsize() == 0``."""
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        """``0 < maxsize <= qsize()`` (never full with ``maxsize`` <= 0)."""
+        return 0 < self.maxsize <= self.qsize()

@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING, Generic, NoReturn
 
 from ._atake import joiners
 from ._awaiting import wake_every
+from ._viewcore import Sizes, ViewCore
 from .errors import Empty, Full, QueueEmpty, QueueFull, QueueShutDown, ShutDown
 from .message import MISSING, T
-
-if TYPE_CHECKING:
-    from ._viewcore import ViewCore
 
 __all__ = ["AsyncQueueView"]
 
@@ -26,7 +24,7 @@ def _reraise(exc: Exception) -> NoReturn:
     raise QueueShutDown(*exc.args) from None
 
 
-class AsyncQueueView(Generic[T]):
+class AsyncQueueView(Sizes, Generic[T]):
     """A FIFO with :class:`asyncio.Queue`'s interface, over the queue ``name`` of ``mq``.
 
     Behaves as ``asyncio.Queue(maxsize)`` does (CPython's ``test_asyncio/test_queues.py``
@@ -153,20 +151,6 @@ class AsyncQueueView(Generic[T]):
         except (ShutDown, Empty) as exc:
             _reraise(exc)
         return item
-
-    # -- sizes -----------------------------------------------------------------------------
-
-    def qsize(self) -> int:
-        """Ready messages of the queue now (whoever added them). O(1)."""
-        return self._core.count(self.name)
-
-    def empty(self) -> bool:
-        """``qsize() == 0``."""
-        return self.qsize() == 0
-
-    def full(self) -> bool:
-        """``0 < maxsize <= qsize()`` (never full with ``maxsize`` <= 0)."""
-        return 0 < self.maxsize <= self.qsize()
 
     # -- tasks -----------------------------------------------------------------------------
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Generic, Optional
+from typing import Generic, Optional
 
 from ._util import check_seconds, deadline_of
+from ._viewcore import Sizes, ViewCore
 from .message import T
-
-if TYPE_CHECKING:
-    from ._viewcore import ViewCore
 
 __all__ = ["QueueView"]
 
 
-class QueueView(Generic[T]):
+class QueueView(Sizes, Generic[T]):
     """A FIFO with :class:`queue.Queue`'s interface, over the queue ``name`` of ``mq``.
 
     Behaves as ``queue.Queue(maxsize)`` does: ``put``/``get`` with ``block`` and
@@ -108,20 +106,6 @@ class QueueView(Generic[T]):
     def get_nowait(self) -> T:
         """``get(block=False)``."""
         return self.get(block=False)
-
-    # -- sizes -----------------------------------------------------------------------------
-
-    def qsize(self) -> int:
-        """Ready items of the queue now (not reliable: it may change at once)."""
-        return self._core.count(self.name)
-
-    def empty(self) -> bool:
-        """``qsize() == 0`` (not reliable)."""
-        return self.qsize() == 0
-
-    def full(self) -> bool:
-        """``0 < maxsize <= qsize()`` (not reliable)."""
-        return 0 < self.maxsize <= self.qsize()
 
     # -- tasks -----------------------------------------------------------------------------
 
