@@ -8,13 +8,13 @@ exit status; see :mod:`unidist_queue.cli` for what the statuses mean.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import List, Tuple
 
 from ..queues import MessageQueue
 from ..store.file import FileStore
-from .target import Refused, Target, reading, report
+from .rows import chosen_queues, print_messages
+from .target import Target, reading, report
 
 __all__ = ["compact", "dump", "inspect"]
 
@@ -57,20 +57,8 @@ def dump(t: Target, args: argparse.Namespace) -> int:
     """
     with reading(t, args.salvage) as (mq, store):
         damaged = report(store.findings, cut=False)
-        names = mq.queues()
-        if args.queue is not None:
-            if args.queue not in names:
-                known = ", ".join(names) if names else "none"
-                raise Refused(f"{t.path} has no queue {args.queue} (its queues: {known})")
-            names = [args.queue]
-        for q in names:
-            for m in mq.messages(q):
-                if args.json:
-                    row = {"id": m.id, "queue": m.queue, "enqueued_at": m.enqueued_at,
-                           "attempts": m.attempts, "body": m.body}
-                    print(json.dumps(row, default=repr, ensure_ascii=False))
-                else:
-                    print(f"{m.id}\t{m.queue}\t{m.enqueued_at:.6f}\t{m.body!r}")
+        for q in chosen_queues(mq.queues(), args.queue, t.path):
+            print_messages(mq.messages(q), args.json)
     return 1 if damaged else 0
 
 
