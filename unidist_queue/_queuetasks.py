@@ -4,20 +4,26 @@ Internal. :class:`QueueTasks` is the :class:`~unidist_queue._waiting.TaskQueue` 
 handler given a :class:`~unidist_queue.QueueAPI` object (a MessageQueue, or any other
 backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S"``.
 
-* Submitting adds a message: for a durable queue (``stats(queue).durable``) the stored
-  form ``(function name, args, kwargs)`` (:mod:`unidist_queue._stored`; what cannot be
-  stored is refused with ``SerializationError``), its live
-  :class:`~unidist_queue._task.Job` (with the future) kept here by message id; for
-  any other queue the ``Job`` itself.
+* Submitting adds a message: the stored form (:mod:`unidist_queue._stored`: function
+  name, args, kwargs and this handler's reply address; what cannot be stored is refused
+  with ``SerializationError``) for a durable queue and for every queue of a backend that
+  is not an in-process :class:`~unidist_queue.MessageQueue` (it serializes bodies and
+  may be shared by processes), its live :class:`~unidist_queue._task.Job` kept here by
+  message id; else (a ``MessageQueue``'s queue that is not durable) the ``Job`` itself,
+  the fast path: whichever handler of the process takes it resolves its future.
 * Workers take tasks with ``reserve_many(queue, n, timeout=0)``, ``n`` bounded by their
-  free slots; a finished task is acked; tasks taken but given back are nacked (to the
-  front of their queue, in id order). A message with no live job here (left by a
-  process that died, added by other code) gets a job built from its stored form
-  (``recovered``: nobody waits on its future; its function is imported when a worker
-  runs it, :class:`~unidist_queue._stored.Deferred`); a message that is neither is no
-  task: it is removed and logged. A stored task whose function cannot be imported then
-  did not run: instead of an ack, its message moves to ``"task-dead:S"``
-  (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive` moves such tasks back.
+  free slots; a finished task is acked; tasks given back are nacked (to the front, in id
+  order). A message with no live job here (submitted by another handler, left by a
+  process that died, added by other code) gets a ``recovered`` job built from its stored
+  form (its function imported when run, :class:`~unidist_queue._stored.Deferred`); its
+  outcome goes to the reply queue its body names, if any, before the ack
+  (:mod:`unidist_queue._replies`), and this handler's own reply queue resolves the
+  futures of its tasks others ran. A task of this handler met under another message id
+  (moved by ``retry_dead``) runs as its live job; one whose future is already done (a
+  second delivery) is acked without running. A message that is no task is removed and
+  logged. A stored task whose function cannot be imported did not run: its message
+  moves to ``"task-dead:S"`` (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive`
+  moves such tasks back.
 * Every task submitted here is remembered while it waits in ``mq`` (a durable one in
   ``_live`` by message id, any other in ``_waiting``, left by whoever takes it), so that
   once ``mq`` is closed under the handler the futures of those still waiting can be
@@ -50,10 +56,12 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._deadletter import bury, revive
-from ._stored import Deferred, body_of, parse_body
+from ._replies import Replies, send
+from ._stored import Deferred, Stored, body_of, parse_body
 from ._task import Job
 from ._waiting import job_id
 from .errors import Empty, SerializationError, ShutDown
+from .queues import MessageQueue
 
 if TYPE_CHECKING:
     from ._routing import Series
@@ -79,9 +87,12 @@ class QueueTasks:
         self.mq = mq
         self._ring = ring
         self._make = make
-        self._live: Dict[int, Job] = {}  # durable message id -> its live Job, while it waits
+        self._live: Dict[int, Job] = {}  # stored message id -> its live Job, while it waits
         self._adding = threading.Lock()
-        self._durability: Dict[str, bool] = {}  # queue -> whether durable (looked up once)
+        self._stores: Dict[str, bool] = {}  # queue -> whether tasks are stored (looked up once)
+        self._in_process = isinstance(mq, MessageQueue)
+        #: This handler's reply queue and the stored tasks whose outcome it awaits.
+        self.replies = Replies(mq, self._live)
         self._unsubscribe: List[Callable[[], None]] = []
         self._waiting: Dict[Job, None] = {}  # jobs waiting in mq as themselves (see _hold)
 
@@ -94,27 +105,39 @@ class QueueTasks:
         return [q[5:] for q in mq.queues() if q.startswith("task:") and mq.stats(q).durable]
 
     def add(self, s: Series[Any], job: Job) -> None:
-        """Add ``job`` to its queue: stored if durable (registered), else the job itself.
+        """Add ``job`` to its queue: stored (registered) if durable or not in a
+        ``MessageQueue``, else the job itself.
 
         A queue's durability cannot change while it exists, so it is looked up once; a
         queue dropped and made again the other way is looked up again when its add is
         refused.
         """
         with self._adding:
-            durable = self._durability.get(s.queue)
-            if durable is None:
-                durable = self._durability[s.queue] = self.mq.stats(s.queue).durable
+            stored = self._stores.get(s.queue)
+            if stored is None:
+                stored = self._stores[s.queue] = self._stored(s.queue)
             try:
-                self._add(s, job, durable)
+                self._add(s, job, stored)
             except SerializationError:
-                now = self._durability[s.queue] = self.mq.stats(s.queue).durable
-                if now == durable:
+                now = self._stores[s.queue] = self._stored(s.queue)
+                if now == stored:
                     raise
                 self._add(s, job, now)
 
-    def _add(self, s: Series[Any], job: Job, durable: bool) -> None:
-        if durable:
-            job.msg_id = self.mq.add(s.queue, body_of(job.fn, job.args, job.kwargs))
+    def _stored(self, queue: str) -> bool:
+        """Whether tasks wait in ``queue`` in their stored form (see the module)."""
+        return not self._in_process or self.mq.stats(queue).durable
+
+    def _add(self, s: Series[Any], job: Job, stored: bool) -> None:
+        if stored:
+            replies = self.replies
+            body = body_of(job.fn, job.args, job.kwargs, replies.address(), job.id)
+            replies.hold(job)
+            try:
+                job.msg_id = self.mq.add(s.queue, body)
+            except BaseException:
+                replies.let_go(job)
+                raise
             self._live[job.msg_id] = job
             return
         job.home = waiting = self._waiting  # as _hold does (inlined: the submit path)
@@ -189,9 +212,31 @@ class QueueTasks:
         if stored is None:
             logger.warning("message %d of %r is not a task: removed", message.id, s.queue)
             return None
-        job = self._make(s.name, Deferred(stored[0]), stored[1], stored[2])  # imported when run
+        if stored.reply_to == self.replies.queue and stored.key is not None:
+            return self._own(s, stored, stored.key, message)
+        job = self._rebuilt(s, stored)
+        if stored.reply_to is not None and stored.key is not None:
+            job.reply = (stored.reply_to, stored.key)
         if self._durable(s):
             job.msg_id = message.id
+        return job
+
+    def _rebuilt(self, s: Series[Any], stored: Stored) -> Job:
+        """A recovered job for ``stored`` (its function imported when a worker runs it)."""
+        return self._make(s.name, Deferred(stored.name), stored.args, stored.kwargs)
+
+    def _own(self, s: Series[Any], stored: Stored, key: int, message: Message) -> Job:
+        """A task submitted here, met under a message id it was not added with (moved by
+        ``retry_dead``, or a second delivery): its live job, or, if its future is done
+        (resolved by a reply), a cancelled job that a worker skips (and acks)."""
+        job = self.replies.waiting(key)
+        if job is None:
+            job = self._rebuilt(s, stored)
+            job.future.cancel()
+            return job
+        if self._live.get(job.msg_id) is job:
+            self._live.pop(job.msg_id, None)
+        job.msg_id = message.id
         return job
 
     def _durable(self, s: Series[Any]) -> bool:
@@ -200,7 +245,10 @@ class QueueTasks:
         except ShutDown:
             return False
 
-    def done(self, job: Job) -> None:
+    def done(self, job: Job, value: Any = None, failed: bool = False) -> None:
+        """``job`` ran (``value``: its result, or its exception if ``failed``) or was
+        skipped: send its outcome to its submitter's reply queue if it has one (before
+        the ack: a crash in between runs it again, never loses the outcome), then ack."""
         message, job.message = job.message, None
         if message is None:
             return
@@ -208,6 +256,12 @@ class QueueTasks:
         if type(fn) is Deferred and fn.missing is not None:  # it did not run: never dropped
             bury(self.mq, job.series, message, fn.missing)
             return
+        reply = job.reply
+        if reply is not None:  # a skipped one's future is not running; undelivered: logged
+            if not (job.future.running() and send(self.mq, reply[0], reply[1], value, failed)):
+                job.reply = None
+        elif not job.recovered:
+            self.replies.let_go(job)
         try:
             self.mq.ack(message)
         except (ValueError, ShutDown):  # cleared or dropped meanwhile; closed
@@ -234,6 +288,8 @@ class QueueTasks:
         mine = [m for m in front if m.id == job.msg_id]
         if not mine:  # not found at the front (taken by others meanwhile): a worker skips it
             self._live[job.msg_id] = job
+        else:
+            self.replies.let_go(job)
         self._settle(mine, ack=True)
         self._settle([m for m in front if m.id != job.msg_id], ack=False)
 
@@ -280,7 +336,7 @@ class QueueTasks:
         if job is None:
             stored = parse_body(message.body)
             if stored is not None:  # kept: listed again, it is the same job
-                job = self._live[message.id] = self._make(s.name, Deferred(stored[0]), stored[1], stored[2])
+                job = self._live[message.id] = self._rebuilt(s, stored)
                 job.msg_id = message.id
         return job
 
@@ -314,7 +370,15 @@ class QueueTasks:
         ]
         self._live.clear()
         self._waiting.clear()
+        seen = set(jobs)  # and those taken by another handler: their reply cannot come now
+        jobs += [job for job in self.replies.unresolved() if job not in seen and job.message is None]
         return sorted(jobs, key=job_id)
+
+    def unresolved(self) -> List[Job]:
+        """At the end of a shutdown: drop the reply queue and take the tasks submitted here
+        whose outcome is still awaited from another handler (futures not done), oldest first."""
+        self.replies.close()
+        return [job for job in self.replies.unresolved() if job.message is None]
 
     def revive(self, s: Series[Any]) -> int:
         """Move the tasks of ``"task-dead:S"`` back to ``"task:S"``; how many (see

@@ -12,11 +12,12 @@ import logging
 import types
 from concurrent.futures import CancelledError
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import blocker, threads_named, wait_until
 
-from unidist_queue import _closewatch
+from unidist_queue import _closewatch, _replies
 from unidist_queue.errors import Full, ShutDown, StoreError
 from unidist_queue.queues import MessageQueue
 from unidist_queue.store.file import FileStore
@@ -116,17 +117,19 @@ def test_shutting_down_first_then_closing_logs_nothing(caplog: pytest.LogCapture
     assert caplog.text == ""
 
 
-def test_the_watching_thread_creates_no_queue_and_ignores_items_added_to_its_name(
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_watching_thread_creates_no_queue_and_ignores_stray_items_in_its_reply_queue(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(_closewatch.uuid, "uuid4", lambda: types.SimpleNamespace(hex="fixed"))
+    monkeypatch.setattr(_replies.uuid, "uuid4", lambda: types.SimpleNamespace(hex="fixed"))
     mq = MessageQueue()
     th = TaskHandler(1, mq=mq)
     (watch,) = threads_named("TaskHandler-watch")
     try:
         assert mq.queues() == []  # waiting on a queue name does not create it
-        mq.add("task-watch:fixed", "stray")
-        wait_until(lambda: mq.count("task-watch:fixed") == 0)  # taken and ignored
+        with caplog.at_level(logging.WARNING, logger="unidist_queue.tasks"):
+            mq.add("task-reply:fixed", "stray")
+            wait_until(lambda: mq.count("task-reply:fixed") == 0)  # taken, logged, ignored
+            wait_until(lambda: "is not a task outcome" in caplog.text)
         assert th.submit(abs, -3).result(WAIT) == 3
         assert watch.is_alive()
     finally:
@@ -212,7 +215,7 @@ class FakeQueue:
         self.the_view = view
 
     def view(self, name: str) -> FakeView:
-        assert name.startswith("task-watch:")
+        assert name.startswith("task-reply:")
         return self.the_view
 
 
@@ -232,7 +235,8 @@ def test_the_watching_thread_logs_what_goes_wrong(
         raise RuntimeError("on_close failed")
 
     caplog.set_level(logging.DEBUG, logger="unidist_queue.tasks")
-    watch = _closewatch.CloseWatch(FakeQueue(FakeView(error)), on_close)  # type: ignore[arg-type]
+    fake: Any = FakeQueue(FakeView(error))
+    watch = _closewatch.CloseWatch(fake, on_close, "task-reply:x", print)
     watch.join(WAIT)
     assert not watch.thread.is_alive()
     (record,) = [r for r in caplog.records if logged in r.getMessage()]
