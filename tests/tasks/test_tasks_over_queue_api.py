@@ -3,9 +3,9 @@
 Each test runs over three backends: ``ApiOnly(MessageQueue())`` (only the QueueAPI
 methods, in memory: not a ``MessageQueue``, so tasks wait in their stored form, as over
 any other backend), ``ApiOnly(MessageQueue(FileStore))`` (durable) and a durable
-``MessageQueue(FileStore)`` itself. Everything is observed through public behaviour: futures, ``status()``, worker
-thread names and the queue's ``stats``/``count``. Task functions are module-level, so a
-durable series can store them by name. Every wait is bounded.
+``MessageQueue(FileStore)`` itself. Everything is observed through public behaviour:
+futures, ``status()``, worker thread names and the queue's ``stats``/``count``. Task
+functions are module-level, so they can be stored by name. Every wait is bounded.
 """
 
 from __future__ import annotations
