@@ -20,6 +20,11 @@ it, so nothing is recorded or listed).
   (``QueueView.shutdown``): the blocked ``get`` raises ``ShutDown`` too, and the thread
   sees the view's ``is_shutdown`` and ends without a call.
 
+* A ``get`` that fails otherwise (a lost connection to a server, a read-only store) is
+  tried again after a pause that doubles from 0.1 s up to :data:`RETRY_MAX` seconds,
+  the first failure of a streak logged at WARNING (the handler hears neither replies
+  nor the close meanwhile), the others at DEBUG; :meth:`CloseWatch.stop` ends the pause.
+
 Only the public queue API is used (``view``, the view's ``get``, ``shutdown`` and
 ``is_shutdown``), so this works for any backend whose ``close`` wakes its blocked
 callers, as the contract demands of every backend. Cost: one thread per handler over
@@ -32,14 +37,17 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .errors import ShutDown, StoreError
+from .errors import ShutDown
 
 if TYPE_CHECKING:
     from .api import QueueAPI
 
-__all__ = ["CloseWatch"]
+__all__ = ["RETRY_MAX", "CloseWatch"]
 
 logger = logging.getLogger("unidist_queue.tasks")
+
+RETRY_MAX = 5.0
+"""The longest pause (seconds) before the watching thread tries a failed ``get`` again."""
 
 
 class CloseWatch:
@@ -57,13 +65,16 @@ class CloseWatch:
         self, mq: QueueAPI, on_close: Callable[[], Any], name: str, on_item: Callable[[Any], Any]
     ) -> None:
         self._view = mq.view(name)
+        self._stopped = threading.Event()
         self.thread = threading.Thread(
-            target=_watch, args=(self._view, on_close, on_item), name="TaskHandler-watch", daemon=True
+            target=_watch, args=(self._view, on_close, on_item, self._stopped), name="TaskHandler-watch",
+            daemon=True,
         )
         self.thread.start()
 
     def stop(self) -> None:
         """Let the thread end without calling ``on_close`` (unless ``mq`` closed first). O(1)."""
+        self._stopped.set()
         try:
             self._view.shutdown()
         except Exception:  # pragma: no cover - a backend that cannot even wake its waiters
@@ -75,19 +86,26 @@ class CloseWatch:
             self.thread.join(timeout)
 
 
-def _watch(view: Any, on_close: Callable[[], Any], on_item: Callable[[Any], Any]) -> None:
-    """The watching thread: block in the view's ``get`` until it raises ``ShutDown``."""
+def _watch(
+    view: Any, on_close: Callable[[], Any], on_item: Callable[[Any], Any], stopped: threading.Event
+) -> None:
+    """The watching thread: get items until the view's ``get`` raises ``ShutDown``."""
+    pause = 0.0
     while True:
         try:
             item = view.get()
         except ShutDown:
             break
-        except StoreError:  # a read-only store: nothing can wait in it, nothing to watch
-            logger.debug("the task queues cannot be watched for their closing", exc_info=True)
-            return
-        except Exception:
-            logger.exception("cannot watch the task queues for their closing")
-            return
+        except Exception as exc:
+            if not pause:
+                logger.warning("cannot read the task replies (trying again): %r", exc, exc_info=exc)
+            else:
+                logger.debug("cannot read the task replies (trying again): %r", exc)
+            pause = min(max(pause * 2, 0.1), RETRY_MAX)
+            if stopped.wait(pause):
+                return
+            continue
+        pause = 0.0
         try:
             on_item(item)
         except Exception:

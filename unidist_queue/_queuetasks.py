@@ -43,8 +43,9 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
   by itself.
 
 Lock: ``_adding`` is held around each add and its registration, so a worker that
-reserves a message of a durable queue before its submitter registered the live job
-waits for it (a miss takes ``_adding``). It is the last lock taken: a submitter holds
+reserves a stored task of this handler before its submitter registered the live job
+waits for it (a miss on a body naming this handler's reply queue takes ``_adding``; a
+task another handler submitted never waits for this one's adds). It is the last lock taken: a submitter holds
 no other (the pool's ``_submitting`` aside) while it adds.
 """
 
@@ -203,17 +204,16 @@ class QueueTasks:
                 home.pop(body, None)
             return body
         job = self._live.pop(message.id, None)
-        if job is None:
-            with self._adding:  # its submitter may not have registered it yet
-                job = self._live.pop(message.id, None)
         if job is not None:
             return job
         stored = parse_body(body)
         if stored is None:
             logger.warning("message %d of %r is not a task: removed", message.id, s.queue)
             return None
-        if stored.reply_to == self.replies.queue and stored.key is not None:
-            return self._own(s, stored, stored.key, message)
+        if stored.reply_to == self.replies.queue and stored.key is not None:  # submitted here
+            with self._adding:  # this handler's submitter may not have registered it yet
+                job = self._live.pop(message.id, None)
+            return job or self._own(s, stored, stored.key, message)
         job = self._rebuilt(s, stored)
         if stored.reply_to is not None and stored.key is not None:
             job.reply = (stored.reply_to, stored.key)

@@ -9,10 +9,11 @@ tasks stored: they run after a restart. Every wait is bounded.
 from __future__ import annotations
 
 import logging
+import threading
 import types
 from concurrent.futures import CancelledError
 from pathlib import Path
-from typing import Any
+from typing import Any, List, Sequence
 
 import pytest
 from helpers import blocker, threads_named, wait_until
@@ -197,17 +198,26 @@ def test_a_future_resolved_by_its_caller_before_its_task_started_is_skipped(with
 
 
 class FakeView:
-    """A view whose ``get`` raises ``error`` (and records that it was shut down)."""
+    """A view whose ``get`` raises each of ``errors`` in turn, then gives each of
+    ``items``, then waits until it is shut down (``ShutDown``)."""
 
-    def __init__(self, error: Exception) -> None:
-        self.error = error
+    def __init__(self, errors: List[Exception], items: Sequence[Any] = ()) -> None:
+        self.errors = list(errors)
+        self.items = list(items)
         self.is_shutdown = False
+        self.down = threading.Event()
 
-    def get(self) -> None:
-        raise self.error
+    def get(self) -> Any:
+        if self.errors:
+            raise self.errors.pop(0)
+        if self.items:
+            return self.items.pop(0)
+        assert self.down.wait(WAIT)
+        raise ShutDown("shut down")
 
     def shutdown(self) -> None:
         self.is_shutdown = True
+        self.down.set()
 
 
 class FakeQueue:
@@ -219,25 +229,52 @@ class FakeQueue:
         return self.the_view
 
 
-@pytest.mark.parametrize(
-    ("error", "level", "logged"),
-    [
-        (ShutDown("closed"), logging.ERROR, "whose MessageQueue was closed failed"),
-        (RuntimeError("broken backend"), logging.ERROR, "cannot watch the task queues"),
-        (StoreError("read-only"), logging.DEBUG, "cannot be watched"),
-    ],
-    ids=["on-close-raises", "unexpected-error", "read-only-store"],
-)
-def test_the_watching_thread_logs_what_goes_wrong(
-    caplog: pytest.LogCaptureFixture, error: Exception, level: int, logged: str
-) -> None:
+def test_the_watching_thread_logs_an_on_close_that_raises(caplog: pytest.LogCaptureFixture) -> None:
     def on_close() -> None:
         raise RuntimeError("on_close failed")
 
-    caplog.set_level(logging.DEBUG, logger="unidist_queue.tasks")
-    fake: Any = FakeQueue(FakeView(error))
+    fake: Any = FakeQueue(FakeView([ShutDown("closed")]))
     watch = _closewatch.CloseWatch(fake, on_close, "task-reply:x", print)
     watch.join(WAIT)
     assert not watch.thread.is_alive()
-    (record,) = [r for r in caplog.records if logged in r.getMessage()]
-    assert record.levelno == level
+    (record,) = [r for r in caplog.records if "whose MessageQueue was closed failed" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+
+
+def test_the_watching_thread_tries_a_failing_get_again_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    """A lost connection, say: logged at WARNING once per streak, then DEBUG; items
+    after it are handled; an item whose handling raises is logged and skipped."""
+    got: List[Any] = []
+    two = threading.Event()
+
+    def on_item(item: Any) -> None:
+        if item == "bad":
+            raise ValueError("cannot handle")
+        got.append(item)
+        if len(got) == 2:
+            two.set()
+
+    caplog.set_level(logging.DEBUG, logger="unidist_queue.tasks")
+    view = FakeView([StoreError("connection lost"), RuntimeError("broken")], ["a", "bad", "b"])
+    watch = _closewatch.CloseWatch(FakeQueue(view), print, "task-reply:x", on_item)  # type: ignore[arg-type]
+    try:
+        assert two.wait(WAIT) and got == ["a", "b"]
+        levels = [r.levelno for r in caplog.records if "cannot read the task replies" in r.getMessage()]
+        assert levels == [logging.WARNING, logging.DEBUG]
+        assert "a task outcome could not be handled" in caplog.text
+    finally:
+        watch.stop()
+        watch.join(WAIT)
+    assert not watch.thread.is_alive()
+
+
+def test_stopping_the_watching_thread_ends_its_pause_after_a_failed_get(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="unidist_queue.tasks")
+    view = FakeView([StoreError("read-only")] * 1000)
+    watch = _closewatch.CloseWatch(FakeQueue(view), print, "task-reply:x", print)  # type: ignore[arg-type]
+    wait_until(lambda: "cannot read the task replies" in caplog.text)
+    watch.stop()  # from within a pause of up to RETRY_MAX seconds
+    watch.join(WAIT)
+    assert not watch.thread.is_alive() and view.errors  # it did not try them all
