@@ -33,14 +33,12 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
 * Messages that become ready by any other way than a submit of this handler (an add
   by other code, a nack, a lease ending) are heard of through ``subscribe``: the
   callback (the pool's ring) only wakes a free worker.
-* Messages that become ready by a timed change (a delayed add or nack, another
-  consumer's lease running out) are promoted lazily by the queue: nobody is rung until
-  something touches it. An idle worker thread asks :meth:`next_due` before it waits and
-  wakes at that time to look (see :func:`unidist_queue._workers._wait_for_task`).
-  Limit: the queue API tells nobody of a *new* timed change (a delayed add or nack
-  by other code, a lease taken by another consumer): one made while every worker
-  idles is seen when a thread next asks (a ring, an update, a task finishing), not
-  by itself.
+* Messages made ready by a timed change (a delayed add or nack, a lease running out)
+  are promoted lazily: nobody is rung. An idle worker thread asks :meth:`next_due`
+  before it waits and wakes then to look (:func:`unidist_queue._workers._wait_for_task`).
+  Limit: nobody is told of a *new* timed change (a delayed add or nack by other code, a
+  lease taken by another consumer): one made while every worker idles is seen when a
+  thread next asks (a ring, an update, a task finishing).
 
 Lock: ``_adding`` is held around each add and its registration, so a worker that
 reserves a stored task of this handler before its submitter registered the live job
@@ -56,7 +54,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ._deadletter import bury, revive
+from ._deadletter import bury, revive, settle
 from ._replies import Replies, send
 from ._stored import Deferred, Stored, body_of, parse_body
 from ._task import Job
@@ -228,9 +226,10 @@ class QueueTasks:
     def _own(self, s: Series[Any], stored: Stored, key: int, message: Message) -> Job:
         """A task submitted here, met under a message id it was not added with (moved by
         ``retry_dead``, or a second delivery): its live job, or, if its future is done
-        (resolved by a reply), a cancelled job that a worker skips (and acks)."""
+        (resolved by a reply) or a worker here holds it, a cancelled job that a worker
+        skips (and acks)."""
         job = self.replies.waiting(key)
-        if job is None:
+        if job is None or job.message is not None:  # resolved, or held here under its first id
             job = self._rebuilt(s, stored)
             job.future.cancel()
             return job
@@ -315,8 +314,15 @@ class QueueTasks:
             return
         # handed to the caller: a durable queue keeps them reserved (they run again
         # after a restart); any other forgets them
-        gone = [job.message for job in jobs if job.message is not None and not job.msg_id]
+        gone = [job.message for job in jobs if job.message is not None and not self._keeps(job)]
         self._settle(gone, ack=True)
+
+    def _keeps(self, job: Job) -> bool:
+        """Whether ``job``'s message stays reserved when its task is handed to the caller."""
+        try:
+            return bool(job.msg_id) and self.mq.stats(f"task:{job.series}").durable
+        except ShutDown:
+            return False
 
     def take_all(self, s: Series[Any], remove: bool) -> List[Job]:
         if not remove and self._durable(s):
@@ -357,13 +363,9 @@ class QueueTasks:
 
     def stranded(self) -> List[Job]:
         """Once ``mq`` is closed, with the pool's lock held: the tasks submitted here that
-        wait in ``mq`` (no worker holds them, not done; a reassigned task whose future
-        is running included), oldest first.
-
-        The pool takes tasks under its lock, so none of its own workers takes one
-        meanwhile; a task another handler on the same ``mq`` reserved before the close
-        is no longer listed, or is held by it (``message`` set).
-        """
+        wait in ``mq`` or run elsewhere (no worker here holds them, not done; a reassigned
+        task whose future is running included), oldest first. The pool takes tasks
+        under its lock, so none of its own workers takes one meanwhile."""
         jobs = [
             job for job in [*self._live.values(), *list(self._waiting)]
             if not (job.recovered or job.message is not None or job.future.done())
@@ -394,20 +396,4 @@ class QueueTasks:
         self._unsubscribe.clear()
 
     def _settle(self, messages: List[Message], ack: bool) -> None:
-        """Ack (or nack) ``messages`` as one step; one by one if some are gone meanwhile."""
-        if not messages:
-            return
-        mq = self.mq
-        try:
-            try:
-                (mq.ack_many if ack else mq.nack_many)(messages)
-            except ValueError:  # a reservation ended meanwhile (cleared, dropped)
-                for m in messages:
-                    try:
-                        (mq.ack if ack else mq.nack)(m)
-                    except ValueError:
-                        logger.debug("task message %d is no longer reserved", m.id)
-        except ShutDown:
-            logger.debug("the task queues are closed: %d messages left as they are", len(messages))
-        except Exception:
-            logger.exception("the task queue could not commit; a restart may rerun tasks")
+        settle(self.mq, messages, ack)

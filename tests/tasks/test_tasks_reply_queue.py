@@ -95,6 +95,16 @@ def test_a_second_delivery_of_a_resolved_task_is_skipped_by_its_submitter(mq: Me
         assert runs("again") == 2 and future.result(WAIT) == 1
 
 
+def test_a_second_delivery_taken_with_the_first_by_its_submitter_runs_once(mq: MessageQueue) -> None:
+    with TaskHandler(0, mq=mq) as submitter:
+        future = submitter.submit_to("s", counted, "pair")
+        duplicate(mq, "task:s")
+        submitter.hire("s", slots=2)  # takes both in one reserve_many
+        assert future.result(WAIT) == 1
+        wait_until(lambda: mq.stats("task:s").removed == 2)
+    assert runs("pair") == 1
+
+
 def test_a_task_moved_to_a_new_message_runs_as_its_submitters_live_task(mq: MessageQueue) -> None:
     with TaskHandler(0, mq=mq) as submitter:
         future = submitter.submit_to("s", counted, "moved")
