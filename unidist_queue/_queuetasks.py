@@ -325,26 +325,24 @@ class QueueTasks:
             return False
 
     def take_all(self, s: Series[Any], remove: bool) -> List[Job]:
+        """The waiting tasks of ``s`` submitted here (see :class:`~unidist_queue._waiting.TaskQueue`).
+
+        Stored tasks of other handlers (or of a process that is gone) are not this
+        handler's to cancel: listed, they are skipped; taken, they are nacked back (to
+        the front, in id order, ``attempts`` up by one). A task waiting as a ``Job``
+        carries its own future, whichever handler of this process submitted it.
+        """
         if not remove and self._durable(s):
             try:
                 messages = self.mq.messages(s.queue)
             except ShutDown:
                 return []
-            listed = [self._listed(s, m) for m in messages]
+            listed = [self._live.get(m.id) for m in messages]
             return [job for job in listed if job is not None]
         jobs = self.take(s, sys.maxsize)
-        self._settle([job.message for job in jobs if job.message is not None], ack=True)
-        return jobs
-
-    def _listed(self, s: Series[Any], message: Message) -> Optional[Job]:
-        """The job of a waiting message, left in its queue."""
-        job = self._live.get(message.id)
-        if job is None:
-            stored = parse_body(message.body)
-            if stored is not None:  # kept: listed again, it is the same job
-                job = self._live[message.id] = self._rebuilt(s, stored)
-                job.msg_id = message.id
-        return job
+        self._settle([job.message for job in jobs if job.message is not None and not job.recovered], ack=True)
+        self._settle([job.message for job in jobs if job.message is not None and job.recovered], ack=False)
+        return [job for job in jobs if not job.recovered]
 
     def waiting(self, s: Series[Any]) -> int:
         try:

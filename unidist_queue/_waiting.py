@@ -72,8 +72,8 @@ class TaskQueue(Protocol):
         handed to the caller (they leave the queue unless it keeps them for a restart)."""
 
     def take_all(self, s: Series[Any], remove: bool) -> List[Job]:
-        """Every waiting task of ``s``; removed unless ``remove`` is false and the queue
-        keeps its tasks for a restart."""
+        """Every waiting task of ``s`` submitted here; removed unless ``remove`` is false
+        and the queue keeps its tasks for a restart (tasks of others are left waiting)."""
 
     def waiting(self, s: Series[Any]) -> int:
         """How many tasks of ``s`` wait (a cancelled one counts until it is skipped)."""

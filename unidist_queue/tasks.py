@@ -317,8 +317,10 @@ class TaskHandler(Executor):
         replies (with ``wait``, once its workers are done, and that thread is joined),
         drops its reply queue and cancels the futures of its tasks that run elsewhere
         still unresolved (returned too: another handler may still finish them, unheard).
-        Idempotent: later calls return ``[]`` (also after the handler shut itself down
-        because ``mq`` was closed).
+        Over a shared ``mq=``, only this handler's tasks are cancelled or returned: the
+        stored tasks of other handlers (or of a process that is gone) stay in their
+        queue. Idempotent: later calls return ``[]`` (also after the handler shut itself
+        down because ``mq`` was closed).
 
         Thread-safe; from a task, it does not wait for that task.
 

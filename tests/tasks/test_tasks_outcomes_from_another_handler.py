@@ -169,3 +169,20 @@ def test_closing_the_queue_fails_the_future_of_a_task_running_elsewhere(mq: Queu
         submitter.shutdown(timeout=WAIT)
         worker.shutdown(timeout=WAIT)
 
+
+
+@pytest.mark.parametrize("cancel_futures", [False, True])
+def test_a_submitters_shutdown_leaves_the_tasks_of_other_handlers_waiting(
+    mq: QueueAPI, cancel_futures: bool
+) -> None:
+    mine, theirs = TaskHandler(0, mq=mq), TaskHandler(0, mq=mq)
+    try:
+        first = [mine.submit(square, 1), theirs.submit(square, 2)]
+        second = [mine.submit(square, 3), theirs.submit(square, 4)]
+        unfinished = mine.shutdown(cancel_futures=cancel_futures)
+        assert [t.future for t in unfinished] == [first[0], second[0]]  # only its own
+        assert first[0].cancelled() and second[0].cancelled()
+        with TaskHandler(1, mq=mq):  # the other handler's tasks are still there
+            assert [first[1].result(WAIT), second[1].result(WAIT)] == [4, 16]
+    finally:
+        theirs.shutdown(timeout=WAIT)
