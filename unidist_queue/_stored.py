@@ -49,16 +49,13 @@ class Stored(NamedTuple):
 
 
 def body_of(
-    fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any],
-    reply_to: Optional[str] = None, key: int = 0,
+    fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], reply_to: str, key: int
 ) -> Body:
     """The stored form of ``fn(*args, **kwargs)``, with the reply address ``reply_to``
-    and ``key`` if ``reply_to`` is given. O(1) plus :func:`name_of`.
+    and ``key``. O(1) plus :func:`name_of`.
 
     :raises SerializationError: ``fn`` has no importable name.
     """
-    if reply_to is None:
-        return (name_of(fn), tuple(args), dict(kwargs))
     return (name_of(fn), tuple(args), dict(kwargs), {"reply_to": reply_to, "key": key})
 
 

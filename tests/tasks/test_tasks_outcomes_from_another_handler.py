@@ -36,6 +36,20 @@ def unpicklable_result() -> Any:
     return threading.Lock()
 
 
+class Unprintable:
+    """Cannot be pickled (it holds a lock), and its repr raises."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def unprintable_result() -> Any:
+    return Unprintable()
+
+
 def unpicklable_error() -> None:
     raise ValueError(threading.Lock())
 
@@ -110,9 +124,11 @@ def test_an_unserializable_result_or_exception_fails_the_future_with_serializati
             submitter.submit(unpicklable_result).result(WAIT)
         with pytest.raises(SerializationError, match="raised ValueError"):
             submitter.submit(unpicklable_error).result(WAIT)
+        with pytest.raises(SerializationError, match="<Unprintable object>"):
+            submitter.submit(unprintable_result).result(WAIT)
         assert submitter.submit(square, 3).result(WAIT) == 9  # and it goes on
         stats = mq.stats("task:default")
-        assert (stats.ready, stats.reserved, stats.removed) == (0, 0, 3)  # acked all the same
+        assert (stats.ready, stats.reserved, stats.removed) == (0, 0, 4)  # acked all the same
 
 
 def test_an_in_process_message_queue_passes_results_as_they_are(tmp_path: Path) -> None:

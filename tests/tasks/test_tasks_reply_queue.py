@@ -31,6 +31,16 @@ def counted(tag: Any) -> int:
         return COUNTS[tag]
 
 
+HOLD = threading.Event()  # held_counted() waits for it
+HELD = threading.Event()  # set once held_counted() started
+
+
+def held_counted(tag: Any) -> int:
+    HELD.set()
+    assert HOLD.wait(WAIT)
+    return counted(tag)
+
+
 def runs(tag: Any) -> int:
     with COUNTS_LOCK:
         return COUNTS.get(tag, 0)
@@ -40,7 +50,10 @@ def runs(tag: Any) -> int:
 def fresh() -> Iterator[None]:
     with COUNTS_LOCK:
         COUNTS.clear()
+    HOLD.clear()
+    HELD.clear()
     yield
+    HOLD.set()
 
 
 @pytest.fixture
@@ -171,11 +184,12 @@ def test_an_outcome_that_comes_back_as_no_exception_fails_the_future_with_serial
             mq.add(replies, {"task": keys[0], "error": {"type": "ValueError"}})
             mq.add(replies, {"task": keys[1], "unserializable": 42})
             mq.add(replies, {"task": keys[2], "result": 1, "error": 2})  # not a reply
+            mq.add(replies, {"task": str(keys[2]), "result": 1})  # not a reply either
             with pytest.raises(SerializationError, match="came back as"):
                 futures[0].result(WAIT)
             with pytest.raises(SerializationError, match="42"):
                 futures[1].result(WAIT)
-            wait_until(lambda: "is not a task outcome" in caplog.text)
+            wait_until(lambda: caplog.text.count("is not a task outcome") == 2)
         assert not futures[2].done()
         submitter.hire("s")  # its own worker: the waiting tasks run here
         assert futures[2].result(WAIT) == 1
@@ -212,3 +226,33 @@ def test_a_reply_that_cannot_be_sent_is_logged_and_the_task_acked(
         with caplog.at_level(logging.ERROR, logger="unidist_queue.tasks"), TaskHandler(1, mq=refusing):
             wait_until(lambda: mq.stats("task:default").removed == 1)
         assert "could not send the outcome" in caplog.text and not future.done()
+
+
+class RefusingDrop(ApiOnly):
+    """A backend that cannot drop queues (a store error)."""
+
+    def drop(self, queue: str) -> bool:
+        raise StoreError("disk full")
+
+
+def test_a_reply_queue_that_cannot_be_dropped_at_shutdown_is_logged(
+    mq: MessageQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    refusing = RefusingDrop(mq)
+    with caplog.at_level(logging.ERROR, logger="unidist_queue.tasks"), TaskHandler(1, mq=refusing) as th:
+        assert th.submit(counted, "d").result(WAIT) == 1
+    assert "could not drop the reply queue" in caplog.text
+    assert len(reply_queues(mq)) == 1  # left: its replies would expire
+
+
+def test_a_cancelled_future_ignores_the_outcome_of_its_task_running_elsewhere(mq: MessageQueue) -> None:
+    """Its submitter cannot know that another handler started it: cancel() succeeds."""
+    with TaskHandler(0, mq=mq) as submitter:
+        future = submitter.submit(held_counted, "cancelled")
+        (replies,) = reply_queues(mq)
+        with TaskHandler(1, mq=mq):
+            assert HELD.wait(WAIT)
+            assert future.cancel()
+            HOLD.set()
+            wait_until(lambda: mq.stats(replies).removed == 1)  # the reply was read, ignored
+        assert future.cancelled() and runs("cancelled") == 1
