@@ -43,8 +43,8 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
 Lock: ``_adding`` is held around each add and its registration, so a worker that
 reserves a stored task of this handler before its submitter registered the live job
 waits for it (a miss on a body naming this handler's reply queue takes ``_adding``; a
-task another handler submitted never waits for this one's adds). It is the last lock taken: a submitter holds
-no other (the pool's ``_submitting`` aside) while it adds.
+task another handler submitted never waits for this one's adds). It is the last lock
+taken: a submitter holds no other (the pool's ``_submitting`` aside) while it adds.
 """
 
 from __future__ import annotations
@@ -138,6 +138,8 @@ class QueueTasks:
                 replies.let_go(job)
                 raise
             self._live[job.msg_id] = job
+            if job.future.done():  # resolved by a reply already (see Replies.resolve)
+                self._live.pop(job.msg_id, None)
             return
         job.home = waiting = self._waiting  # as _hold does (inlined: the submit path)
         waiting[job] = None
@@ -233,14 +235,16 @@ class QueueTasks:
             job = self._rebuilt(s, stored)
             job.future.cancel()
             return job
-        if self._live.get(job.msg_id) is job:
-            self._live.pop(job.msg_id, None)
+        self._live.pop(job.msg_id, None)  # its first message is gone (ids are never reused)
         job.msg_id = message.id
         return job
 
     def _durable(self, s: Series[Any]) -> bool:
+        return self._durable_queue(s.queue)
+
+    def _durable_queue(self, queue: str) -> bool:
         try:
-            return self.mq.stats(s.queue).durable
+            return self.mq.stats(queue).durable
         except ShutDown:
             return False
 
@@ -319,10 +323,7 @@ class QueueTasks:
 
     def _keeps(self, job: Job) -> bool:
         """Whether ``job``'s message stays reserved when its task is handed to the caller."""
-        try:
-            return bool(job.msg_id) and self.mq.stats(f"task:{job.series}").durable
-        except ShutDown:
-            return False
+        return bool(job.msg_id) and self._durable_queue(f"task:{job.series}")
 
     def take_all(self, s: Series[Any], remove: bool) -> List[Job]:
         """The waiting tasks of ``s`` submitted here (see :class:`~unidist_queue._waiting.TaskQueue`).

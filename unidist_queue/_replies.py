@@ -117,8 +117,6 @@ class Replies:
         if job is None:
             logger.debug("outcome of task %d ignored: it was resolved before (or is gone)", key)
             return
-        if job.msg_id and self._live.get(job.msg_id) is job:
-            self._live.pop(job.msg_id, None)
         try:
             if kind == "result":
                 job.future.set_result(value)
@@ -128,6 +126,10 @@ class Replies:
                 job.future.set_exception(SerializationError(value))
         except InvalidStateError:  # cancelled meanwhile, or run here too and resolved first
             logger.debug("future of %r already resolved", job)
+        # after the future is done: a submitter that registers the job in ``live`` only
+        # now sees it done and leaves it out (QueueTasks._add), or it is popped here
+        if self._live.get(job.msg_id) is job:
+            self._live.pop(job.msg_id, None)
 
     def unresolved(self) -> List[Job]:
         """Take the jobs still awaiting their outcome (their futures not done), oldest first."""

@@ -319,8 +319,10 @@ class TaskHandler(Executor):
         still unresolved (returned too: another handler may still finish them, unheard).
         Over a shared ``mq=``, only this handler's tasks are cancelled or returned: the
         stored tasks of other handlers (or of a process that is gone) stay in their
-        queue. Idempotent: later calls return ``[]`` (also after the handler shut itself
-        down because ``mq`` was closed).
+        queue; but its draining workers run whatever they find in their series,
+        whoever submitted it, so while other processes keep submitting a ``wait``
+        without ``timeout`` may not return. Idempotent: later calls return ``[]``
+        (also after the handler shut itself down because ``mq`` was closed).
 
         Thread-safe; from a task, it does not wait for that task.
 
