@@ -261,7 +261,8 @@ class QueueTasks:
             return
         reply = job.reply
         if reply is not None:  # a skipped one's future is not running; undelivered: logged
-            if not (job.future.running() and send(self.mq, reply[0], reply[1], value, failed)):
+            sent = job.future.running() and send(self.mq, *reply, value, failed, not self._in_process)
+            if not sent:
                 job.reply = None
         elif not job.recovered:
             self.replies.let_go(job)

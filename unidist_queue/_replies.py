@@ -13,8 +13,11 @@ queue API alone, so the same code works on every backend:
 * A worker that runs a task with a reply address and no live job calls :func:`send`:
   before it acks the task, it adds the outcome ``{"task": key, "result": value}`` or
   ``{"task": key, "error": exception}`` to that queue, serialized as the backend
-  serializes bodies. One that cannot be serialized is sent as ``{"task": key,
-  "unserializable": why}`` and fails the future with
+  serializes bodies (over a backend other than an in-process ``MessageQueue``, pickled
+  first into ``"result_pickle"``/``"error_pickle"`` bytes when the backend carries
+  bytes, so an outcome the submitter cannot unpickle fails only its own future and
+  never blocks the reply queue). One that cannot be serialized is sent as ``{"task":
+  key, "unserializable": why}``; either fails the future with
   :class:`~unidist_queue.SerializationError`. Reply first, ack second: a crash in
   between runs the task again (at least once), it never loses the outcome.
 * The submitter's one watching thread (:mod:`unidist_queue._closewatch`, which also hears
@@ -37,9 +40,10 @@ setting a key) are atomic, and each key is resolved by the one thread that pops 
 from __future__ import annotations
 
 import logging
+import pickle
 import uuid
 from concurrent.futures import InvalidStateError
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from .errors import SerializationError, ShutDown
 
@@ -58,7 +62,7 @@ REPLY_MAX_AGE = 3600.0
 """Seconds a reply waits in a reply queue nobody reads before it expires (one hour: a
 live submitter reads its replies at once; this only bounds what a dead one leaves)."""
 
-_KINDS = ("result", "error", "unserializable")
+_KINDS = ("result", "error", "unserializable", "result_pickle", "error_pickle")
 
 
 class Replies:
@@ -151,12 +155,19 @@ class Replies:
             logger.exception("could not drop the reply queue %r", self.queue)
 
 
-def send(mq: QueueAPI, reply_to: str, key: int, value: Any, failed: bool) -> bool:
+def send(mq: QueueAPI, reply_to: str, key: int, value: Any, failed: bool, packed: bool = False) -> bool:
     """Add a task's outcome (``value``; an exception if ``failed``) to ``reply_to``, if
-    that queue exists (worker side; see the module); whether it was sent. Never raises: a
+    that queue exists (worker side; see the module); whether it was sent.
+
+    ``packed`` (a backend other than an in-process ``MessageQueue``): the outcome is
+    pickled here, into the body as bytes (``"result_pickle"``/``"error_pickle"``), so
+    that one the submitter cannot unpickle (its class not importable there, an
+    exception that cannot be made again from its ``args``) fails that future with
+    ``SerializationError`` instead of a reply queue whose first body cannot be read; a
+    backend that cannot carry bytes (JSON) gets the outcome itself. Never raises: a
     failure is logged (the submitter's future then stays pending; the task is acked
-    anyway, as a task's result never fails it). Two queue calls (``exists``, ``add``); a
-    third when the outcome cannot be serialized.
+    anyway, as a task's result never fails it). Cost: two queue calls (``exists``,
+    ``add``), another for each body the backend refuses to serialize.
     """
     if not reply_to.startswith(REPLY_PREFIX):
         logger.warning("task %d names %r as its reply queue, not a reply queue: no reply sent", key, reply_to)
@@ -165,17 +176,38 @@ def send(mq: QueueAPI, reply_to: str, key: int, value: Any, failed: bool) -> boo
         if not mq.exists(reply_to):
             logger.debug("the submitter of task %d is gone (%r dropped): no reply sent", key, reply_to)
             return False
-        try:
-            mq.add(reply_to, {"task": key, "error" if failed else "result": value})
-        except SerializationError as exc:
-            what = ("the task raised " if failed else "the task's result ") + _describe(value)
-            mq.add(reply_to, {"task": key, "unserializable": f"{what} cannot be serialized: {exc}"})
+        why: Optional[BaseException] = None
+        for body in _bodies(key, value, failed, packed):
+            try:
+                mq.add(reply_to, body)
+                return True
+            except SerializationError as exc:
+                why = exc
+        mq.add(reply_to, _unserializable(key, value, failed, why))
         return True
     except ShutDown:
         logger.debug("the task queues are closed: the outcome of task %d was not sent", key)
     except Exception:
         logger.exception("could not send the outcome of task %d to %r", key, reply_to)
     return False
+
+
+def _bodies(key: int, value: Any, failed: bool, packed: bool) -> Iterator[Dict[str, Any]]:
+    """The reply bodies to try, in order (see :func:`send`)."""
+    kind = "error" if failed else "result"
+    if packed:
+        try:
+            data = pickle.dumps(value)
+        except Exception as exc:
+            yield _unserializable(key, value, failed, exc)
+            return
+        yield {"task": key, f"{kind}_pickle": data}
+    yield {"task": key, kind: value}
+
+
+def _unserializable(key: int, value: Any, failed: bool, why: Optional[BaseException]) -> Dict[str, Any]:
+    what = ("the task raised " if failed else "the task's result ") + _describe(value)
+    return {"task": key, "unserializable": f"{what} cannot be serialized: {why}"}
 
 
 def _describe(value: Any) -> str:
@@ -196,6 +228,14 @@ def _parse(body: Any) -> Optional[Tuple[int, str, Any]]:
     if isinstance(key, bool) or not isinstance(key, int) or len(kinds) != 1:
         return None
     kind, value = kinds[0], body[kinds[0]]
+    if kind.endswith("_pickle"):
+        if not isinstance(value, bytes):
+            return None
+        kind = kind[:-7]
+        try:
+            value = pickle.loads(value)  # a bytes body comes only from pickle (see send)
+        except Exception as exc:
+            return key, "unserializable", f"the task's outcome cannot be unpickled here: {exc!r}"
     if kind == "error" and not isinstance(value, BaseException):
         return key, "unserializable", f"the task raised an exception that came back as {_describe(value)}"
     if kind == "unserializable" and not isinstance(value, str):

@@ -11,6 +11,7 @@ Every wait is bounded.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -48,6 +49,31 @@ class Unprintable:
 
 def unprintable_result() -> Any:
     return Unprintable()
+
+
+def _refuse_to_load() -> None:
+    raise RuntimeError("cannot be made here")
+
+
+class LoadsNowhere:
+    """Pickles, but cannot be unpickled (as an instance of a class the submitter
+    cannot import)."""
+
+    def __reduce__(self) -> Any:
+        return (_refuse_to_load, ())
+
+
+def unloadable_result() -> Any:
+    return LoadsNowhere()
+
+
+class TwoArgs(Exception):
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a} and {b}")
+
+
+def unloadable_error() -> None:
+    raise TwoArgs(1, 2)  # pickles, but its args do not make it again
 
 
 def unpicklable_error() -> None:
@@ -129,6 +155,40 @@ def test_an_unserializable_result_or_exception_fails_the_future_with_serializati
         assert submitter.submit(square, 3).result(WAIT) == 9  # and it goes on
         stats = mq.stats("task:default")
         assert (stats.ready, stats.reserved, stats.removed) == (0, 0, 4)  # acked all the same
+
+
+def test_an_outcome_the_submitter_cannot_unpickle_fails_only_its_own_future() -> None:
+    """Another backend serializes bodies: the reply queue never holds a body its reader
+    cannot decode (it would block every later reply)."""
+    with Serializing(MessageQueue()) as mq, TaskHandler(0, mq=mq) as submitter, TaskHandler(1, mq=mq):
+        with pytest.raises(SerializationError, match="cannot be unpickled here: RuntimeError"):
+            submitter.submit(unloadable_result).result(WAIT)
+        with pytest.raises(SerializationError, match="cannot be unpickled here: TypeError"):
+            submitter.submit(unloadable_error).result(WAIT)
+        assert submitter.submit(square, 5).result(WAIT) == 25  # later replies still come
+
+
+class JsonLike(ApiOnly):
+    """A backend with a JSON serializer: bodies become JSON and back (tuples come back
+    as lists; bytes and exceptions cannot be serialized)."""
+
+    def add(self, queue: str, message: Any, **options: Any) -> int:
+        try:
+            copy = json.loads(json.dumps(message))
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(str(exc)) from exc
+        return self._inner.add(queue, copy, **options)  # type: ignore[no-any-return]
+
+
+def pair(x: int) -> Any:
+    return (x, [x])
+
+
+def test_over_a_json_backend_results_come_back_as_json_and_exceptions_cannot() -> None:
+    with JsonLike(MessageQueue()) as mq, TaskHandler(0, mq=mq) as submitter, TaskHandler(1, mq=mq):
+        assert submitter.submit(pair, 3).result(WAIT) == [3, [3]]  # JSON has no tuples
+        with pytest.raises(SerializationError, match=r"raised ValueError.*cannot be serialized"):
+            submitter.submit(explode, "j").result(WAIT)
 
 
 def test_an_in_process_message_queue_passes_results_as_they_are(tmp_path: Path) -> None:
