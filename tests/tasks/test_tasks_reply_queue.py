@@ -185,11 +185,12 @@ def test_an_outcome_that_comes_back_as_no_exception_fails_the_future_with_serial
             mq.add(replies, {"task": keys[1], "unserializable": 42})
             mq.add(replies, {"task": keys[2], "result": 1, "error": 2})  # not a reply
             mq.add(replies, {"task": str(keys[2]), "result": 1})  # not a reply either
+            mq.add(replies, {"task": keys[2], "result_pickle": "not bytes"})  # nor this
             with pytest.raises(SerializationError, match="came back as"):
                 futures[0].result(WAIT)
             with pytest.raises(SerializationError, match="42"):
                 futures[1].result(WAIT)
-            wait_until(lambda: caplog.text.count("is not a task outcome") == 2)
+            wait_until(lambda: caplog.text.count("is not a task outcome") == 3)
         assert not futures[2].done()
         submitter.hire("s")  # its own worker: the waiting tasks run here
         assert futures[2].result(WAIT) == 1
