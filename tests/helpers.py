@@ -245,3 +245,26 @@ def _api_methods() -> List[str]:
 
 for _name in _api_methods():
     setattr(ApiOnly, _name, _delegate(_name))
+
+
+class Serializing(ApiOnly):
+    """The queue API of a wrapped queue, with bodies serialized as a backend in another
+    process would (``RedisMessageQueue``): every added body is pickled and unpickled, so a
+    taker gets a copy, never the object added, and a body that cannot be pickled is a
+    ``SerializationError`` with nothing added."""
+
+    def add(self, queue: str, message: Any, **options: Any) -> int:
+        return self._inner.add(queue, _copy(message), **options)  # type: ignore[no-any-return]
+
+    def add_many(self, queue: str, messages: Any, **options: Any) -> List[int]:
+        return self._inner.add_many(queue, [_copy(m) for m in messages], **options)  # type: ignore[no-any-return]
+
+
+def _copy(body: Any) -> Any:
+    from unidist_queue.errors import SerializationError
+
+    try:
+        data = pickle.dumps(body)
+    except Exception as exc:
+        raise SerializationError(f"cannot pickle {type(body).__name__}: {exc}") from exc
+    return pickle.loads(data)

@@ -13,6 +13,9 @@ failed write) between the two steps leaves the task in its queue (ready again af
 restart, moved again then) and perhaps also in the other one. The task may then be
 found twice, never zero times: at least once, as everything else the handler stores.
 The other order (ack, then add) would lose it in a crash between the two.
+
+:func:`settle` acks or nacks task messages as one step (used for every settle of
+:class:`~unidist_queue._queuetasks.QueueTasks`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from .api import QueueAPI
     from .message import Message
 
-__all__ = ["bury", "dead_queue", "revive"]
+__all__ = ["bury", "dead_queue", "revive", "settle"]
 
 logger = logging.getLogger("unidist_queue.tasks")
 
@@ -91,6 +94,29 @@ def revive(mq: QueueAPI, series: str, queue: str) -> int:
         raise
     mq.ack_many(batch)
     return len(batch)
+
+
+def settle(mq: QueueAPI, messages: List[Message], ack: bool) -> None:
+    """Ack (or nack) ``messages`` as one step; one by one if some are gone meanwhile.
+
+    Never raises: a closed ``mq`` leaves them as they are (DEBUG), another failure is
+    logged at ERROR. One queue call (n when some reservation ended meanwhile).
+    """
+    if not messages:
+        return
+    try:
+        try:
+            (mq.ack_many if ack else mq.nack_many)(messages)
+        except ValueError:  # a reservation ended meanwhile (cleared, dropped)
+            for m in messages:
+                try:
+                    (mq.ack if ack else mq.nack)(m)
+                except ValueError:
+                    logger.debug("task message %d is no longer reserved", m.id)
+    except ShutDown:
+        logger.debug("the task queues are closed: %d messages left as they are", len(messages))
+    except Exception:
+        logger.exception("the task queue could not commit; a restart may rerun tasks")
 
 
 def _name(message: Message) -> str:

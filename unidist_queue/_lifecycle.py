@@ -185,25 +185,32 @@ class LifecycleMixin(PoolBase):
                 # cancel_futures: the tasks waiting in their series; a task handed to a worker
                 # runs (as a work item a ThreadPoolExecutor thread took from its queue)
                 unfinished = self._waiting_locked(cancel_futures, cancel_futures)
-                self._stop_locked()
+                self._stop_locked(replies=wait)
             workers = list(self._workers.values())
         for task in unfinished:
             task.future.cancel()
         if wait:
             _join([t for w in workers for t in w.threads], deadline)
+            if first and self._watch is not None:
+                self._watch.stop()  # the replies of tasks run elsewhere were heard until now
             if self._watch is not None:
                 self._watch.join(remaining(deadline) if deadline is not None else None)
             seen = set(unfinished)  # a durable queue lists its unserved tasks again
             unfinished += [t for t in self._after_wait(workers) if t not in seen]
+        if first:
+            seen = set(unfinished)
+            unfinished += [t for t in self._tasks.unresolved() if t not in seen and t.future.cancel()]
         return unfinished
 
-    def _stop_locked(self) -> None:
+    def _stop_locked(self, replies: bool = False) -> None:
         """The first shutdown (``_shut`` just set): retire every worker (they drain their
-        series), stop listening to ``mq`` and watching it."""
+        series), stop listening to ``mq`` and watching it (unless ``replies``: a
+        shutdown that waits keeps reading the replies of its tasks that other handlers
+        run until its own workers are done, then stops)."""
         for w in list(self._workers.values()):
             self._retire_locked(w, drain=True)
         self._tasks.close()
-        if self._watch is not None:
+        if self._watch is not None and not replies:
             self._watch.stop()
 
     def mq_closed(self) -> None:

@@ -52,7 +52,9 @@ class Pool(LifecycleMixin, RunMixin):
     ``Pool(mq)``: ``mq`` is the queue-API object holding waiting tasks (``None``: private
     deques). Series whose tasks wait in ``mq`` from before (durable ``"task:*"``
     queues) are known at once. Over ``mq``, a :class:`~unidist_queue._closewatch.CloseWatch`
-    thread hears ``mq.close()`` (:meth:`~unidist_queue._lifecycle.LifecycleMixin.mq_closed`).
+    thread reads the handler's reply queue (outcomes of its tasks that other handlers
+    ran: :mod:`unidist_queue._replies`) and hears ``mq.close()``
+    (:meth:`~unidist_queue._lifecycle.LifecycleMixin.mq_closed`).
     """
 
     def __init__(self, mq: Optional[QueueAPI]) -> None:
@@ -60,8 +62,8 @@ class Pool(LifecycleMixin, RunMixin):
         with self._lock:
             for name in self._tasks.recover():
                 self._series_of(name)
-        if mq is not None:
-            self._watch = CloseWatch(mq, self.mq_closed)
+        if mq is not None and self._replies is not None:
+            self._watch = CloseWatch(mq, self.mq_closed, self._replies.queue, self._replies.resolve)
 
     # -- submitting ---------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 from ._closewatch import CloseWatch
 from ._future import FUTURE
 from ._queuetasks import QueueTasks
+from ._replies import Replies
 from ._routing import Series
 from ._task import Job
 from ._waiting import MemoryTasks, TaskQueue
@@ -56,7 +57,9 @@ class PoolBase:
 
     def __init__(self, mq: Optional[QueueAPI]) -> None:
         self._private = mq is None
-        self._tasks: TaskQueue = MemoryTasks() if mq is None else QueueTasks(mq, self.ring, self._recovered)
+        queued = None if mq is None else QueueTasks(mq, self.ring, self._recovered)
+        self._tasks: TaskQueue = MemoryTasks() if queued is None else queued
+        self._replies: Optional[Replies] = None if queued is None else queued.replies
         # One lock for the routing tables, series and workers (a worker's tasks and
         # counters are under its own mutex). No Condition waits on it: threads are
         # joined, and an idle worker thread waits on its inbox (a SimpleQueue).

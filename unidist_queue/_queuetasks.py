@@ -4,20 +4,26 @@ Internal. :class:`QueueTasks` is the :class:`~unidist_queue._waiting.TaskQueue` 
 handler given a :class:`~unidist_queue.QueueAPI` object (a MessageQueue, or any other
 backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S"``.
 
-* Submitting adds a message: for a durable queue (``stats(queue).durable``) the stored
-  form ``(function name, args, kwargs)`` (:mod:`unidist_queue._stored`; what cannot be
-  stored is refused with ``SerializationError``), its live
-  :class:`~unidist_queue._task.Job` (with the future) kept here by message id; for
-  any other queue the ``Job`` itself.
+* Submitting adds a message: the stored form (:mod:`unidist_queue._stored`: function
+  name, args, kwargs and this handler's reply address; what cannot be stored is refused
+  with ``SerializationError``) for a durable queue and for every queue of a backend that
+  is not an in-process :class:`~unidist_queue.MessageQueue` (it serializes bodies and
+  may be shared by processes), its live :class:`~unidist_queue._task.Job` kept here by
+  message id; else (a ``MessageQueue``'s queue that is not durable) the ``Job`` itself,
+  the fast path: whichever handler of the process takes it resolves its future.
 * Workers take tasks with ``reserve_many(queue, n, timeout=0)``, ``n`` bounded by their
-  free slots; a finished task is acked; tasks taken but given back are nacked (to the
-  front of their queue, in id order). A message with no live job here (left by a
-  process that died, added by other code) gets a job built from its stored form
-  (``recovered``: nobody waits on its future; its function is imported when a worker
-  runs it, :class:`~unidist_queue._stored.Deferred`); a message that is neither is no
-  task: it is removed and logged. A stored task whose function cannot be imported then
-  did not run: instead of an ack, its message moves to ``"task-dead:S"``
-  (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive` moves such tasks back.
+  free slots; a finished task is acked; tasks given back are nacked (to the front, in id
+  order). A message with no live job here (submitted by another handler, left by a
+  process that died, added by other code) gets a ``recovered`` job built from its stored
+  form (its function imported when run, :class:`~unidist_queue._stored.Deferred`); its
+  outcome goes to the reply queue its body names, if any, before the ack
+  (:mod:`unidist_queue._replies`), and this handler's own reply queue resolves the
+  futures of its tasks others ran. A task of this handler met under another message id
+  (moved by ``retry_dead``) runs as its live job; one whose future is already done (a
+  second delivery) is acked without running. A message that is no task is removed and
+  logged. A stored task whose function cannot be imported did not run: its message
+  moves to ``"task-dead:S"`` (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive`
+  moves such tasks back.
 * Every task submitted here is remembered while it waits in ``mq`` (a durable one in
   ``_live`` by message id, any other in ``_waiting``, left by whoever takes it), so that
   once ``mq`` is closed under the handler the futures of those still waiting can be
@@ -27,19 +33,18 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
 * Messages that become ready by any other way than a submit of this handler (an add
   by other code, a nack, a lease ending) are heard of through ``subscribe``: the
   callback (the pool's ring) only wakes a free worker.
-* Messages that become ready by a timed change (a delayed add or nack, another
-  consumer's lease running out) are promoted lazily by the queue: nobody is rung until
-  something touches it. An idle worker thread asks :meth:`next_due` before it waits and
-  wakes at that time to look (see :func:`unidist_queue._workers._wait_for_task`).
-  Limit: the queue API tells nobody of a *new* timed change (a delayed add or nack
-  by other code, a lease taken by another consumer): one made while every worker
-  idles is seen when a thread next asks (a ring, an update, a task finishing), not
-  by itself.
+* Messages made ready by a timed change (a delayed add or nack, a lease running out)
+  are promoted lazily: nobody is rung. An idle worker thread asks :meth:`next_due`
+  before it waits and wakes then to look (:func:`unidist_queue._workers._wait_for_task`).
+  Limit: nobody is told of a *new* timed change (a delayed add or nack by other code, a
+  lease taken by another consumer): one made while every worker idles is seen when a
+  thread next asks (a ring, an update, a task finishing).
 
 Lock: ``_adding`` is held around each add and its registration, so a worker that
-reserves a message of a durable queue before its submitter registered the live job
-waits for it (a miss takes ``_adding``). It is the last lock taken: a submitter holds
-no other (the pool's ``_submitting`` aside) while it adds.
+reserves a stored task of this handler before its submitter registered the live job
+waits for it (a miss on a body naming this handler's reply queue takes ``_adding``; a
+task another handler submitted never waits for this one's adds). It is the last lock
+taken: a submitter holds no other (the pool's ``_submitting`` aside) while it adds.
 """
 
 from __future__ import annotations
@@ -49,11 +54,13 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ._deadletter import bury, revive
-from ._stored import Deferred, body_of, parse_body
+from ._deadletter import bury, revive, settle
+from ._replies import Replies, send
+from ._stored import Deferred, Stored, body_of, parse_body
 from ._task import Job
 from ._waiting import job_id
 from .errors import Empty, SerializationError, ShutDown
+from .queues import MessageQueue
 
 if TYPE_CHECKING:
     from ._routing import Series
@@ -79,9 +86,12 @@ class QueueTasks:
         self.mq = mq
         self._ring = ring
         self._make = make
-        self._live: Dict[int, Job] = {}  # durable message id -> its live Job, while it waits
+        self._live: Dict[int, Job] = {}  # stored message id -> its live Job, while it waits
         self._adding = threading.Lock()
-        self._durability: Dict[str, bool] = {}  # queue -> whether durable (looked up once)
+        self._stores: Dict[str, bool] = {}  # queue -> whether tasks are stored (looked up once)
+        self._in_process = isinstance(mq, MessageQueue)
+        #: This handler's reply queue and the stored tasks whose outcome it awaits.
+        self.replies = Replies(mq, self._live)
         self._unsubscribe: List[Callable[[], None]] = []
         self._waiting: Dict[Job, None] = {}  # jobs waiting in mq as themselves (see _hold)
 
@@ -94,28 +104,42 @@ class QueueTasks:
         return [q[5:] for q in mq.queues() if q.startswith("task:") and mq.stats(q).durable]
 
     def add(self, s: Series[Any], job: Job) -> None:
-        """Add ``job`` to its queue: stored if durable (registered), else the job itself.
+        """Add ``job`` to its queue: stored (registered) if durable or not in a
+        ``MessageQueue``, else the job itself.
 
         A queue's durability cannot change while it exists, so it is looked up once; a
         queue dropped and made again the other way is looked up again when its add is
         refused.
         """
         with self._adding:
-            durable = self._durability.get(s.queue)
-            if durable is None:
-                durable = self._durability[s.queue] = self.mq.stats(s.queue).durable
+            stored = self._stores.get(s.queue)
+            if stored is None:
+                stored = self._stores[s.queue] = self._stored(s.queue)
             try:
-                self._add(s, job, durable)
+                self._add(s, job, stored)
             except SerializationError:
-                now = self._durability[s.queue] = self.mq.stats(s.queue).durable
-                if now == durable:
+                now = self._stores[s.queue] = self._stored(s.queue)
+                if now == stored:
                     raise
                 self._add(s, job, now)
 
-    def _add(self, s: Series[Any], job: Job, durable: bool) -> None:
-        if durable:
-            job.msg_id = self.mq.add(s.queue, body_of(job.fn, job.args, job.kwargs))
+    def _stored(self, queue: str) -> bool:
+        """Whether tasks wait in ``queue`` in their stored form (see the module)."""
+        return not self._in_process or self.mq.stats(queue).durable
+
+    def _add(self, s: Series[Any], job: Job, stored: bool) -> None:
+        if stored:
+            replies = self.replies
+            body = body_of(job.fn, job.args, job.kwargs, replies.address(), job.id)
+            replies.hold(job)
+            try:
+                job.msg_id = self.mq.add(s.queue, body)
+            except BaseException:
+                replies.let_go(job)
+                raise
             self._live[job.msg_id] = job
+            if job.future.done():  # resolved by a reply already (see Replies.resolve)
+                self._live.pop(job.msg_id, None)
             return
         job.home = waiting = self._waiting  # as _hold does (inlined: the submit path)
         waiting[job] = None
@@ -180,27 +204,54 @@ class QueueTasks:
                 home.pop(body, None)
             return body
         job = self._live.pop(message.id, None)
-        if job is None:
-            with self._adding:  # its submitter may not have registered it yet
-                job = self._live.pop(message.id, None)
         if job is not None:
             return job
         stored = parse_body(body)
         if stored is None:
             logger.warning("message %d of %r is not a task: removed", message.id, s.queue)
             return None
-        job = self._make(s.name, Deferred(stored[0]), stored[1], stored[2])  # imported when run
+        if stored.reply_to == self.replies.queue and stored.key is not None:  # submitted here
+            with self._adding:  # this handler's submitter may not have registered it yet
+                job = self._live.pop(message.id, None)
+            return job or self._own(s, stored, stored.key, message)
+        job = self._rebuilt(s, stored)
+        if stored.reply_to is not None and stored.key is not None:
+            job.reply = (stored.reply_to, stored.key)
         if self._durable(s):
             job.msg_id = message.id
         return job
 
+    def _rebuilt(self, s: Series[Any], stored: Stored) -> Job:
+        """A recovered job for ``stored`` (its function imported when a worker runs it)."""
+        return self._make(s.name, Deferred(stored.name), stored.args, stored.kwargs)
+
+    def _own(self, s: Series[Any], stored: Stored, key: int, message: Message) -> Job:
+        """A task submitted here, met under a message id it was not added with (moved by
+        ``retry_dead``, or a second delivery): its live job, or, if its future is done
+        (resolved by a reply) or a worker here holds it, a cancelled job that a worker
+        skips (and acks)."""
+        job = self.replies.waiting(key)
+        if job is None or job.message is not None:  # resolved, or held here under its first id
+            job = self._rebuilt(s, stored)
+            job.future.cancel()
+            return job
+        self._live.pop(job.msg_id, None)  # its first message is gone (ids are never reused)
+        job.msg_id = message.id
+        return job
+
     def _durable(self, s: Series[Any]) -> bool:
+        return self._durable_queue(s.queue)
+
+    def _durable_queue(self, queue: str) -> bool:
         try:
-            return self.mq.stats(s.queue).durable
+            return self.mq.stats(queue).durable
         except ShutDown:
             return False
 
-    def done(self, job: Job) -> None:
+    def done(self, job: Job, value: Any = None, failed: bool = False) -> None:
+        """``job`` ran (``value``: its result, or its exception if ``failed``) or was
+        skipped: send its outcome to its submitter's reply queue if it has one (before
+        the ack: a crash in between runs it again, never loses the outcome), then ack."""
         message, job.message = job.message, None
         if message is None:
             return
@@ -208,6 +259,13 @@ class QueueTasks:
         if type(fn) is Deferred and fn.missing is not None:  # it did not run: never dropped
             bury(self.mq, job.series, message, fn.missing)
             return
+        reply = job.reply
+        if reply is not None:  # a skipped one's future is not running; undelivered: logged
+            sent = job.future.running() and send(self.mq, *reply, value, failed, not self._in_process)
+            if not sent:
+                job.reply = None
+        elif not job.recovered:
+            self.replies.let_go(job)
         try:
             self.mq.ack(message)
         except (ValueError, ShutDown):  # cleared or dropped meanwhile; closed
@@ -234,6 +292,8 @@ class QueueTasks:
         mine = [m for m in front if m.id == job.msg_id]
         if not mine:  # not found at the front (taken by others meanwhile): a worker skips it
             self._live[job.msg_id] = job
+        else:
+            self.replies.let_go(job)
         self._settle(mine, ack=True)
         self._settle([m for m in front if m.id != job.msg_id], ack=False)
 
@@ -259,30 +319,32 @@ class QueueTasks:
             return
         # handed to the caller: a durable queue keeps them reserved (they run again
         # after a restart); any other forgets them
-        gone = [job.message for job in jobs if job.message is not None and not job.msg_id]
+        gone = [job.message for job in jobs if job.message is not None and not self._keeps(job)]
         self._settle(gone, ack=True)
 
+    def _keeps(self, job: Job) -> bool:
+        """Whether ``job``'s message stays reserved when its task is handed to the caller."""
+        return bool(job.msg_id) and self._durable_queue(f"task:{job.series}")
+
     def take_all(self, s: Series[Any], remove: bool) -> List[Job]:
+        """The waiting tasks of ``s`` submitted here (see :class:`~unidist_queue._waiting.TaskQueue`).
+
+        Stored tasks of other handlers (or of a process that is gone) are not this
+        handler's to cancel: listed, they are skipped; taken, they are nacked back (to
+        the front, in id order, ``attempts`` up by one). A task waiting as a ``Job``
+        carries its own future, whichever handler of this process submitted it.
+        """
         if not remove and self._durable(s):
             try:
                 messages = self.mq.messages(s.queue)
             except ShutDown:
                 return []
-            listed = [self._listed(s, m) for m in messages]
+            listed = [self._live.get(m.id) for m in messages]
             return [job for job in listed if job is not None]
         jobs = self.take(s, sys.maxsize)
-        self._settle([job.message for job in jobs if job.message is not None], ack=True)
-        return jobs
-
-    def _listed(self, s: Series[Any], message: Message) -> Optional[Job]:
-        """The job of a waiting message, left in its queue."""
-        job = self._live.get(message.id)
-        if job is None:
-            stored = parse_body(message.body)
-            if stored is not None:  # kept: listed again, it is the same job
-                job = self._live[message.id] = self._make(s.name, Deferred(stored[0]), stored[1], stored[2])
-                job.msg_id = message.id
-        return job
+        self._settle([job.message for job in jobs if job.message is not None and not job.recovered], ack=True)
+        self._settle([job.message for job in jobs if job.message is not None and job.recovered], ack=False)
+        return [job for job in jobs if not job.recovered]
 
     def waiting(self, s: Series[Any]) -> int:
         try:
@@ -301,20 +363,24 @@ class QueueTasks:
 
     def stranded(self) -> List[Job]:
         """Once ``mq`` is closed, with the pool's lock held: the tasks submitted here that
-        wait in ``mq`` (no worker holds them, not done; a reassigned task whose future
-        is running included), oldest first.
-
-        The pool takes tasks under its lock, so none of its own workers takes one
-        meanwhile; a task another handler on the same ``mq`` reserved before the close
-        is no longer listed, or is held by it (``message`` set).
-        """
+        wait in ``mq`` or run elsewhere (no worker here holds them, not done; a reassigned
+        task whose future is running included), oldest first. The pool takes tasks
+        under its lock, so none of its own workers takes one meanwhile."""
         jobs = [
             job for job in [*self._live.values(), *list(self._waiting)]
             if not (job.recovered or job.message is not None or job.future.done())
         ]
         self._live.clear()
         self._waiting.clear()
+        seen = set(jobs)  # and those taken by another handler: their reply cannot come now
+        jobs += [job for job in self.replies.unresolved() if job not in seen and job.message is None]
         return sorted(jobs, key=job_id)
+
+    def unresolved(self) -> List[Job]:
+        """At the end of a shutdown: drop the reply queue and take the tasks submitted here
+        whose outcome is still awaited from another handler (futures not done), oldest first."""
+        self.replies.close()
+        return [job for job in self.replies.unresolved() if job.message is None]
 
     def revive(self, s: Series[Any]) -> int:
         """Move the tasks of ``"task-dead:S"`` back to ``"task:S"``; how many (see
@@ -330,20 +396,4 @@ class QueueTasks:
         self._unsubscribe.clear()
 
     def _settle(self, messages: List[Message], ack: bool) -> None:
-        """Ack (or nack) ``messages`` as one step; one by one if some are gone meanwhile."""
-        if not messages:
-            return
-        mq = self.mq
-        try:
-            try:
-                (mq.ack_many if ack else mq.nack_many)(messages)
-            except ValueError:  # a reservation ended meanwhile (cleared, dropped)
-                for m in messages:
-                    try:
-                        (mq.ack if ack else mq.nack)(m)
-                    except ValueError:
-                        logger.debug("task message %d is no longer reserved", m.id)
-        except ShutDown:
-            logger.debug("the task queues are closed: %d messages left as they are", len(messages))
-        except Exception:
-            logger.exception("the task queue could not commit; a restart may rerun tasks")
+        settle(self.mq, messages, ack)

@@ -74,7 +74,7 @@ class RunMixin(PoolBase):
             if nxt is _GONE:
                 return None
             if not private:
-                nxt = self._finish_queued(worker, task)
+                nxt = self._finish_queued(worker, task, value, failed)
             elif nxt is None and worker.active and len(worker.assigned) < worker.slots:
                 nxt = self._turn_free(worker)
             if start >= 0:
@@ -134,9 +134,10 @@ class RunMixin(PoolBase):
             jobs = self._take_for(worker, 1) if worker.active else []
         return jobs[0] if jobs else None
 
-    def _finish_queued(self, worker: Worker, task: Job) -> Optional[Job]:
-        """Over ``mq=``: settle a finished ``task``'s message; take the worker's next task."""
-        self._tasks.done(task)
+    def _finish_queued(self, worker: Worker, task: Job, value: Any, failed: bool) -> Optional[Job]:
+        """Over ``mq=``: settle a finished ``task``'s message (its outcome ``value`` sent
+        to its submitter first if another handler submitted it); take the worker's next task."""
+        self._tasks.done(task, value, failed)
         with self._lock:
             free = len(worker.assigned) < worker.slots
             jobs = self._take_for(worker, 1) if worker.active and free else []
@@ -189,10 +190,12 @@ class RunMixin(PoolBase):
 def _resolve(task: Job, value: Any, failed: bool) -> None:
     """Settle a task that failed or was recovered (``run_tasks`` sets plain results).
 
-    A recovered task has no caller: its result is dropped and its exception logged.
+    A recovered task has no caller here: its result is dropped and its exception logged,
+    unless its outcome went to its submitter's reply queue (:meth:`QueueTasks.done
+    <unidist_queue._queuetasks.QueueTasks.done>`).
     """
     if task.recovered:
-        if failed and not isinstance(value, FunctionMissing):  # that one is moved and logged
+        if failed and task.reply is None and not isinstance(value, FunctionMissing):  # moved, logged
             logger.error("recovered task %r raised", task, exc_info=value)
         return
     try:

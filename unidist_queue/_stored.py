@@ -1,44 +1,84 @@
-"""The stored form of a durable task: ``(importable function name, args, kwargs)``.
+"""The stored form of a task: ``(importable function name, args, kwargs[, reply])``.
 
-Internal. A task of a durable series is added to its queue as :data:`Body`; its
+Internal. A task of a durable series (or of any series over a backend other than an
+in-process :class:`~unidist_queue.MessageQueue`) is added to its queue as :data:`Body`; its
 function is named by :func:`name_of` (refused at submit when it cannot be found again
 under that name in a fresh interpreter) and imported again by :class:`Deferred` when
 a worker runs a message that has no live task in this process (left by a process that
 died, or added by other code through the queue API). A function that cannot be imported
 then is not run: :class:`Deferred` says so, and the worker moves the task to the
 series' dead-letter queue ``"task-dead:S"`` (:mod:`unidist_queue._queuetasks`).
+
+The fourth element, ``reply``, a dict ``{"reply_to": "task-reply:<hex>", "key": <int>}``,
+names where the task's outcome goes when a handler other than its submitter runs it (the
+submitter's reply queue and the task's key there: :mod:`unidist_queue._replies`). It is
+a dict of str keys and plain values so that a JSON serializer keeps it; keys this version
+does not know are ignored, so a later version may add some. A body of three elements
+(stored by the previous version, or added by other code) has no reply address: it runs as
+a recovered task, nobody waiting on its outcome. The previous version reads only bodies
+of three elements: every worker must run this version before submitters do (an older
+worker removes a four-element task as "not a task", logged at WARNING).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from .errors import SerializationError
 
-__all__ = ["Body", "Deferred", "FunctionMissing", "body_of", "name_of", "parse_body", "resolve"]
+__all__ = [
+    "Body", "Deferred", "FunctionMissing", "Stored", "body_of", "name_of", "parse_body", "resolve",
+]
 
-Body = Tuple[str, Tuple[Any, ...], Dict[str, Any]]
-"""A durable task as stored: ``(importable function name, args, kwargs)``."""
+Body = Tuple[Any, ...]
+"""A task as stored: ``(importable function name, args, kwargs)``, plus a reply address
+``{"reply_to": queue name, "key": int}`` when its submitter waits for the outcome."""
 
 
-def body_of(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Body:
-    """The stored form of ``fn(*args, **kwargs)``.
+class Stored(NamedTuple):
+    """A stored task as read back (:func:`parse_body`); ``reply_to`` and ``key`` are
+    ``None`` for a task without a reply address."""
+
+    name: str
+    args: Tuple[Any, ...]
+    kwargs: Dict[str, Any]
+    reply_to: Optional[str] = None
+    key: Optional[int] = None
+
+
+def body_of(
+    fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], reply_to: str, key: int
+) -> Body:
+    """The stored form of ``fn(*args, **kwargs)``, with the reply address ``reply_to``
+    and ``key``. O(1) plus :func:`name_of`.
 
     :raises SerializationError: ``fn`` has no importable name.
     """
-    return (name_of(fn), tuple(args), dict(kwargs))
+    return (name_of(fn), tuple(args), dict(kwargs), {"reply_to": reply_to, "key": key})
 
 
-def parse_body(body: Any) -> Optional[Body]:
-    """``body`` as a stored task (a JSON store gives lists back), or ``None`` if it is not one."""
-    if (
-        isinstance(body, (tuple, list)) and len(body) == 3 and isinstance(body[0], str)
+def parse_body(body: Any) -> Optional[Stored]:
+    """``body`` as a stored task (a JSON store gives lists back), or ``None`` if it is not one.
+
+    A fourth element that is not a dict with a str ``reply_to`` and an int ``key`` is
+    not a task either (never guessed at). O(1) plus copying the arguments.
+    """
+    if not (
+        isinstance(body, (tuple, list)) and len(body) in (3, 4) and isinstance(body[0], str)
         and isinstance(body[1], (tuple, list)) and isinstance(body[2], dict)
     ):
-        return body[0], tuple(body[1]), dict(body[2])
-    return None
+        return None
+    if len(body) == 3:
+        return Stored(body[0], tuple(body[1]), dict(body[2]))
+    reply = body[3]
+    if not isinstance(reply, dict):
+        return None
+    reply_to, key = reply.get("reply_to"), reply.get("key")
+    if not isinstance(reply_to, str) or isinstance(key, bool) or not isinstance(key, int):
+        return None
+    return Stored(body[0], tuple(body[1]), dict(body[2]), reply_to, key)
 
 
 def name_of(fn: Callable[..., Any]) -> str:

@@ -47,13 +47,15 @@ class Job:
     by a process that died, or added through the queue API), so nobody waits on its
     future; ``home``: while it waits in a queue of ``mq=`` as itself (not durable), the
     dict of waiting jobs of the handler that added it (whoever takes it removes it
-    there). Compared and hashed by identity. Making one is O(1) and about four times
-    cheaper than making a frozen ``Task``.
+    there); ``reply``: for a stored task another handler submitted, its submitter's
+    reply queue and the task's key there (:mod:`unidist_queue._replies`). Compared and
+    hashed by identity. Making one is O(1) and about four times cheaper than making a
+    frozen ``Task``.
     """
 
     __slots__ = (
         "args", "fn", "future", "home", "id", "kwargs", "message", "msg_id", "queued_at", "recovered",
-        "series",
+        "reply", "series",
     )
 
     def __init__(
@@ -79,6 +81,7 @@ class Job:
         self.recovered = recovered
         self.message: Optional[Message] = None
         self.home: Optional[Dict[Job, None]] = None
+        self.reply: Optional[Tuple[str, int]] = None
 
     def task(self) -> Task:
         """The public :class:`Task` of this job (a job is handed out once at most)."""

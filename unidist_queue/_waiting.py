@@ -57,8 +57,9 @@ class TaskQueue(Protocol):
     def take_one(self, s: Series[Any]) -> Optional[Job]:
         """The oldest waiting task of ``s`` or ``None`` (a worker's next task)."""
 
-    def done(self, job: Job) -> None:
-        """``job`` was taken and ran (or was skipped, cancelled): it leaves for good."""
+    def done(self, job: Job, value: Any = None, failed: bool = False) -> None:
+        """``job`` was taken and ran (or was skipped, cancelled): it leaves for good.
+        ``value``: its result (its exception if ``failed``), for a submitter elsewhere."""
 
     def forget(self, s: Series[Any], job: Job) -> None:
         """A waiting ``job`` was cancelled by its caller: remove it if it can be."""
@@ -71,8 +72,8 @@ class TaskQueue(Protocol):
         handed to the caller (they leave the queue unless it keeps them for a restart)."""
 
     def take_all(self, s: Series[Any], remove: bool) -> List[Job]:
-        """Every waiting task of ``s``; removed unless ``remove`` is false and the queue
-        keeps its tasks for a restart."""
+        """Every waiting task of ``s`` submitted here; removed unless ``remove`` is false
+        and the queue keeps its tasks for a restart (tasks of others are left waiting)."""
 
     def waiting(self, s: Series[Any]) -> int:
         """How many tasks of ``s`` wait (a cancelled one counts until it is skipped)."""
@@ -91,6 +92,10 @@ class TaskQueue(Protocol):
 
     def close(self) -> None:
         """The pool shut down: stop listening (no :meth:`add` comes after this)."""
+
+    def unresolved(self) -> List[Job]:
+        """The end of a shutdown: the tasks submitted here still awaiting an outcome from
+        elsewhere (to cancel them); forgotten from now on, and nothing more will come."""
 
 
 def job_id(job: Job) -> int:
@@ -139,7 +144,7 @@ class MemoryTasks:
         except IndexError:
             return None
 
-    def done(self, job: Job) -> None:
+    def done(self, job: Job, value: Any = None, failed: bool = False) -> None:
         pass
 
     def forget(self, s: Series[Any], job: Job) -> None:
@@ -168,3 +173,6 @@ class MemoryTasks:
 
     def close(self) -> None:
         pass
+
+    def unresolved(self) -> List[Job]:
+        return []  # every task of a private deque runs here

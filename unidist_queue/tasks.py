@@ -72,10 +72,17 @@ class TaskHandler(Executor):
     operations hand them over, no lock, no MessageQueue). Given a queue-API object (a
     :class:`~unidist_queue.MessageQueue`, or any :class:`~unidist_queue.QueueAPI`
     backend), series ``S`` waits in its queue ``"task:S"``, through the public queue
-    API alone: a task of a durable queue is stored as ``(function name, args,
-    kwargs)`` and survives a crash; workers reserve tasks (no more than their free
-    slots), ack them once run, and nack what they give back; tasks other code adds to
-    ``"task:S"`` run too (heard of through ``subscribe``). Tasks found in the durable
+    API alone: a task of a durable queue, and any task over a backend other than an
+    in-process ``MessageQueue``, is stored as ``(function name, args, kwargs, reply
+    address)`` (a durable one survives a crash); workers reserve tasks (no more than
+    their free slots), ack them once run, and nack what they give back; tasks other
+    code adds to ``"task:S"`` run too (heard of through ``subscribe``). Handlers on one
+    ``mq`` (in one process, or in several sharing a backend) serve the same series: a
+    stored task run by a worker of another handler sends its outcome to the
+    submitter's reply queue ``"task-reply:<random hex>"`` before it is acked, and the
+    submitter's watching thread resolves the future (the first outcome of a task run
+    twice wins; an outcome the backend cannot serialize is a ``SerializationError`` in
+    the future; see :mod:`unidist_queue._replies`). Tasks found in the durable
     ``"task:*"`` queues of ``mq`` (left by a process that died) run again once a
     qualified worker is hired. ``mq`` is left open by :meth:`shutdown`. Closing ``mq``
     first shuts the handler down by itself (a thread of the handler waits in a queue
@@ -171,8 +178,8 @@ class TaskHandler(Executor):
         Cost: O(1) plus routing. Thread-safe.
 
         :raises ShutDown: after :meth:`shutdown`, or ``mq`` is closed.
-        :raises SerializationError: the series is durable and the task cannot be stored
-            (see :meth:`submit_to`); nothing was stored.
+        :raises SerializationError: the task is stored and cannot be (see
+            :meth:`submit_to`); nothing was stored.
         """
         return self._submit("default", fn, args, kwargs)
 
@@ -181,8 +188,9 @@ class TaskHandler(Executor):
 
         The task goes at once to the best free worker, or waits in queue
         ``"task:<series>"`` (also when no worker serves the series yet: it waits for a
-        hire). Cancel a waiting task with ``future.cancel()``. For a durable series the
-        task is stored (function by importable name) before this returns; a function
+        hire). Cancel a waiting task with ``future.cancel()``. For a durable series (and
+        every series over a backend other than an in-process ``MessageQueue``) the task
+        is stored (function by importable name) before this returns; a function
         that a fresh interpreter could not find by that name is refused: a lambda, a
         local function (``<locals>`` in its ``__qualname__``), an object that its
         ``module:qualname`` does not give back (a bound method of an instance, a
@@ -195,8 +203,8 @@ class TaskHandler(Executor):
         Cost: O(1) plus routing (O(p + f) for p priorities, f free workers). Thread-safe.
 
         :raises ShutDown: after :meth:`shutdown`, or ``mq`` is closed.
-        :raises SerializationError: the series is durable and ``fn`` has no importable
-            name, or the arguments cannot be serialized; nothing was stored.
+        :raises SerializationError: the task is stored (see above) and ``fn`` has no
+            importable name, or the arguments cannot be serialized; nothing was stored.
         :raises StoreError: ``mq`` could not store the task (as its ``add`` says, it
             may or may not have been stored: if it was, it runs with nobody waiting).
         :raises TypeError: ``series`` is not a str or ``fn`` is not callable.
@@ -305,9 +313,16 @@ class TaskHandler(Executor):
         Waiting tasks of a durable series stay in their queue unless cancelled by
         ``cancel_futures``, and run after a restart. Over ``mq=``, tasks an abandoned
         worker held without starting them go back to their queue (nacked), and the
-        handler stops listening to ``mq`` and watching it for its closing (that thread
-        is joined with ``wait``). Idempotent: later calls return ``[]`` (also after the
-        handler shut itself down because ``mq`` was closed).
+        handler stops listening to ``mq`` and watching it for its closing and for
+        replies (with ``wait``, once its workers are done, and that thread is joined),
+        drops its reply queue and cancels the futures of its tasks that run elsewhere
+        still unresolved (returned too: another handler may still finish them, unheard).
+        Over a shared ``mq=``, only this handler's tasks are cancelled or returned: the
+        stored tasks of other handlers (or of a process that is gone) stay in their
+        queue; but its draining workers run whatever they find in their series,
+        whoever submitted it, so while other processes keep submitting a ``wait``
+        without ``timeout`` may not return. Idempotent: later calls return ``[]``
+        (also after the handler shut itself down because ``mq`` was closed).
 
         Thread-safe; from a task, it does not wait for that task.
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable, List, Optional, Set
 
+from helpers import Serializing
 from push_helpers import WAIT, Receiver, logged_failures
 
-from unidist_queue import Message, MessageQueue, Pusher, QueueStats
+from unidist_queue import FileStore, Message, MessageQueue, Pusher, QueueStats
 
 
 class SharedReceiver:
@@ -54,10 +56,13 @@ class SharedReceiver:
                 raise ConnectionError("receiver down")
 
 
-def run_two_pushers(receiver: SharedReceiver, n: int = 300, **options: Any) -> List[int]:
-    """Queue ``n`` events, start two Pushers on them, push as many again through both,
-    flush both; return the ids pushed. Both Pushers sent batches, at the same time."""
-    with MessageQueue() as mq:
+def run_two_pushers(
+    receiver: SharedReceiver, n: int = 300, make_mq: Callable[[], Any] = MessageQueue, **options: Any
+) -> List[int]:
+    """Queue ``n`` events in ``make_mq()``, start two Pushers on them, push as many again
+    through both, flush both; return the ids pushed. Both Pushers sent batches, at the
+    same time."""
+    with make_mq() as mq:
         ids = [mq.add("events", ("before", i)) for i in range(n)]  # both find them at start
         pushers = [Pusher(receiver, mq=mq, queue="events", buffer_delay=0, batch_size=10, **options)
                    for _ in range(2)]
@@ -79,6 +84,15 @@ def test_every_event_is_received_exactly_once_when_every_send_succeeds() -> None
     receiver = SharedReceiver()
     ids = run_two_pushers(receiver)
     assert sorted(receiver.received) == sorted(ids)  # each once: no batch sent twice
+
+
+def test_over_another_backend_every_event_is_received_exactly_once(tmp_path: Path) -> None:
+    """Two Pushers (two processes, say) on one queue of a backend that serializes bodies
+    and keeps them in a store: each batch is reserved by one of them through the queue
+    API alone, so each event is sent once."""
+    receiver = SharedReceiver()
+    ids = run_two_pushers(receiver, make_mq=lambda: Serializing(MessageQueue(FileStore(tmp_path / "s"))))
+    assert sorted(receiver.received) == sorted(ids)
 
 
 def test_with_failures_only_a_failed_batch_is_sent_again() -> None:

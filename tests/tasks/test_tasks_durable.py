@@ -112,15 +112,17 @@ def resolve(name: str) -> Any:
 # -- what is stored ---------------------------------------------------------------------------
 
 
-def test_a_task_is_stored_as_function_name_args_kwargs(tmp_path: Path) -> None:
+def test_a_task_is_stored_as_function_name_args_kwargs_and_reply_address(tmp_path: Path) -> None:
     mq = open_mq(tmp_path)
     th = TaskHandler(0, mq=mq)
     try:
         th.submit_to("d", record, 1, "two", three=3)
         (msg,) = mq.messages("task:d")
-        name, args, kwargs = msg.body
+        name, args, kwargs, reply = msg.body
         assert isinstance(name, str) and resolve(name) is record
         assert tuple(args) == (1, "two") and dict(kwargs) == {"three": 3}
+        assert set(reply) == {"reply_to", "key"} and reply["reply_to"].startswith("task-reply:")
+        assert mq.exists(reply["reply_to"]) and not mq.stats(reply["reply_to"]).durable
         assert mq.stats("task:d").durable
     finally:
         th.shutdown(timeout=WAIT)

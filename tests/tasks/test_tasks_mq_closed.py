@@ -9,14 +9,16 @@ tasks stored: they run after a restart. Every wait is bounded.
 from __future__ import annotations
 
 import logging
+import threading
 import types
 from concurrent.futures import CancelledError
 from pathlib import Path
+from typing import Any, List, Sequence
 
 import pytest
 from helpers import blocker, threads_named, wait_until
 
-from unidist_queue import _closewatch
+from unidist_queue import _closewatch, _replies
 from unidist_queue.errors import Full, ShutDown, StoreError
 from unidist_queue.queues import MessageQueue
 from unidist_queue.store.file import FileStore
@@ -116,17 +118,19 @@ def test_shutting_down_first_then_closing_logs_nothing(caplog: pytest.LogCapture
     assert caplog.text == ""
 
 
-def test_the_watching_thread_creates_no_queue_and_ignores_items_added_to_its_name(
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_watching_thread_creates_no_queue_and_ignores_stray_items_in_its_reply_queue(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(_closewatch.uuid, "uuid4", lambda: types.SimpleNamespace(hex="fixed"))
+    monkeypatch.setattr(_replies.uuid, "uuid4", lambda: types.SimpleNamespace(hex="fixed"))
     mq = MessageQueue()
     th = TaskHandler(1, mq=mq)
     (watch,) = threads_named("TaskHandler-watch")
     try:
         assert mq.queues() == []  # waiting on a queue name does not create it
-        mq.add("task-watch:fixed", "stray")
-        wait_until(lambda: mq.count("task-watch:fixed") == 0)  # taken and ignored
+        with caplog.at_level(logging.WARNING, logger="unidist_queue.tasks"):
+            mq.add("task-reply:fixed", "stray")
+            wait_until(lambda: mq.count("task-reply:fixed") == 0)  # taken, logged, ignored
+            wait_until(lambda: "is not a task outcome" in caplog.text)
         assert th.submit(abs, -3).result(WAIT) == 3
         assert watch.is_alive()
     finally:
@@ -194,17 +198,26 @@ def test_a_future_resolved_by_its_caller_before_its_task_started_is_skipped(with
 
 
 class FakeView:
-    """A view whose ``get`` raises ``error`` (and records that it was shut down)."""
+    """A view whose ``get`` raises each of ``errors`` in turn, then gives each of
+    ``items``, then waits until it is shut down (``ShutDown``)."""
 
-    def __init__(self, error: Exception) -> None:
-        self.error = error
+    def __init__(self, errors: List[Exception], items: Sequence[Any] = ()) -> None:
+        self.errors = list(errors)
+        self.items = list(items)
         self.is_shutdown = False
+        self.down = threading.Event()
 
-    def get(self) -> None:
-        raise self.error
+    def get(self) -> Any:
+        if self.errors:
+            raise self.errors.pop(0)
+        if self.items:
+            return self.items.pop(0)
+        assert self.down.wait(WAIT)
+        raise ShutDown("shut down")
 
     def shutdown(self) -> None:
         self.is_shutdown = True
+        self.down.set()
 
 
 class FakeQueue:
@@ -212,28 +225,56 @@ class FakeQueue:
         self.the_view = view
 
     def view(self, name: str) -> FakeView:
-        assert name.startswith("task-watch:")
+        assert name.startswith("task-reply:")
         return self.the_view
 
 
-@pytest.mark.parametrize(
-    ("error", "level", "logged"),
-    [
-        (ShutDown("closed"), logging.ERROR, "whose MessageQueue was closed failed"),
-        (RuntimeError("broken backend"), logging.ERROR, "cannot watch the task queues"),
-        (StoreError("read-only"), logging.DEBUG, "cannot be watched"),
-    ],
-    ids=["on-close-raises", "unexpected-error", "read-only-store"],
-)
-def test_the_watching_thread_logs_what_goes_wrong(
-    caplog: pytest.LogCaptureFixture, error: Exception, level: int, logged: str
-) -> None:
+def test_the_watching_thread_logs_an_on_close_that_raises(caplog: pytest.LogCaptureFixture) -> None:
     def on_close() -> None:
         raise RuntimeError("on_close failed")
 
-    caplog.set_level(logging.DEBUG, logger="unidist_queue.tasks")
-    watch = _closewatch.CloseWatch(FakeQueue(FakeView(error)), on_close)  # type: ignore[arg-type]
+    fake: Any = FakeQueue(FakeView([ShutDown("closed")]))
+    watch = _closewatch.CloseWatch(fake, on_close, "task-reply:x", print)
     watch.join(WAIT)
     assert not watch.thread.is_alive()
-    (record,) = [r for r in caplog.records if logged in r.getMessage()]
-    assert record.levelno == level
+    (record,) = [r for r in caplog.records if "whose MessageQueue was closed failed" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+
+
+def test_the_watching_thread_tries_a_failing_get_again_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    """A lost connection, say: logged at WARNING once per streak, then DEBUG; items
+    after it are handled; an item whose handling raises is logged and skipped."""
+    got: List[Any] = []
+    two = threading.Event()
+
+    def on_item(item: Any) -> None:
+        if item == "bad":
+            raise ValueError("cannot handle")
+        got.append(item)
+        if len(got) == 2:
+            two.set()
+
+    caplog.set_level(logging.DEBUG, logger="unidist_queue.tasks")
+    view = FakeView([StoreError("connection lost"), RuntimeError("broken")], ["a", "bad", "b"])
+    watch = _closewatch.CloseWatch(FakeQueue(view), print, "task-reply:x", on_item)  # type: ignore[arg-type]
+    try:
+        assert two.wait(WAIT) and got == ["a", "b"]
+        levels = [r.levelno for r in caplog.records if "cannot read the task replies" in r.getMessage()]
+        assert levels == [logging.WARNING, logging.DEBUG]
+        assert "a task outcome could not be handled" in caplog.text
+    finally:
+        watch.stop()
+        watch.join(WAIT)
+    assert not watch.thread.is_alive()
+
+
+def test_stopping_the_watching_thread_ends_its_pause_after_a_failed_get(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="unidist_queue.tasks")
+    view = FakeView([StoreError("read-only")] * 1000)
+    watch = _closewatch.CloseWatch(FakeQueue(view), print, "task-reply:x", print)  # type: ignore[arg-type]
+    wait_until(lambda: "cannot read the task replies" in caplog.text)
+    watch.stop()  # from within a pause of up to RETRY_MAX seconds
+    watch.join(WAIT)
+    assert not watch.thread.is_alive() and view.errors  # it did not try them all

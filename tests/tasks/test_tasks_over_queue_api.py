@@ -1,11 +1,11 @@
 """TaskHandler over a queue-API object: it needs nothing of the backend but the QueueAPI.
 
 Each test runs over three backends: ``ApiOnly(MessageQueue())`` (only the QueueAPI
-methods, in memory: tasks wait as ``Job`` objects), ``ApiOnly(MessageQueue(FileStore))``
-(durable: tasks wait in their stored form) and a durable ``MessageQueue(FileStore)``
-itself. Everything is observed through public behaviour: futures, ``status()``, worker
-thread names and the queue's ``stats``/``count``. Task functions are module-level, so a
-durable series can store them by name. Every wait is bounded.
+methods, in memory: not a ``MessageQueue``, so tasks wait in their stored form, as over
+any other backend), ``ApiOnly(MessageQueue(FileStore))`` (durable) and a durable
+``MessageQueue(FileStore)`` itself. Everything is observed through public behaviour:
+futures, ``status()``, worker thread names and the queue's ``stats``/``count``. Task
+functions are module-level, so they can be stored by name. Every wait is bounded.
 """
 
 from __future__ import annotations
