@@ -15,9 +15,11 @@ was published in between was missed: correctness never depends on a notification
 A connection that redis-py made again by itself (a client with retries) shows as a
 second confirmation of a subscription, and changes every generation too.
 
-Locking: the mutex guards every field; ``_io`` serialises every use of a connection
-(a read, a caller's SUBSCRIBE, the teardown): redis-py's PubSub is not thread-safe, and a
-failed read connects again inside redis-py, which must never race a send connecting too.
+Locking: the mutex guards every field (``_io`` may be held when taking it, never the
+reverse); ``_io`` serialises every use of a connection but the notifier's wait for data
+(a read, a caller's SUBSCRIBE, the teardown): a failed read or send makes redis-py
+connect again, which must never happen in two threads at once, nor on a connection
+given back to its pool.
 Listeners are called and errors logged with no lock held.
 """
 
@@ -37,9 +39,8 @@ __all__ = ["BACKOFF", "BACKOFF_MAX", "POLL", "Key", "Listener", "Notifying"]
 
 logger = logging.getLogger("unidist_queue.redisq._doorbell")
 
-POLL = 0.1
-"""Seconds the notifier blocks in one socket read before it looks whether it was closed
-(and lets a caller send a new subscription: the first ``watch`` of a queue may wait so long)."""
+POLL = 0.25
+"""Seconds the notifier blocks in one socket read before it looks whether it was closed."""
 BACKOFF = 0.05
 """Seconds between the first failed connection attempt and the next; doubled each time."""
 BACKOFF_MAX = 2.0
@@ -133,15 +134,19 @@ class Notifying:
         A failed send marks ``ps`` broken: the notifier replaces it and subscribes again.
         Called with no lock held (it takes ``_io``).
         """
-        try:
-            with self._io:
-                if ps is self._ps:  # else replaced: the new one subscribes to everything
-                    _subscribe_on(ps, keys)
-        except Exception as error:
-            logger.warning("doorbell: subscribing failed, reconnecting: %r", error)
+        failed: Optional[Exception] = None
+        with self._io:
             with self._mutex:
-                if ps is self._ps:
+                if ps is not self._ps or self._broken:
+                    return  # it is being replaced: the next one subscribes to everything
+            try:
+                _subscribe_on(ps, keys)
+            except Exception as error:
+                failed = error
+                with self._mutex:  # before any other send: none uses the broken connection
                     self._broken = True
+        if failed is not None:
+            logger.warning("doorbell: subscribing failed, reconnecting: %r", failed)
 
     def _run(self) -> None:
         """The notifier thread: connect, read until lost or closed, back off, again."""
@@ -184,14 +189,22 @@ class Notifying:
         return ps
 
     def _read(self, ps: PubSub) -> None:
-        """Read and dispatch messages from ``ps`` until closed, broken or lost."""
+        """Read and dispatch messages from ``ps`` until closed, broken or lost.
+
+        It waits for data with no lock held (``can_read`` only polls the socket: it
+        never connects, never retries), and reads what came under ``_io`` (a failed
+        read makes redis-py connect again: never at the same time as a send).
+        """
+        connection: Any = ps.connection  # made by the first SUBSCRIBE (in _connect)
         while True:
             with self._mutex:
                 if self._closed or self._broken:
                     return
             try:
-                with self._io:  # redis-py connects again inside a failed read: not with a send
-                    message = ps.get_message(timeout=POLL)
+                if not connection.can_read(timeout=POLL):
+                    continue
+                with self._io:
+                    message = ps.get_message(timeout=0.0)
             except Exception as error:
                 logger.warning("doorbell: connection lost, reconnecting: %r", error)
                 return
