@@ -43,12 +43,17 @@ class Doorbell(Notifying):
     """Per-queue generations, woken by Redis pub/sub and by local changes.
 
     ``pubsub_factory()`` makes a new :class:`redis.client.PubSub` (for example
-    ``client.pubsub``; its client must keep redis-py's default
-    ``health_check_interval=0``, or redis-py would PING); it is called once per
-    connection. ``channel_of(queue)`` names a queue's channel and must be a fixed prefix
-    followed by the queue's name (``listen(None, ...)`` subscribes to that prefix's
-    pattern). ``origin`` is the payload this client's scripts publish: listeners are
-    not told of those.
+    ``client.pubsub``); it is called once per connection (the first on the first
+    ``watch`` or ``listen``, then after each lost one). Its client's retries are not
+    needed (the doorbell connects again itself) but do no harm; redis-py's health
+    checks, if on, run only when a notification is read, never while idle.
+    ``channel_of(queue)`` names a queue's channel and must be a fixed prefix followed
+    by the queue's name (``listen(None, ...)`` subscribes to that prefix's pattern).
+    ``origin`` is the payload this client's scripts publish: listeners are not told of
+    those (waiters are: a script's promotions are announced by the server only).
+
+    Cost: one pub/sub connection and one daemon thread, made on first use, whatever
+    the number of queues and waiters; an idle doorbell sends the server nothing.
 
     :raises ValueError: ``channel_of`` is not a prefix followed by the queue's name.
     :raises TypeError: ``origin`` is not bytes.

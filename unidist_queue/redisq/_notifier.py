@@ -137,7 +137,7 @@ class Notifying:
         failed: Optional[Exception] = None
         with self._io:
             with self._mutex:
-                if ps is not self._ps or self._broken:
+                if ps is not self._ps or self._broken:  # pragma: no cover - a race with a loss
                     return  # it is being replaced: the next one subscribes to everything
             try:
                 _subscribe_on(ps, keys)
@@ -217,8 +217,8 @@ class Notifying:
         if kind in ("subscribe", "psubscribe"):
             self._confirm(("p" if kind == "psubscribe" else "c", name))
             return
-        if kind not in ("message", "pmessage"):
-            return  # a PONG: redis-py's health checks are on
+        if kind not in ("message", "pmessage"):  # pragma: no cover - redis-py eats its PONGs
+            return
         queue = name[len(self._prefix):]  # a queue's channel is the prefix and its name
         ours = _raw(message["data"]) == self._origin
         with self._mutex:
@@ -235,7 +235,7 @@ class Notifying:
     def _confirm(self, key: Key) -> None:
         """The server confirmed ``key`` on the connection in use."""
         with self._mutex:
-            if key in self._confirmed:
+            if key in self._confirmed:  # pragma: no cover - a read failing after can_read
                 self._bump_all()  # redis-py connected again by itself and subscribed again
             self._confirmed.add(key)
             if self._sent <= self._confirmed:
