@@ -54,7 +54,7 @@ def test_a_listener_may_watch_another_queue(bell: Doorbell, pub: redis.Redis) ->
 
 def test_close_ends_a_watch_waiting_for_its_confirmation(bell: Doorbell, pub: redis.Redis) -> None:
     bell.watch("a")
-    pub.execute_command("CLIENT", "PAUSE", "1000", "ALL")  # the server answers nothing meanwhile
+    pub.client_pause(1000, all=True)  # the server answers nothing meanwhile
     started = threading.Event()
 
     def watch_b() -> None:
