@@ -171,8 +171,9 @@ class Doorbell(Notifying):
         notifier on first use.
 
         :raises ShutDown: the doorbell is closed.
-        :raises StoreError: connecting failed (``__cause__``: redis-py's error); the
-            notifier keeps trying, so a later call may succeed.
+        :raises StoreError: the notifier's next attempt to connect failed
+            (``__cause__``: redis-py's error); attempts go on, at most
+            :data:`~._notifier.BACKOFF_MAX` seconds apart, so a later call may succeed.
 
         O(1) plus, the first time, one round trip. Thread-safe.
         """
