@@ -1,0 +1,1 @@
+"""RedisMessageQueue: the queue API with its state in Redis (issue 15)."""
