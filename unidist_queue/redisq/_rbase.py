@@ -105,7 +105,12 @@ class RedisBase:
         :raises ShutDown: closed. :raises StoreError: Redis failed.
         """
         self._check_open()
-        return self._run(name, args)
+        try:
+            return self._run(name, args)
+        except StoreError as exc:
+            if self._closed:  # closed by another thread during the call
+                raise ShutDown("the RedisMessageQueue was closed") from exc
+            raise
 
     def _run(self, name: str, args: Sequence[Arg]) -> Tuple[Any, float, Optional[float]]:
         """:meth:`_call` even once closed (``close`` gives reservations back with it)."""
