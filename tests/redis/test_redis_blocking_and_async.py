@@ -9,7 +9,7 @@ from typing import Any, Coroutine
 
 import pytest
 from doorbell_helpers import WAIT, LoopThread, eventually, in_thread
-from rq_helpers import SHORT, other, rmq  # noqa: F401 (fixtures)
+from rq_helpers import SHORT
 
 from unidist_queue import Empty, RedisMessageQueue, ShutDown
 

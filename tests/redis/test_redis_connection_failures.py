@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import redis
 from redisserver import start_server
-from rq_helpers import rmq  # noqa: F401 (fixtures)
 
 from unidist_queue import RedisMessageQueue, StoreError
 

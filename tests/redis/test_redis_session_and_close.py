@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import child_env
 from doorbell_helpers import WAIT, eventually
-from rq_helpers import SHORT, rmq  # noqa: F401 (fixtures)
+from rq_helpers import SHORT
 
 from unidist_queue import Empty, RedisMessageQueue
 
@@ -19,7 +19,7 @@ from unidist_queue import Empty, RedisMessageQueue
 def test_close_gives_every_reservation_back_to_the_front(redis_url: str, rmq: RedisMessageQueue) -> None:
     rmq.add_many("q", [1, 2, 3, 4])
     holder = RedisMessageQueue(redis_url)
-    held = [holder.reserve("q"), holder.reserve("q", lease=600)] + holder.reserve_many("q", 1)
+    held = [holder.reserve("q"), holder.reserve("q", lease=600), *holder.reserve_many("q", 1)]
     assert rmq.all("q") == [4]
     holder.close()
     assert rmq.all("q") == [1, 2, 3, 4]

@@ -143,7 +143,8 @@ class RedisBase:
     @staticmethod
     def _log_dead(dead: List[Any]) -> None:
         for q, msg_id, att, limit, to, new_id in dead:
-            why = (f"message {int(msg_id)} of queue {q.decode('utf-8', 'replace')!r} was reserved {att} times "
+            name = q.decode("utf-8", "replace")
+            why = (f"message {int(msg_id)} of queue {name!r} was reserved {att} times "
                    f"(max_attempts={limit}) without an ack")
             if not to:
                 logger.warning("%s: dropped (no dead_letter)", why)
