@@ -20,7 +20,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .._corebase import Subscriber, not_a_name
+from .._corebase import Subscriber, not_a_name, notify_subscribers
 from .._util import check_seconds
 from ..errors import ShutDown, StoreError
 from ..message import Message
@@ -130,15 +130,7 @@ class RedisBase:
             if bell is not None:
                 bell.ring(name)
             if news[i + 1] == 1 and self._subscribers:
-                self._notify(name)
-
-    def _notify(self, name: str) -> None:
-        subs = self._subscribers
-        for callback in subs.get(name, ()) + subs.get(None, ()):
-            try:
-                callback(name)
-            except Exception:
-                logger.exception("subscriber %r raised for queue %r", callback, name)
+                notify_subscribers(self._subscribers, name)
 
     @staticmethod
     def _log_dead(dead: List[Any]) -> None:
