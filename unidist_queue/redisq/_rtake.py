@@ -61,7 +61,7 @@ class TakeMixin(RedisBase):
             return None, None if hint is None else max(0.0, hint - now) + EPSILON
         msgs = self._messages(queue, res, mode)
         if mode == "reserve":
-            self._hold(msgs, lease is None)
+            self._hold(msgs, lease)
         return msgs, None
 
     def _end(self, queue: str, side: str, remove: bool, default: Any) -> Any:
