@@ -1,0 +1,264 @@
+"""The Lua source of every RedisMessageQueue operation: one script per operation (internal).
+
+Each script is the shared prelude (:mod:`._prelude`, where the keys and the reply are
+described) followed by its own body; :class:`Script` pairs the source with the SHA1 that
+``EVALSHA`` names it by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Dict
+
+from ._prelude import LIMIT, PRELUDE
+
+__all__ = ["LIMIT", "SCRIPTS", "Script"]
+
+# ARGV: origin, queue, delay ('' none), n, body 1 .. body n
+ADD = r"""
+local q, delay, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+create(q)
+promote(q)
+local c = cfg(q)
+if delay == '' and c.maxlen and c.overflow ~= 'drop_oldest' then
+  if c.overflow == 'block' and n > c.maxlen then return finish({'big', c.maxlen}) end
+  if redis.call('ZCARD', K(q, 'ready')) + n > c.maxlen then
+    return finish({'full', c.maxlen, c.overflow}, next_due(q))
+  end
+end
+local first = redis.call('INCRBY', P .. 'seq', n) - n + 1
+local enq = F(NOW)
+local due = delay ~= '' and NOW + tonumber(delay) or nil
+for i = 1, n do
+  local id = first + i - 1
+  redis.call('HSET', K(q, 'body'), id, ARGV[4 + i])
+  redis.call('HSET', K(q, 'meta'), id, enq)
+  if due then timer(q, 'delayed', due, id) else push_back(q, id, NOW) end
+end
+if not due then evict(q) end
+stat(q, 'added', n)
+return finish({'ok', first})
+"""
+
+# ARGV: origin, queue, end ('first' | 'last'), n, mode ('peek' | 'remove' | 'reserve'), lease
+TAKE = r"""
+local q, side, n, mode = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+promote(q)
+local key = K(q, 'ready')
+local got
+if mode == 'peek' then
+  if side == 'first' then got = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES')
+  else got = redis.call('ZRANGE', key, -n, -1, 'WITHSCORES') end
+elseif side == 'first' then got = redis.call('ZPOPMIN', key, n)
+else got = redis.call('ZPOPMAX', key, n) end
+if #got == 0 then return finish(false, next_due(q)) end
+local ids, scores = {}, {}
+for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
+local rows = body_rows(q, ids, scores)
+if mode == 'remove' then
+  for _, id in ipairs(ids) do forget(q, id) end
+  stat(q, 'removed', #ids)
+elseif mode == 'reserve' then
+  local lease_end = NOW + tonumber(ARGV[6])
+  for i, id in ipairs(ids) do
+    rows[i][4] = redis.call('HINCRBY', K(q, 'att'), id, 1)
+    timer(q, 'leased', lease_end, id)
+    if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), Z(id)) end
+  end
+end
+if mode ~= 'peek' then news(q, 2) end
+return finish(rows)
+"""
+
+# ARGV: origin, queue, mode ('remove' | 'reserve'), then id, body, enqueued_at, attempts, score
+# for each message a TAKE took: puts them back where they were (a body failed its check).
+RESTORE = r"""
+local q, mode = ARGV[2], ARGV[3]
+if not exists(q) then return finish(0) end
+local age = cfg(q).max_age
+local n = 0
+for i = 4, #ARGV, 5 do
+  local id, body, enq, att, score = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local back = true
+  if mode == 'remove' then
+    redis.call('HSET', K(q, 'body'), id, body)
+    redis.call('HSET', K(q, 'meta'), id, enq)
+    if att ~= '0' then redis.call('HSET', K(q, 'att'), id, att) end
+    stat(q, 'removed', -1)
+  elseif redis.call('ZREM', K(q, 'leased'), Z(id)) == 1 then
+    if redis.call('HINCRBY', K(q, 'att'), id, -1) <= 0 then redis.call('HDEL', K(q, 'att'), id) end
+  else
+    back = false
+  end
+  if back then
+    redis.call('ZADD', K(q, 'ready'), score, id)
+    if age then timer(q, 'age', enq, id) end
+    news(q, 1)
+    n = n + 1
+  end
+end
+return finish(n)
+"""
+
+# ARGV: origin, mode ('ack' | 'nack' | 'extend' | 'renew' | 'release'), seconds ('' none),
+# then queue, id, attempts for each reservation. ack/nack/extend: all or none ({'bad', i}
+# for the first that is not a current reservation, or given twice); renew/release: each
+# current one, and a 0/1 per item.
+SETTLE = r"""
+local mode, secs = ARGV[2], ARGV[3]
+local items = {}
+for i = 4, #ARGV, 3 do items[#items + 1] = {ARGV[i], ARGV[i + 1], ARGV[i + 2]} end
+for _, it in ipairs(items) do promote(it[1]) end
+local strict = mode == 'ack' or mode == 'nack' or mode == 'extend'
+local seen, ok = {}, {}
+for i, it in ipairs(items) do
+  local q, id = it[1], it[2]
+  local s = seen[q] or {}
+  seen[q] = s
+  local score = tonumber(redis.call('ZSCORE', K(q, 'leased'), Z(id)))
+  local good = not s[id] and score ~= nil and score > NOW and exists(q)
+    and redis.call('HGET', K(q, 'att'), id) == it[3]
+  s[id] = true
+  if strict and not good then return finish({'bad', i}) end
+  ok[i] = good and 1 or 0
+end
+local due = secs ~= '' and NOW + tonumber(secs) or nil
+for i, it in ipairs(items) do
+  if ok[i] == 1 then
+    local q, id = it[1], it[2]
+    if mode == 'ack' then
+      redis.call('ZREM', K(q, 'leased'), Z(id))
+      forget(q, id)
+      stat(q, 'removed', 1)
+    elseif mode == 'nack' or mode == 'release' then
+      redis.call('ZREM', K(q, 'leased'), Z(id))
+      ret(q, id, due, NOW)
+    else
+      timer(q, 'leased', due, id)
+    end
+  end
+end
+return finish({'ok', ok})
+"""
+
+# ARGV: origin, what ('count' | 'exists' | 'all' | 'stats' | 'next_due' | 'queues'), queue
+LOOK = r"""
+local what, q = ARGV[2], ARGV[3]
+if what == 'queues' then return finish(redis.call('SMEMBERS', P .. 'queues')) end
+if what == 'all' then LIMIT = 4294967295 end  -- O(n) anyway: every due change, not a bounded part
+promote(q)
+if what == 'exists' then return finish(exists(q) and 1 or 0) end
+if what == 'next_due' then return finish(false, next_due(q)) end
+if what == 'count' then return finish(redis.call('ZCARD', K(q, 'ready')) + pending(q).all) end
+if what == 'stats' then
+  local s = redis.call('HMGET', K(q, 'stats'), 'added', 'removed', 'expired', 'dropped', 'dead')
+  local p = pending(q)
+  local out = {redis.call('ZCARD', K(q, 'ready')) + p.all,
+               redis.call('ZCARD', K(q, 'delayed')) + redis.call('ZCARD', K(q, 'retry'))
+                 - p.delayed - p.retry,
+               redis.call('ZCARD', K(q, 'leased')) - p.leased}
+  for i = 1, 5 do out[#out + 1] = tonumber(s[i]) or 0 end
+  return finish(out)
+end
+local ids, scores = {}, {}
+local got = redis.call('ZRANGE', K(q, 'ready'), 0, -1, 'WITHSCORES')
+for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
+local rows = body_rows(q, ids, scores)
+return finish(rows)
+"""
+
+# ARGV: origin, queue, then for each of maxlen, max_age, overflow, max_attempts,
+# dead_letter: '' (not passed), 'n' (None) or 'v' followed by the value.
+DECLARE = r"""
+local q = ARGV[2]
+local c = cfg(q)
+local names = {'maxlen', 'max_age', 'overflow', 'max_attempts', 'dead_letter'}
+local new = {}
+for i, name in ipairs(names) do
+  local a = ARGV[2 + i]
+  if a == '' then new[name] = c[name] elseif a == 'n' then new[name] = false
+  else new[name] = string.sub(a, 2) end
+end
+new.maxlen = tonumber(new.maxlen) or nil
+new.max_age = tonumber(new.max_age) or nil
+new.max_attempts = tonumber(new.max_attempts) or nil
+new.overflow = new.overflow or 'drop_oldest'
+if not new.maxlen and new.overflow ~= 'drop_oldest' then
+  return finish({'bound', new.overflow, ARGV[3] == 'n' and 1 or 0})
+end
+create(q)
+promote(q)
+local key = K(q, 'cfg')
+for _, name in ipairs(names) do
+  local v = new[name]
+  if not v then redis.call('HDEL', key, name)
+  else redis.call('HSET', key, name, type(v) == 'number' and F(v) or v) end
+end
+if new.dead_letter ~= c.dead_letter then
+  if c.dead_letter then redis.call('SREM', P .. 'fed:' .. c.dead_letter, q) end
+  if new.dead_letter then redis.call('SADD', P .. 'fed:' .. new.dead_letter, q) end
+end
+if new.max_age and not c.max_age then
+  local ids = redis.call('ZRANGE', K(q, 'ready'), 0, -1)
+  for _, id in ipairs(ids) do redis.call('ZADD', K(q, 'age'), enq_of(q, id), Z(id)) end  -- due: below
+elseif c.max_age and not new.max_age then
+  redis.call('DEL', K(q, 'age'))
+end
+c.maxlen, c.max_age, c.overflow = new.maxlen, new.max_age, new.overflow
+c.max_attempts, c.dead_letter = new.max_attempts, new.dead_letter or nil
+c.due = due1(q, nil)
+evict(q)
+news(q, 2)
+return finish('ok')
+"""
+
+SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'body', 'meta', 'att', 'age'"
+
+# ARGV: origin, queue
+CLEAR = r"""
+local q = ARGV[2]
+if not exists(q) then return finish(0) end
+promote(q)
+local n = 0
+for _, s in ipairs({'ready', 'delayed', 'retry', 'leased'}) do n = n + redis.call('ZCARD', K(q, s)) end
+for _, s in ipairs({__SUFFIXES__}) do redis.call('UNLINK', K(q, s)) end
+stat(q, 'dropped', n)
+cfg(q).due = nil
+news(q, 2)
+return finish(n)
+""".replace("__SUFFIXES__", SUFFIXES)
+
+# ARGV: origin, queue
+DROP = r"""
+local q = ARGV[2]
+if not exists(q) then return finish(0) end
+local c = cfg(q)
+redis.call('SREM', P .. 'queues', q)
+if c.dead_letter then redis.call('SREM', P .. 'fed:' .. c.dead_letter, q) end
+for _, s in ipairs({__SUFFIXES__, 'cfg', 'stats'}) do redis.call('UNLINK', K(q, s)) end
+c.gone = true
+news(q, 2)
+return finish(1)
+""".replace("__SUFFIXES__", SUFFIXES)
+
+
+class Script:
+    """One operation's Lua source (the prelude included) and its SHA1 for ``EVALSHA``.
+
+    Immutable and thread-safe.
+    """
+
+    __slots__ = ("name", "sha", "source")
+
+    def __init__(self, name: str, body: str) -> None:
+        self.name = name
+        self.source = PRELUDE + body
+        self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()  # Redis names scripts by SHA1
+
+
+SCRIPTS: Dict[str, Script] = {
+    name: Script(name, body)
+    for name, body in (("add", ADD), ("take", TAKE), ("restore", RESTORE), ("settle", SETTLE),
+                       ("look", LOOK), ("declare", DECLARE), ("clear", CLEAR), ("drop", DROP))
+}
+"""Every script by operation name."""
