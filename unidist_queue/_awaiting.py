@@ -31,7 +31,8 @@ from threading import get_ident
 from typing import Any, Deque, List, Optional, Tuple
 
 __all__ = [
-    "DROPPED", "WAITING", "WOKEN", "Waiter", "resolve", "sleep_on", "unpark", "wake_every", "wake_first",
+    "DROPPED", "WAITING", "WOKEN", "Waiter", "resolve", "ring_every", "sleep_on", "unpark", "wake_every",
+    "wake_first",
 ]
 
 WAITING, WOKEN, DROPPED = 0, 1, 2
@@ -103,6 +104,36 @@ def wake_every(room: Optional[Deque[Waiter]]) -> None:
     """Wake every waiter of ``room`` (close, drop, a view shut down). O(w)."""
     if room:
         wake_first(room, len(room))
+
+
+def ring_every(room: Optional[Deque[Waiter]]) -> None:
+    """Wake every waiter of ``room`` and leave each parked (it unparks itself): a broadcast.
+
+    A waiter of the calling thread's loop is resolved at once; one of another loop is
+    sent ``call_soon_threadsafe`` once (its state becomes :data:`WOKEN`). A waiter that
+    was sent a wake-up from another thread and is still pending is resolved at once by a
+    broadcast from its own loop's thread, so a change made in that loop wakes it in the
+    same step, as ``asyncio.Queue`` would, however its earlier wake-up travels. Waiters
+    whose loop is closed are skipped. O(w). Called with the owner's mutex held.
+    """
+    if not room:
+        return
+    me = get_ident()
+    for waiter in room:
+        fut = waiter.fut
+        if fut.done():
+            continue
+        if waiter.tid != me and waiter.state != WAITING:
+            continue  # sent already
+        try:
+            if waiter.tid == me:
+                fut.set_result(None)
+            else:
+                waiter.loop.call_soon_threadsafe(resolve, fut)
+        except RuntimeError:  # the loop is closed: nobody will run this waiter
+            waiter.state = DROPPED
+            continue
+        waiter.state = WOKEN
 
 
 def unpark(room: Optional[Deque[Waiter]], waiter: Waiter) -> bool:

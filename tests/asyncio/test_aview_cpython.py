@@ -22,7 +22,8 @@ import asyncio
 import inspect
 import types
 import unittest
-from typing import Any, Dict, List, Optional, Tuple
+import uuid
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -36,12 +37,17 @@ except ImportError:  # an interpreter without its test package
 needs_cpython_tests = pytest.mark.skipif(_cpython is None, reason="no test.test_asyncio.test_queues here")
 
 
+# What ``asyncio.Queue(maxsize)`` makes while a test runs (the last entry): a view of a
+# fresh MessageQueue, or, for the Redis classes, of a fresh queue of the test's client.
+_MAKE: List[Callable[[Any], Any]] = [lambda maxsize: MessageQueue().aview("cpython", maxsize)]
+
+
 class Queue(AsyncQueueView):  # type: ignore[type-arg]
-    """What the CPython tests get for ``asyncio.Queue(maxsize)``: a view of a fresh
-    MessageQueue (``Queue[int]`` is a ``types.GenericAlias``, as ``asyncio.Queue[int]``)."""
+    """What the CPython tests get for ``asyncio.Queue(maxsize)``: a view of a fresh queue
+    (``Queue[int]`` is a ``types.GenericAlias``, as ``asyncio.Queue[int]``)."""
 
     def __new__(cls, maxsize: Any = 0) -> Any:
-        return MessageQueue().aview("cpython", maxsize)
+        return _MAKE[-1](maxsize)
 
 
 class _AsyncioWithView(types.ModuleType):
@@ -85,8 +91,22 @@ NOT_FIFO = ("LifoQueueTests", "PriorityQueueTests", "LifoQueueJoinTests", "Prior
             "LifoQueueShutdownTests", "PriorityQueueShutdownTests")
 
 
-def _on_the_view(base: type) -> type:
-    """``base`` run with ``asyncio.Queue`` (and ``q_class``) being the view."""
+@pytest.fixture
+def redis_views(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For a Redis class: ``asyncio.Queue(maxsize)`` makes a view of a new queue of one
+    RedisMessageQueue on the session's server, closed after the test."""
+    from unidist_queue import RedisMessageQueue
+
+    mq = RedisMessageQueue(request.getfixturevalue("redis_url"))
+    _MAKE.append(lambda maxsize: mq.aview(uuid.uuid4().hex, maxsize))
+    yield
+    _MAKE.pop()
+    mq.close()
+
+
+def _on_the_view(base: type, redis: bool = False) -> type:
+    """``base`` run with ``asyncio.Queue`` (and ``q_class``) being the view (over Redis
+    with ``redis``)."""
 
     def setUp(self: Any) -> None:
         saved = _cpython.asyncio
@@ -95,12 +115,14 @@ def _on_the_view(base: type) -> type:
         base.setUp(self)
 
     namespace: Dict[str, Any] = {"setUp": setUp, "__module__": __name__}
+    if redis:
+        namespace["pytestmark"] = [pytest.mark.usefixtures("redis_views")]
     if hasattr(base, "q_class"):
         namespace["q_class"] = Queue
     for name, (marker, reason) in PRIVATE.get(base.__name__, {}).items():
         if hasattr(base, name) and (marker is None or marker in inspect.getsource(getattr(base, name))):
             namespace[name] = unittest.skip(reason)(lambda self: None)
-    return type("TestAView" + base.__name__, (base,), namespace)
+    return type(("TestRedisAView" if redis else "TestAView") + base.__name__, (base,), namespace)
 
 
 def _not_ours(base: type) -> type:
@@ -113,13 +135,14 @@ if _cpython is not None:
     for _name in ("QueueBasicTests", "QueueGetTests", "QueuePutTests", "QueueJoinTests",
                   "QueueShutdownTests"):
         if hasattr(_cpython, _name):
-            _cls = _on_the_view(getattr(_cpython, _name))
-            globals()[_cls.__name__] = _cls
+            for _redis in (False, True):
+                _cls = _on_the_view(getattr(_cpython, _name), _redis)
+                globals()[_cls.__name__] = _cls
     for _name in NOT_FIFO:
         if hasattr(_cpython, _name):
             _cls = _not_ours(getattr(_cpython, _name))
             globals()[_cls.__name__] = _cls
-    del _cls, _name
+    del _cls, _name, _redis
 
 
 @needs_cpython_tests

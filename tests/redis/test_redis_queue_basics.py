@@ -119,13 +119,6 @@ def test_closed_raises_shutdown_and_close_is_idempotent(redis_url: str) -> None:
             call()
 
 
-def test_view_and_aview_are_not_implemented_yet(rmq: RedisMessageQueue) -> None:
-    with pytest.raises(NotImplementedError):
-        rmq.view("q")
-    with pytest.raises(NotImplementedError):
-        rmq.aview("q")
-
-
 def test_namespaces_are_apart(redis_url: str, rmq: RedisMessageQueue) -> None:
     with RedisMessageQueue(redis_url, namespace="other") as mq2:
         mq2.add("q", "theirs")

@@ -23,7 +23,7 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .._awaiting import Waiter, sleep_on, unpark
+from .._awaiting import Waiter, sleep_on
 from .._util import check_seconds, deadline_of, remaining
 from ..errors import ShutDown, StoreError
 from ._notifier import POLL, Key, Listener, Notifying
@@ -135,12 +135,16 @@ class Doorbell(Notifying):
                 return True
             if timeout == 0:
                 return False
-            room = self._rooms[queue] = waiter.park(self._rooms.get(queue))
+            room = self._rooms.get(queue)
+            if room is None:
+                room = self._rooms[queue] = waiter.park(None)
+            else:
+                waiter.park(room)
         try:
             await sleep_on(waiter, timeout)
         finally:
             with self._mutex:
-                unpark(room, waiter)
+                room.remove(waiter)  # a broadcast leaves waiters parked: each leaves by itself
                 if not room and self._rooms.get(queue) is room:
                     del self._rooms[queue]
         with self._mutex:

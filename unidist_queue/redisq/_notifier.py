@@ -30,7 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, Optional, Set, Tuple
 
-from .._awaiting import Waiter, wake_every
+from .._awaiting import Waiter, ring_every
 
 if TYPE_CHECKING:  # importing unidist_queue never imports redis
     from redis.client import PubSub
@@ -87,7 +87,8 @@ class Notifying:
         # Per queue, made on a thread's first wait: notified by _bump (ring, a
         # notification) and _bump_all (a lost connection, close); wait() waits on it.
         self._changed: Dict[str, threading.Condition] = {}
-        self._rooms: Dict[str, Deque[Waiter]] = {}  # parked coroutines: woken as _changed
+        # parked coroutines (each unparks itself), woken as _changed is
+        self._rooms: Dict[str, Deque[Waiter]] = {}
         self._io = threading.Lock()
         self._gens: Dict[str, int] = {}
         self._epoch = 0  # added to every generation: changes for every queue at once
@@ -110,7 +111,7 @@ class Notifying:
         changed = self._changed.get(queue)
         if changed is not None:
             changed.notify_all()
-        wake_every(self._rooms.pop(queue, None))
+        ring_every(self._rooms.get(queue))
 
     def _bump_all(self) -> None:
         """Change every generation and wake every waiter (mutex held). O(w)."""
@@ -118,8 +119,7 @@ class Notifying:
         for changed in self._changed.values():
             changed.notify_all()
         for room in self._rooms.values():
-            wake_every(room)
-        self._rooms.clear()
+            ring_every(room)
 
     def _start(self) -> None:
         """Start the notifier thread (a daemon) unless it runs (mutex held)."""

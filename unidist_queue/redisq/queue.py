@@ -18,7 +18,8 @@ from ..message import MISSING, Message, QueueStats
 from ..view import QueueView
 from ._conn import Arg, Client
 from ._rbase import check_name, seconds_arg
-from ._rtake import TakeMixin
+from ._rview import RedisViewCore
+from ._rviewing import ViewingMixin
 
 __all__ = ["RedisMessageQueue"]
 
@@ -38,7 +39,7 @@ def _not_reserved(message: Message) -> ValueError:
         "lease expired, reserved again since, unknown, removed by clear/drop, or given twice)")
 
 
-class RedisMessageQueue(TakeMixin):
+class RedisMessageQueue(ViewingMixin):
     """Named FIFO message queues kept in Redis: every method of :class:`~unidist_queue.MessageQueue`,
     for any number of processes and machines sharing one server (DESIGN section 12).
 
@@ -60,8 +61,8 @@ class RedisMessageQueue(TakeMixin):
     ignored; :meth:`compact` does nothing); a lost connection fails the call with
     :class:`StoreError` and is never resent (an add may or may not have happened); the
     next call reconnects. Promotions are lazy and bounded (100 due changes per structure
-    per call); counts include what is due beyond that bound. ``view``/``aview`` are not
-    implemented yet (``NotImplementedError``).
+    per call); counts include what is due beyond that bound. Views check ``maxsize`` in this
+    client and count ``join`` by ``task_done`` (see :meth:`view`).
 
     Thread-safety: every method may be called from any thread; each is atomic in Redis.
     Cost: one round trip per call (batches included), O(log n) per message in Redis.
@@ -77,6 +78,7 @@ class RedisMessageQueue(TakeMixin):
     ) -> None:
         super().__init__(url, namespace=namespace, client=client, serializer=serializer, hmac_key=hmac_key,
                          session_lease=session_lease, require_aof=require_aof)
+        self._views = RedisViewCore(self)
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -323,18 +325,31 @@ class RedisMessageQueue(TakeMixin):
     # -- the rest --------------------------------------------------------------------------
 
     def view(self, queue: str, maxsize: int = 0) -> QueueView[Any]:
-        """Not implemented yet for Redis (a later step of issue 15).
+        """A :class:`~unidist_queue.QueueView` of ``queue``: ``queue.Queue``'s interface, as
+        :meth:`MessageQueue.view <unidist_queue.MessageQueue.view>` (CPython's
+        ``queue`` tests run against it). Over Redis, ``maxsize`` is checked by this client
+        before each put (puts of other clients at the same moment may pass it), and
+        ``join`` counts ``task_done`` calls (an item that leaves the queue undelivered in
+        Redis must be marked done by whoever removed it). Each put and get is one round
+        trip. Thread-safe.
 
-        :raises NotImplementedError: always.
+        :raises TypeError: ``queue`` is not a str. :raises ShutDown: closed.
         """
-        raise NotImplementedError("RedisMessageQueue.view is not implemented yet")
+        check_name(queue)
+        self._check_open()
+        return QueueView(self._views, queue, maxsize)
 
     def aview(self, queue: str, maxsize: int = 0) -> AsyncQueueView[Any]:
-        """Not implemented yet for Redis (a later step of issue 15).
+        """An :class:`~unidist_queue.AsyncQueueView` of ``queue``: ``asyncio.Queue``'s
+        interface, shared with threads, other loops and other clients, as
+        :meth:`MessageQueue.aview <unidist_queue.MessageQueue.aview>`, with the
+        differences of :meth:`view`. Thread-safe.
 
-        :raises NotImplementedError: always.
+        :raises TypeError: ``queue`` is not a str. :raises ShutDown: closed.
         """
-        raise NotImplementedError("RedisMessageQueue.aview is not implemented yet")
+        check_name(queue)
+        self._check_open()
+        return AsyncQueueView(self._views, queue, maxsize)
 
     def compact(self) -> None:
         """Nothing to do: Redis keeps the state (its AOF rewrites itself).
