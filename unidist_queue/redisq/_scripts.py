@@ -16,8 +16,8 @@ delay, joins the front), ``leased`` (ZSET id -> lease end), ``body``/``meta``/``
 the *ready* messages, only with ``max_age``), ``cfg`` and ``stats`` (HASHes).
 
 Every script returns ``{result, news, dead, now, hint}``: ``news`` a flat list of
-``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a flat
-list of six values per message that left past ``max_attempts`` (queue, id, attempts,
+``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list of
+six values per message that left past ``max_attempts`` (queue, id, attempts,
 max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
 server time and ``hint`` the queue's next timed change when the script found nothing
 (both as ``%.17g`` strings: Lua numbers become integers in replies).
