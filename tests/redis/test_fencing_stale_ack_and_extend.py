@@ -69,12 +69,12 @@ def test_stale_ack_after_a_re_reservation_is_a_value_error(tmp_path: Path, redis
 
 
 def test_extend_keeps_a_long_task_single(tmp_path: Path, redis_url: str) -> None:
-    lease = 1.0
-    with RedisMessageQueue(redis_url) as mq, Child(tmp_path, LONG, redis_url, lease, 3 * lease) as child:
+    lease = 0.6
+    with RedisMessageQueue(redis_url) as mq, Child(tmp_path, LONG, redis_url, lease, 4 * lease) as child:
         msg_id = mq.add("q", "long job")
         assert child.expect("reserved") == [str(msg_id), "1"]
         with pytest.raises(Empty):
-            mq.reserve("q", timeout=4 * lease)  # the child holds it longer than 3 leases
+            mq.reserve("q", timeout=4 * lease)  # while the child holds it for 4 leases
         assert child.expect("acked") == ["1"]
         child.finish()
         stats = mq.stats("q")

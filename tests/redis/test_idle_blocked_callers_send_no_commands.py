@@ -18,7 +18,7 @@ from redisserver import start_server
 
 from unidist_queue.redisq import RedisMessageQueue
 
-QUIET = 3.0  # seconds of watching the counter
+QUIET = 2.0  # seconds of watching the counter
 
 CHILD = r"""
 import threading

@@ -14,7 +14,7 @@ from procs_helpers import Child
 
 from unidist_queue.redisq import RedisMessageQueue
 
-DELAY = 1.5
+DELAY = 1.2
 LEASE = 0.2
 
 CHILD = r"""
@@ -54,7 +54,7 @@ raw.close()
 
 def test_a_delay_much_longer_than_the_lease_delivers_once(tmp_path: Path, redis_url: str) -> None:
     with RedisMessageQueue(redis_url) as mq, \
-            Child(tmp_path, CHILD, redis_url, LEASE, DELAY + 8 * LEASE) as child:
+            Child(tmp_path, CHILD, redis_url, LEASE, DELAY + 6 * LEASE) as child:
         child.expect("consuming")
         msg_id = mq.add("q", "later", delay=DELAY)
         deliveries = []

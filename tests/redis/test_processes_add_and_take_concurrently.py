@@ -4,7 +4,7 @@ Each child process runs three threads on one ``RedisMessageQueue``: an adder (``
 ``add_many`` of 1-5 messages at random) that puts ``N`` bodies ``[child, seq]`` in
 queue ``g`` and ``N`` in queue ``r``, a taker of ``g`` (``get``), and a taker of ``r``
 (``reserve`` or ``reserve_many``, then ``ack``/``ack_many``, with a ``nack``/``nack_many``
-now and then). A taker stops once its adder is done and a wait of one second found
+now and then). A taker stops once its adder is done and a wait of half a second found
 nothing. The children start together (a ``go`` line once all are connected) and report
 what they did as one JSON line.
 
@@ -26,7 +26,7 @@ from procs_helpers import Child
 from unidist_queue.redisq import RedisMessageQueue
 
 CHILDREN = 4
-N = 300  # messages per child and per queue
+N = 200  # messages per child and per queue
 
 CHILD = r"""
 import json, random, threading
@@ -57,7 +57,7 @@ def adder():
 def getter():
     while True:
         try:
-            got.append(mq.get("g", timeout=1.0))
+            got.append(mq.get("g", timeout=0.5))
         except Empty:
             if done.is_set():
                 return
@@ -68,9 +68,9 @@ def reserver():
     while True:
         try:
             if rnd.random() < 0.5:
-                batch = [mq.reserve("r", timeout=1.0)]
+                batch = [mq.reserve("r", timeout=0.5)]
             else:
-                batch = mq.reserve_many("r", rnd.randint(1, 5), timeout=1.0)
+                batch = mq.reserve_many("r", rnd.randint(1, 5), timeout=0.5)
         except Empty:
             if done.is_set():
                 return

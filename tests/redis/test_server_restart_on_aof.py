@@ -22,8 +22,8 @@ from redisserver import Server, start_server
 from unidist_queue import StoreError
 from unidist_queue.redisq import RedisMessageQueue
 
-DELAY = 2.0
-LEASE = 1.5
+DELAY = 1.5
+LEASE = 1.0
 EPS = 0.001  # the server's clock through floats
 
 
