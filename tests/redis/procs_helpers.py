@@ -87,6 +87,17 @@ class Child:
         assert fields and fields[0] == word, f"expected {word!r}, got {fields}; stderr:\n{self.stderr()}"
         return fields[1:]
 
+    def remaining(self) -> List[str]:
+        """Every line the child printed and :meth:`line` did not return yet; the child must
+        have ended (the lines a killed child printed before it died)."""
+        assert self.proc.poll() is not None
+        self._reader.join(WAIT)
+        lines = []
+        while (line := self._lines.get(timeout=WAIT)) is not None:
+            lines.append(line)
+        self._lines.put(None)
+        return lines
+
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line.encode() + b"\n")
