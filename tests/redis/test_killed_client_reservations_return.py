@@ -21,7 +21,7 @@ from procs_helpers import WAIT, Child, wait_for
 
 from unidist_queue.redisq import RedisMessageQueue
 
-SESSION = 1.0  # the child's session lease, seconds
+SESSION = 1.5  # the child's session lease, seconds
 
 CHILD = r"""
 url, session = sys.argv[1], float(sys.argv[2])
@@ -44,7 +44,7 @@ def test_killed_clients_session_reservations_come_back_at_the_front(
         assert held == [f"q:{q_ids[0]}:2", f"q:{q_ids[1]}:1", f"q:{q_ids[2]}:1",
                         f"w:{w_ids[0]}:1", f"w:{w_ids[1]}:1"]
         # alive, the child keeps its reservations over several session leases
-        time.sleep(2.5 * SESSION)
+        time.sleep(2 * SESSION)
         assert [m.id for m in mq.messages("q")] == q_ids[3:]
         assert mq.stats("q").reserved == 3 and mq.count("w") == 0
 
