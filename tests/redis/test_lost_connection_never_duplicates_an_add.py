@@ -19,7 +19,7 @@ from typing import Iterator, List, Optional
 
 import pytest
 import redis
-from procs_helpers import WAIT
+from procs_helpers import WAIT, wait_subscribed
 from redisserver import Server, start_server
 
 from unidist_queue import StoreError
@@ -153,5 +153,36 @@ def test_a_stopped_server_fails_calls_and_the_next_call_reconnects(tmp_path: Pat
             assert mq.add("q", "d") > acked[-1]
         finally:
             mq.close()
+    finally:
+        server.stop()
+
+
+def test_a_blocked_get_survives_a_server_restart_or_fails(tmp_path: Path) -> None:
+    """A ``get`` blocked while the server restarts either fails with ``StoreError`` or
+    keeps waiting and gets the message added once the server is back; it never hangs."""
+    server = start_server(tmp_path / "server")
+    try:
+        raw = redis.Redis.from_url(server.url)
+        with raw, RedisMessageQueue(server.url) as waiter:
+            outcome: List[object] = []
+
+            def wait() -> None:
+                try:
+                    outcome.append(waiter.get("q", timeout=WAIT))
+                except StoreError as exc:
+                    outcome.append(exc)
+
+            t = threading.Thread(target=wait)
+            t.start()
+            wait_subscribed(raw)
+            server.restart(kill=True)
+            with RedisMessageQueue(server.url) as adder:
+                adder.add("q", "after the restart")
+                t.join(WAIT)
+                assert not t.is_alive(), "the get hangs"
+                if outcome == ["after the restart"]:
+                    assert adder.count("q") == 0
+                else:
+                    assert isinstance(outcome[0], StoreError) and adder.count("q") == 1
     finally:
         server.stop()
