@@ -3,8 +3,9 @@
 A Redis script promotes a bounded number of due changes per call, so that a crowd of
 due messages never makes a call slow. Bounded or not, every call must see the queue as if
 every change due at its start had happened (DESIGN 3): counts, ``stats`` and reads
-(``newest``, ``all``) alike, whatever ran before. Found while testing the big queue
-(``test_scripts_stay_fast_on_a_big_queue.py``).
+(``newest``, ``all``) alike, whatever ran before; and reservations that lapse together
+are all back at the front, in id order, for the first call that takes. Found while
+testing the big queue (``test_scripts_stay_fast_on_a_big_queue.py``).
 """
 
 from __future__ import annotations
@@ -37,3 +38,18 @@ def test_due_messages_beyond_the_promotion_bound_count_as_ready(redis_url: str) 
         }
         wrong = [name for name, check in checks.items() if not check()]
         assert not wrong, f"{wrong} do not see every due message as ready"
+
+
+def test_many_lapsed_leases_come_back_at_the_front_in_id_order(redis_url: str) -> None:
+    """Reservations that lapse together (a client killed while holding many, say) are
+    back at the front in id order, all of them, for the first call that looks."""
+    many = 250
+    raw = redis.Redis.from_url(redis_url)
+    with raw, RedisMessageQueue(redis_url) as mq, RedisMessageQueue(redis_url) as holder:
+        ids = mq.add_many("q", list(range(4 * many)))
+        holder.reserve_many("q", many, timeout=0, lease=0.3)
+        end = mq.next_due("q")
+        assert end is not None
+        wait_for(lambda: server_time(raw) > end, "the leases lapsed")  # no call on q
+        got = mq.reserve_many("q", many, timeout=0)
+        assert [(m.id, m.attempts) for m in got] == [(i, 2) for i in ids[:many]]
