@@ -4,7 +4,8 @@ A Redis script promotes a bounded number of due changes per call, so that a crow
 due messages never makes a call slow. Bounded or not, every call must see the queue as if
 every change due at its start had happened (DESIGN 3): counts, ``stats`` and reads
 (``newest``, ``all``) alike, whatever ran before; and reservations that lapse together
-are all back at the front, in id order, for the first call that takes. Found while
+are all back at the front, in id order, for the first call that takes; a delayed batch
+joins the back in the order it was added. Found while
 testing the big queue (``test_scripts_stay_fast_on_a_big_queue.py``).
 """
 
@@ -53,3 +54,17 @@ def test_many_lapsed_leases_come_back_at_the_front_in_id_order(redis_url: str) -
         wait_for(lambda: server_time(raw) > end, "the leases lapsed")  # no call on q
         got = mq.reserve_many("q", many, timeout=0)
         assert [(m.id, m.attempts) for m in got] == [(i, 2) for i in ids[:many]]
+
+
+def test_a_delayed_batch_joins_the_queue_in_order(redis_url: str) -> None:
+    """``add_many`` with a delay: when due, the batch joins the back of the queue in the
+    order it was added (FIFO), however many messages it holds."""
+    many = 2500
+    raw = redis.Redis.from_url(redis_url)
+    with raw, RedisMessageQueue(redis_url) as mq:
+        mq.add_many("q", list(range(many)), delay=0.3)
+        due = mq.next_due("q")
+        assert due is not None
+        wait_for(lambda: server_time(raw) > due, "the batch due")  # no call on q
+        got = [mq.get("q", timeout=0) for _ in range(many)]
+        assert got == list(range(many))
