@@ -1,8 +1,9 @@
 """Idle blocked callers send (almost) no commands (DESIGN 12; dramatiq#691, rq#2170).
 
 Two threads of a child process block in ``get`` with no timeout, on queues where nothing
-is due, with a short ``session_lease`` (a renewal thread with nothing to renew must not
-call the server either). Over a few seconds the server's command counter grows by no
+is due for a long time (a delayed message, a reservation with a long lease), with a
+short ``session_lease`` (a renewal thread with nothing to renew must not call the
+server either). Over a few seconds the server's command counter grows by no
 more than the ``INFO`` calls of the test itself. Then two adds wake both callers, which
 shows they were blocked all along. A private server: nothing else talks to it.
 """
@@ -25,6 +26,9 @@ import threading
 url = sys.argv[1]
 mq = RedisMessageQueue(url, session_lease=0.5)
 mq.add("other", "x")  # a connection in use, a script loaded: a client that worked before
+mq.add("a", "later", delay=600)  # something due, but long after the test
+mq.add("b", "held")
+mq.reserve("b", timeout=0, lease=600)  # a lease running, ending long after the test
 ts = [threading.Thread(target=lambda q=q: print("got", mq.get(q), flush=True)) for q in ("a", "b")]
 for t in ts:
     t.start()
