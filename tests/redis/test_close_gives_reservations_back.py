@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from helpers import in_thread, join
 from procs_helpers import WAIT, Child, wait_subscribed
 
 from unidist_queue import ShutDown
@@ -24,6 +25,7 @@ CHILD = r"""
 url = sys.argv[1]
 mq = RedisMessageQueue(url)
 held = [mq.reserve("q", timeout=10), mq.reserve("q", timeout=10, lease=600)]
+held.append(mq.reserve("w", timeout=10))
 print("held", *[m.id for m in held], flush=True)
 sys.stdin.readline()
 mq.close()
@@ -77,12 +79,21 @@ def _get_error(mq: RedisMessageQueue, queue: str) -> BaseException:
 
 
 def test_close_in_another_process_returns_its_reservations(tmp_path: Path, redis_url: str) -> None:
-    with RedisMessageQueue(redis_url) as mq, Child(tmp_path, CHILD, redis_url) as child:
+    """A child's ``close`` gives its reservations back and wakes a caller blocked in
+    another process on what it gives back."""
+    raw = redis.Redis.from_url(redis_url)
+    with raw, RedisMessageQueue(redis_url) as mq, Child(tmp_path, CHILD, redis_url) as child:
         ids = mq.add_many("q", ["a", "b", "c"])
-        assert child.expect("held") == [str(ids[0]), str(ids[1])]
+        w_id = mq.add("w", "only")
+        assert child.expect("held") == [str(ids[0]), str(ids[1]), str(w_id)]
         assert [m.id for m in mq.messages("q")] == [ids[2]]
+        # blocked on w, whose one message the child holds for 60 s: only its close wakes it
+        t, got = in_thread(lambda: mq.get("w", timeout=WAIT))
+        wait_subscribed(raw)
         child.send("close")
         child.expect("closed")
+        join(t)
+        assert got == [("ok", "only")]
         assert [(m.id, m.attempts) for m in mq.messages("q")] == [(ids[0], 1), (ids[1], 1), (ids[2], 0)]
         assert mq.stats("q").reserved == 0
         child.send("exit")
