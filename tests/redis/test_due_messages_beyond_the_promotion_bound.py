@@ -5,7 +5,7 @@ due messages never makes a call slow. Bounded or not, every call must see the qu
 every change due at its start had happened (DESIGN 3): counts, ``stats`` and reads
 (``newest``, ``all``) alike, whatever ran before; and reservations that lapse together
 are all back at the front, in id order, for the first call that takes; a delayed batch
-joins the back in the order it was added. Found while
+joins the back in the order it was added; a batch take sees every due message. Found while
 testing the big queue (``test_scripts_stay_fast_on_a_big_queue.py``).
 """
 
@@ -68,3 +68,17 @@ def test_a_delayed_batch_joins_the_queue_in_order(redis_url: str) -> None:
         wait_for(lambda: server_time(raw) > due, "the batch due")  # no call on q
         got = [mq.get("q", timeout=0) for _ in range(many)]
         assert got == list(range(many))
+
+
+def test_a_batch_take_sees_every_due_delayed_message(redis_url: str) -> None:
+    """``reserve_many(n)`` takes up to ``n`` of the ready messages, counting every due
+    delayed one as ready (``count`` does), in order."""
+    many = 250
+    raw = redis.Redis.from_url(redis_url)
+    with raw, RedisMessageQueue(redis_url) as mq:
+        ids = mq.add_many("q", list(range(many)), delay=0.3)
+        due = mq.next_due("q")
+        assert due is not None
+        wait_for(lambda: server_time(raw) > due, "the batch due")  # no call on q
+        got = mq.reserve_many("q", many, timeout=0)
+        assert [m.id for m in got] == ids
