@@ -3,7 +3,7 @@
 Promotion is bounded per call, so a queue holding ``READY`` ready messages and ``DUE``
 delayed ones that all came due at once never makes one call slow. On a private server,
 a mix of every per-message operation runs until every due message was promoted, and
-beyond; each call must cost the server less than ``SLOW_US`` (5 ms).
+beyond; the calls must cost the server less than ``SLOW_US`` (5 ms) each.
 
 How a call's cost is measured: the server's main-thread CPU time (``INFO cpu``,
 ``used_cpu_user_main_thread + used_cpu_sys_main_thread``) before and after the call.
@@ -11,6 +11,14 @@ That is the work the script did, whatever else runs on the machine; the ``SLOWLO
 (set to log what is slower than ``SLOW_US``) measures wall time, which on a loaded
 shared machine also counts the time the server was descheduled, so it is shown in the
 failure message but not asserted.
+
+CPU time is not free of noise either: on a shared virtual machine the time the
+hypervisor takes from the server's CPU, and the server's own housekeeping (incremental
+rehashing, a hash table doubling as the ready set passes 2**20 members, Lua's garbage
+collector) land in a few calls' windows. So at most ``NOISE`` (1 %) of the calls may
+cost more than ``SLOW_US``, and none more than ten times that. A script that does too
+much per call is slow on every call that promotes: with 1000 promotions per call, about
+5 % of these calls cost 10-18 ms each (found and fixed in the core this way).
 
 Before the first promotion, ``count`` already includes every due message (as if every
 change due had happened). The queue is filled with ``add_many`` in big batches (slow
@@ -38,6 +46,7 @@ DUE = READY // 10
 BATCH = 50_000
 DUE_BATCH = 10_000
 SLOW_US = 5000
+NOISE = 0.01
 ROUNDS = DUE // 1000 + 20  # enough calls to promote every due message at >= 60 per call
 
 
@@ -120,8 +129,10 @@ def test_every_script_stays_fast_with_many_ready_and_due_messages(server: Server
             one_round(mq, i, run)
         slowlog = [(e["duration"], e["command"][:80]) for e in raw.slowlog_get(1000)]
         slow = [cost for cost in run.costs if cost[0] > SLOW_US]
-        assert not slow, (f"{len(slow)} of {len(run.costs)} calls cost the server more than "
-                          f"{SLOW_US} us of CPU: {slow[:20]}; SLOWLOG: {slowlog[:20]}")
+        why = (f"{len(slow)} of {len(run.costs)} calls cost the server more than {SLOW_US} us "
+               f"of CPU: {slow[:20]}; SLOWLOG: {slowlog[:20]}")
+        assert len(slow) <= NOISE * len(run.costs), why
+        assert max(run.costs)[0] <= 10 * SLOW_US, why
         stats = mq.stats("q")  # each round: +1 +10 added, -1 got, -1 -5 acked
         assert (stats.ready + stats.delayed, stats.reserved) == (READY + DUE + 4 * ROUNDS, 0)
 
