@@ -11,7 +11,9 @@ them) may run on: the clients' CPUs only, or every CPU (the server's too).
 
 Jobs: ``"ours"`` (``add`` + ``reserve`` + ``ack`` of one message on a shared queue of a
 :class:`~unidist_queue.RedisMessageQueue`) and ``"floor"`` (``LPUSH`` + ``RPOP`` on a
-shared list, one round trip each).
+shared list, one round trip each); and the wake-up of a caller blocked in the first
+process by an add from this one: ``"wake ours"`` (a blocking ``get``) and
+``"wake floor"`` (``BLPOP``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import multiprocessing
 import os
 import time
 from multiprocessing.connection import Connection
-from typing import Any, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Tuple
 
 QUEUE = "shared"
+WAKE_QUEUE, WAKE_LIST = "wake", "floor:wake"
 JOB_TIMEOUT = 600.0
 
 
@@ -48,9 +51,29 @@ def _move_to(cpus: FrozenSet[int]) -> None:
             os.sched_setaffinity(int(tid), cpus)
 
 
+def _wake_ours(mq: Any, n: int) -> List[float]:
+    """``n`` blocking ``get``s; each body is the ``time.monotonic()`` of its ``add``."""
+    get = mq.get
+    return [time.monotonic() - get(WAKE_QUEUE, timeout=30.0) for _ in range(n)]
+
+
+def _wake_floor(r: Any, n: int) -> List[float]:
+    """``n`` ``BLPOP``s; each value is the ``time.monotonic()`` of its ``LPUSH``."""
+    blpop = r.blpop
+    out = []
+    for _ in range(n):
+        got = blpop([WAKE_LIST], timeout=30)
+        out.append(time.monotonic() - float(got[1]))
+    return out
+
+
 def serve(conn: Connection, url: str, floor_url: str, namespace: str, payload: Any,
           with_ours: bool) -> None:
-    """The body of one client process: run jobs sent on ``conn`` until ``None``."""
+    """The body of one client process: run jobs sent on ``conn`` until ``None``.
+
+    A job ``(kind, n, cpus)`` answers ``(start, end)`` for the cycles (``"ours"``,
+    ``"floor"``) and the list of wake-up latencies for ``"wake ours"``/``"wake floor"``.
+    """
     import pickle
 
     import redis
@@ -68,6 +91,12 @@ def serve(conn: Connection, url: str, floor_url: str, namespace: str, payload: A
             kind, n, cpus = job
             _move_to(cpus)
             t0 = time.monotonic()
+            if kind == "wake ours":
+                conn.send(_wake_ours(mq, n))
+                continue
+            if kind == "wake floor":
+                conn.send(_wake_floor(r, n))
+                continue
             if kind == "ours":
                 _cycle_ours(mq, payload, n)
             else:
@@ -116,6 +145,26 @@ class ClientPool:
         spans = [self._recv(c) for c in conns]
         start, end = min(s for s, _ in spans), max(e for _, e in spans)
         return processes * per_process / (end - start)
+
+    def wake_ups(self, n: int, cpus: Iterable[int], pace: float, send_ours: Optional[Callable[[float], Any]],
+                 send_floor: Callable[[float], Any]) -> Tuple[List[float], List[float]]:
+        """Wake-up latencies (seconds) of a blocking ``get`` in the first client process
+        and of a ``BLPOP`` in the second, taking turns item by item: this process calls
+        ``send_ours(time.monotonic())`` then ``send_floor(time.monotonic())``, ``n`` times,
+        ``pace`` seconds apart, so each caller is blocked again before its next item.
+        ``send_ours=None``: the floor alone (our list is empty)."""
+        ours, floor = self.conns[0], self.conns[1]
+        if send_ours is not None:
+            ours.send(("wake ours", n, frozenset(cpus)))
+        floor.send(("wake floor", n, frozenset(cpus)))
+        time.sleep(pace)
+        for _ in range(n):
+            if send_ours is not None:
+                send_ours(time.monotonic())
+                time.sleep(pace)
+            send_floor(time.monotonic())
+            time.sleep(pace)
+        return (list(self._recv(ours)) if send_ours is not None else []), list(self._recv(floor))
 
     def close(self) -> None:
         for c in self.conns:

@@ -15,6 +15,9 @@ interleaved in every repetition (figures of issue 15, "Performance"):
   client processes free to run on every CPU (the server keeps its own) and, as a
   reference, pinned off the server's CPU (on 2 cores all four share one CPU, which caps
   even the floor near 1.5x);
+* the wake-up of a ``get`` blocked in another client process by an ``add`` from this one,
+  vs a ``BLPOP`` woken by an ``LPUSH``, taking turns item by item (median target
+  <= 2.5x, goal 1.5x; p99 reported);
 * peers, same kind of work: enqueue one no-op (our ``add``) and take-run-settle one (our
   ``reserve`` + ``ack``) against RQ (``Queue.enqueue``, a burst ``SimpleWorker``) and
   huey (calling a task, ``dequeue`` + ``execute``), each noted with its guarantee.
@@ -31,9 +34,11 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -44,7 +49,7 @@ import redis
 from _harness import Case, body, parser, report, run_cases
 from _redis_floors import LuaPair, lpush_rate
 from _redis_peers import HueyPeer, RQPeer, installed, noop
-from _redis_procs import ClientPool
+from _redis_procs import WAKE_LIST, WAKE_QUEUE, ClientPool
 from _redis_server import INSTALL_HINT, PinnedServer
 from _redis_server import installed as server_installed
 
@@ -57,8 +62,16 @@ NAMESPACE = "bench"
 # one database per system: ours 0, floors 1, RQ 2, huey 3
 OURS_DB, FLOOR_DB, RQ_DB, HUEY_DB = 0, 1, 2, 3
 
-FULL = {"single": 2000, "cycle": 1000, "rounds": 50, "per_process": 500, "rq": 200, "huey": 1000}
-QUICK = {"single": 100, "cycle": 50, "rounds": 3, "per_process": 30, "rq": 20, "huey": 50}
+FULL = {"single": 2000, "cycle": 1000, "rounds": 50, "per_process": 500, "rq": 200, "huey": 1000,
+        "wake": 200}
+QUICK = {"single": 100, "cycle": 50, "rounds": 3, "per_process": 30, "rq": 20, "huey": 50, "wake": 20}
+PACE = 0.003  # seconds between wake-ups: the woken caller is blocked again long before
+
+
+def p99(values: List[float]) -> float:
+    """The 99th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 def have_ours() -> bool:
@@ -153,6 +166,8 @@ class Run:
         self.huey = HueyPeer(server.url_db(HUEY_DB)) if installed("huey") else None
         # the multi-process figures run twice: clients free on every CPU (the server's
         # too), and clients pinned off the server's CPU (on 2 cores: all on one CPU)
+        self.latency: Dict[str, List[float]] = {
+            f"{who} {what}": [] for who in ("ours", "BLPOP") for what in ("median", "p99")}
         self.layouts = {"all": server.original, "pinned": server.client_cpus}
         self.pool = ClientPool(PROCESSES, server.url_db(OURS_DB), server.url_db(FLOOR_DB), NAMESPACE,
                                body(0), with_ours=self.ours is not None)
@@ -177,11 +192,30 @@ class Run:
                 for k in (1, PROCESSES):
                     cases.append((f"{kind} {k} {layout}",
                                   lambda kind=kind, k=k, n=n, cpus=cpus: self.pool.rate(kind, k, n, cpus)))
+        cases.append(("wake-up", lambda: self.wake_ups(s["wake"])))
         for name, peer, n in (("RQ", self.rq, s["rq"]), ("huey", self.huey, s["huey"])):
             if peer is not None:
                 cases += [(f"{name} enqueue", lambda p=peer, n=n: p.enqueue_rate(n)),
                           (f"{name} run", lambda p=peer, n=n: p.run_rate(n))]
         return cases
+
+    def wake_ups(self, n: int) -> float:
+        """One repetition of the wake-up figures (a blocking ``get`` in one client process
+        and a ``BLPOP`` in another, woken in turns by this process, all off the server's
+        CPU): keeps each side's median and p99; returns the floor's median (for
+        ``run_cases``). Without our class, the floor alone."""
+        send_ours = None if self.ours is None else partial(self.ours.mq.add, WAKE_QUEUE)
+        ours, floor = self.pool.wake_ups(n, self.layouts["pinned"], PACE, send_ours,
+                                         lambda t: self.floor.lpush(WAKE_LIST, repr(t)))
+        for name, lat in (("ours", ours), ("BLPOP", floor)):
+            if lat:
+                self.latency[name + " median"].append(statistics.median(lat))
+                self.latency[name + " p99"].append(p99(lat))
+        return statistics.median(floor)
+
+    def latencies(self) -> Dict[str, float]:
+        """The median over the repetitions of each wake-up figure, in microseconds."""
+        return {name: statistics.median(v) * 1e6 for name, v in self.latency.items() if v}
 
     def close(self) -> None:
         closers: List[Callable[[], None]] = [self.pool.close, self.floor.close]
@@ -190,9 +224,9 @@ class Run:
             close()
 
 
-def rows_of(r: Dict[str, float]) -> List[Dict[str, Any]]:
+def rows_of(r: Dict[str, float], lat: Dict[str, float]) -> List[Dict[str, Any]]:
     """The table: our figure, its baseline from the same run, the ratio, the target."""
-    g = r.get
+    g, w = r.get, lat.get
     return [
         row("one add, one round trip (msgs/s)", g("add"), "one LPUSH round trip", g("LPUSH"), ">= 0.6x"),
         row("reserve + ack, one message (msgs/s)", g("reserve+ack"),
@@ -208,6 +242,10 @@ def rows_of(r: Dict[str, float]) -> List[Dict[str, Any]]:
         row(f"  floor: {PROCESSES} processes, LPUSH + RPOP, off the server's CPU",
             g(f"floor {PROCESSES} pinned"),
             "the same, 1 process", g("floor 1 pinned"), "(floor)"),
+        row("wake-up of a blocked get in another process, median (us)", w("ours median"),
+            "BLPOP woken by LPUSH, median", w("BLPOP median"), "<= 2.5x (goal 1.5x)"),
+        row("wake-up of a blocked get in another process, p99 (us)", w("ours p99"),
+            "BLPOP woken by LPUSH, p99", w("BLPOP p99"), "(report)"),
         row("enqueue one: add (at-least-once)", g("add"), "RQ Queue.enqueue", g("RQ enqueue"), "(report)"),
         row("enqueue one: add (at-least-once)", g("add"), "huey task call", g("huey enqueue"), "(report)"),
         row("take, run a no-op, settle: reserve + ack (at-least-once)", g("reserve+ack"),
@@ -228,7 +266,8 @@ def notes_of(server: PinnedServer, aof: bool, sizes: Dict[str, int]) -> List[str
     info = client.info("server")
     client.close()
     return [
-        "items/s, higher is better; ratio = ours / baseline, in the same run (only ratios count).",
+        "items/s, higher is better; wake-ups (us), lower is better; ratio = ours / baseline, in the same "
+        "run (only ratios count).",
         f"redis-server {info['redis_version']} on 127.0.0.1, "
         + ("AOF appendfsync always" if aof else "no AOF, no RDB") + f"; {server.describe()}.",
         f"redis-py {redis.__version__} (hiredis {version('hiredis')}), RQ {version('rq')}, "
@@ -241,7 +280,8 @@ def notes_of(server: PinnedServer, aof: bool, sizes: Dict[str, int]) -> List[str
         "huey at-most-once (popped before it runs).",
         f"Sizes: {sizes['single']:,} single calls, {sizes['cycle']:,} cycles, {sizes['rounds']} rounds "
         f"of {BATCH}, {sizes['per_process']:,} cycles per client process, {sizes['rq']} RQ jobs, "
-        f"{sizes['huey']:,} huey tasks.",
+        f"{sizes['huey']:,} huey tasks, {sizes['wake']} wake-ups each side (in turns, {PACE * 1e3:g} ms "
+        "apart; the time from just before the add or LPUSH to the return of the get or BLPOP).",
         *([] if have_ours() else ["ours: None = unidist_queue.RedisMessageQueue is not in this checkout."]),
     ]
 
@@ -260,12 +300,13 @@ def main(argv: List[str]) -> int:
             run = Run(server, sizes)
             try:
                 medians = run_cases(run.cases(), args.repeat)
+                latencies = run.latencies()
             finally:
                 run.close()
             notes = notes_of(server, args.aof, sizes)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    report(f"bench_redis: median of {args.repeat} interleaved repetitions", rows_of(medians),
+    report(f"bench_redis: median of {args.repeat} interleaved repetitions", rows_of(medians, latencies),
            args.json, notes)
     return 0
 
