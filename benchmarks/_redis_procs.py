@@ -54,7 +54,11 @@ def _move_to(cpus: FrozenSet[int]) -> None:
 def _wake_ours(mq: Any, n: int) -> List[float]:
     """``n`` blocking ``get``s; each body is the ``time.monotonic()`` of its ``add``."""
     get = mq.get
-    return [time.monotonic() - get(WAKE_QUEUE, timeout=30.0) for _ in range(n)]
+    out = []
+    for _ in range(n):
+        sent = get(WAKE_QUEUE, timeout=30.0)
+        out.append(time.monotonic() - sent)
+    return out
 
 
 def _wake_floor(r: Any, n: int) -> List[float]:
