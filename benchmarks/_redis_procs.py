@@ -140,15 +140,14 @@ class ClientPool:
             raise RuntimeError("a benchmark client process did not answer")
         return c.recv()
 
-    def rate(self, kind: str, processes: int, per_process: int, cpus: Iterable[int]) -> float:
-        """Messages per second of ``processes`` clients each running ``per_process`` cycles,
-        on ``cpus``."""
+    def span(self, kind: str, processes: int, per_process: int, cpus: Iterable[int]) -> float:
+        """Seconds from the first start to the last end of ``processes`` clients each
+        running ``per_process`` cycles of ``kind``, on ``cpus``."""
         conns = self.conns[:processes]
         for c in conns:
             c.send((kind, per_process, frozenset(cpus)))
         spans = [self._recv(c) for c in conns]
-        start, end = min(s for s, _ in spans), max(e for _, e in spans)
-        return processes * per_process / (end - start)
+        return float(max(e for _, e in spans) - min(s for s, _ in spans))
 
     def wake_ups(self, n: int, cpus: Iterable[int], pace: float, send_ours: Optional[Callable[[float], Any]],
                  send_floor: Callable[[float], Any]) -> Tuple[List[float], List[float]]:

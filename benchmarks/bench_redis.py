@@ -47,11 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis
 from _harness import Case, body, parser, report, run_cases
-from _redis_floors import LuaPair, lpush_rate
+from _redis_floors import LIST, LuaPair, lpush_chunk
 from _redis_peers import HueyPeer, RQPeer, installed, noop
 from _redis_procs import WAKE_LIST, WAKE_QUEUE, ClientPool
 from _redis_server import INSTALL_HINT, PinnedServer
 from _redis_server import installed as server_installed
+from _turns import Side, Turns
 
 import unidist_queue
 
@@ -62,9 +63,10 @@ NAMESPACE = "bench"
 # one database per system: ours 0, floors 1, RQ 2, huey 3
 OURS_DB, FLOOR_DB, RQ_DB, HUEY_DB = 0, 1, 2, 3
 
+# calls per repetition (in chunks of BATCH, taking turns with the baseline's)
 FULL = {"single": 2000, "cycle": 1000, "rounds": 50, "per_process": 500, "rq": 200, "huey": 1000,
         "wake": 200}
-QUICK = {"single": 100, "cycle": 50, "rounds": 3, "per_process": 30, "rq": 20, "huey": 50, "wake": 20}
+QUICK = {"single": 100, "cycle": 100, "rounds": 3, "per_process": 30, "rq": 20, "huey": 50, "wake": 20}
 PACE = 0.003  # seconds between wake-ups: the woken caller is blocked again long before
 
 
@@ -83,60 +85,62 @@ def have_ours() -> bool:
 
 
 class Ours:
-    """One :class:`~unidist_queue.RedisMessageQueue` client, open for the whole run."""
+    """One :class:`~unidist_queue.RedisMessageQueue` client, open for the whole run; its
+    methods time chunks of ``BATCH`` messages (see ``_turns.py``)."""
 
     def __init__(self, url: str) -> None:
         self.mq: Any = unidist_queue.RedisMessageQueue(url, namespace=NAMESPACE)  # type: ignore[attr-defined]
         self.mq.clear(QUEUE)
+        self.bodies = [body(i) for i in range(BATCH)]
 
-    def add_rate(self, n: int) -> float:
-        """``add`` calls per second (the queue grows; emptied afterwards, untimed)."""
-        bodies = [body(i) for i in range(n)]
+    def add_chunk(self) -> float:
+        """``BATCH`` ``add`` calls (the queue grows; :meth:`empty` empties it, untimed)."""
         add = self.mq.add
         t0 = time.perf_counter()
-        for b in bodies:
+        for b in self.bodies:
             add(QUEUE, b)
-        rate = n / (time.perf_counter() - t0)
-        assert self.mq.clear(QUEUE) == n
-        return rate
+        return time.perf_counter() - t0
 
-    def reserve_ack_rate(self, n: int) -> float:
-        """Messages per second taken with ``reserve`` (session lease), run (a no-op) and
-        ``ack``ed, from ``n`` added beforehand (untimed)."""
-        self.mq.add_many(QUEUE, [body(i) for i in range(n)])
+    def empty(self) -> None:
+        self.mq.clear(QUEUE)
+
+    def fill(self, n: int) -> None:
+        """``n`` ready messages, untimed (for :meth:`reserve_ack_chunk`)."""
+        for start in range(0, n, 1000):
+            self.mq.add_many(QUEUE, [body(i) for i in range(start, min(n, start + 1000))])
+
+    def reserve_ack_chunk(self) -> float:
+        """``BATCH`` messages taken with ``reserve`` (session lease), run (a no-op) and
+        ``ack``ed."""
         reserve, ack = self.mq.reserve, self.mq.ack
         t0 = time.perf_counter()
-        for _ in range(n):
+        for _ in range(BATCH):
             m = reserve(QUEUE, timeout=30.0)
             noop()
             ack(m)
-        rate = n / (time.perf_counter() - t0)
-        assert self.mq.count(QUEUE) == 0
-        return rate
+        return time.perf_counter() - t0
 
-    def cycle_rate(self, n: int) -> float:
-        """Messages per second through ``add`` + ``reserve`` + ``ack``, one at a time."""
-        bodies = [body(i) for i in range(n)]
+    def check_empty(self) -> None:
+        assert self.mq.count(QUEUE) == 0 and self.mq.stats(QUEUE).reserved == 0
+
+    def cycle_chunk(self) -> float:
+        """``BATCH`` messages through ``add`` + ``reserve`` + ``ack``, one at a time."""
         add, reserve, ack = self.mq.add, self.mq.reserve, self.mq.ack
         t0 = time.perf_counter()
-        for b in bodies:
+        for b in self.bodies:
             add(QUEUE, b)
             ack(reserve(QUEUE, timeout=30.0))
-        return n / (time.perf_counter() - t0)
+        return time.perf_counter() - t0
 
-    def batch_rate(self, rounds: int) -> float:
-        """Messages per second through ``add_many`` + ``reserve_many`` + ``ack_many`` of
-        ``BATCH``."""
-        bodies = [body(i) for i in range(BATCH)]
-        add_many, reserve_many, ack_many = self.mq.add_many, self.mq.reserve_many, self.mq.ack_many
+    def batch_chunk(self) -> float:
+        """``BATCH`` messages through one ``add_many``, ``reserve_many`` and ``ack_many``."""
         t0 = time.perf_counter()
-        for _ in range(rounds):
-            add_many(QUEUE, bodies)
-            taken = reserve_many(QUEUE, BATCH, timeout=30.0)
-            ack_many(taken)
-        rate = rounds * BATCH / (time.perf_counter() - t0)
-        assert len(taken) == BATCH and self.mq.count(QUEUE) == 0
-        return rate
+        self.mq.add_many(QUEUE, self.bodies)
+        taken = self.mq.reserve_many(QUEUE, BATCH, timeout=30.0)
+        self.mq.ack_many(taken)
+        spent = time.perf_counter() - t0
+        assert len(taken) == BATCH
+        return spent
 
     def close(self) -> None:
         self.mq.clear(QUEUE)
@@ -160,7 +164,7 @@ class Run:
         self.sizes = sizes
         self.payload = pickle.dumps(body(0))
         self.floor = redis.Redis.from_url(server.url_db(FLOOR_DB))
-        self.lua = LuaPair(self.floor)
+        self.lua = LuaPair(self.floor, self.payload)
         self.ours = Ours(server.url_db(OURS_DB)) if have_ours() else None
         self.rq = RQPeer(server.url_db(RQ_DB)) if installed("rq") else None
         self.huey = HueyPeer(server.url_db(HUEY_DB)) if installed("huey") else None
@@ -173,26 +177,42 @@ class Run:
                                body(0), with_ours=self.ours is not None)
 
     def cases(self) -> List[Case]:
-        s = self.sizes
-        cases: List[Case] = [
-            ("LPUSH", lambda: lpush_rate(self.floor, self.payload, s["single"])),
-            ("Lua pair", lambda: self.lua.cycle_rate(self.payload, s["single"])),
-        ]
-        ours = self.ours
-        if ours is not None:
-            cases += [
-                ("add", lambda: ours.add_rate(s["single"])),
-                ("reserve+ack", lambda: ours.reserve_ack_rate(s["single"])),
-                ("cycle", lambda: ours.cycle_rate(s["cycle"])),
-                ("batches", lambda: ours.batch_rate(s["rounds"])),
+        """Every case of a repetition, in order (each pair of a ratio in turns)."""
+        s, floor, lua, ours = self.sizes, self.floor, self.lua, self.ours
+        chunks = s["single"] // BATCH
+        lpush = Side("LPUSH", lambda: lpush_chunk(floor, self.payload, BATCH), BATCH, chunks,
+                     end=lambda: floor.delete(LIST))
+        pair = Side("Lua pair", lambda: lua.chunk(BATCH), BATCH, chunks, begin=lua.fill, end=lua.check)
+        if ours is None:
+            cases = [*Turns(lpush).cases(), *Turns(pair).cases()]
+        else:
+            cases = [
+                *Turns(Side("add", ours.add_chunk, BATCH, chunks, end=ours.empty), lpush).cases(),
+                *Turns(Side("reserve+ack", ours.reserve_ack_chunk, BATCH, chunks, begin=ours.fill,
+                            end=ours.check_empty), pair).cases(),
+                *Turns(Side("batches", ours.batch_chunk, BATCH, s["rounds"], end=ours.check_empty),
+                       Side("cycle", ours.cycle_chunk, BATCH, s["cycle"] // BATCH,
+                            end=ours.check_empty)).cases(),
             ]
-        kinds = [("floor", 2 * s["per_process"])] + ([("ours", s["per_process"])] if ours else [])
+        return cases + self.process_cases(ours is not None) + self.peer_cases()
+
+    def process_cases(self, with_ours: bool) -> List[Case]:
+        """1 and ``PROCESSES`` client processes, ours and the floor, in turns, per layout."""
+        per, chunk = self.sizes["per_process"], min(BATCH, self.sizes["per_process"])
+        kinds = ["floor", "ours"] if with_ours else ["floor"]
+        cases: List[Case] = []
         for layout, cpus in self.layouts.items():
-            for kind, n in kinds:
-                for k in (1, PROCESSES):
-                    cases.append((f"{kind} {k} {layout}",
-                                  lambda kind=kind, k=k, n=n, cpus=cpus: self.pool.rate(kind, k, n, cpus)))
-        cases.append(("wake-up", lambda: self.wake_ups(s["wake"])))
+            sides = [Side(f"{kind} {k} {layout}",
+                          lambda kind=kind, k=k, cpus=cpus: self.pool.span(kind, k, chunk, cpus),
+                          k * chunk, per // chunk)
+                     for kind in kinds for k in (1, PROCESSES)]
+            cases += Turns(*sides).cases()
+        cases.append(("wake-up", lambda: self.wake_ups(self.sizes["wake"])))
+        return cases
+
+    def peer_cases(self) -> List[Case]:
+        s = self.sizes
+        cases: List[Case] = []
         for name, peer, n in (("RQ", self.rq, s["rq"]), ("huey", self.huey, s["huey"])):
             if peer is not None:
                 cases += [(f"{name} enqueue", lambda p=peer, n=n: p.enqueue_rate(n)),
