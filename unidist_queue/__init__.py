@@ -1,5 +1,7 @@
 """unidist_queue: named message queues in memory, durable when asked, feeding worker threads."""
 
+from typing import TYPE_CHECKING, Any
+
 from .api import QueueAPI as QueueAPI
 from .aview import AsyncQueueView as AsyncQueueView
 from .errors import CorruptArchive as CorruptArchive
@@ -26,6 +28,19 @@ from .view import QueueView as QueueView
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from .redisq import RedisMessageQueue as RedisMessageQueue
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisMessageQueue`` is imported on first use: importing unidist_queue never imports redis."""
+    if name == "RedisMessageQueue":
+        from .redisq import RedisMessageQueue
+
+        globals()[name] = RedisMessageQueue
+        return RedisMessageQueue
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "AsyncQueueView",
     "CorruptArchive",
@@ -42,6 +57,7 @@ __all__ = [
     "QueueAPI",
     "QueueStats",
     "QueueView",
+    "RedisMessageQueue",
     "SerializationError",
     "ShutDown",
     "Store",

@@ -1,0 +1,137 @@
+"""The connection to Redis of one RedisMessageQueue: scripts, errors, server checks (internal).
+
+:class:`Conn` owns (or borrows) a redis-py client, ``redis.Redis`` or
+``redis.cluster.RedisCluster``, set to never retry: a request that may have reached the
+server is never sent again (an add could happen twice); the next call reconnects.
+Scripts run with ``EVALSHA``; on ``NOSCRIPT`` (a restart, a failover, ``SCRIPT FLUSH``)
+the same call runs the source with ``EVAL``, which is no resend: ``NOSCRIPT`` means the
+script did not run. Every redis-py error becomes :class:`~unidist_queue.StoreError` with
+redis-py's exception as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
+
+from ..errors import StoreError
+from ._scripts import Script
+
+__all__ = ["Conn"]
+
+logger = logging.getLogger("unidist_queue.redisq")
+
+Client = Union["redis.Redis", RedisCluster]
+Arg = Union[str, bytes, int, float]
+
+
+def _no_retry() -> Retry:
+    return Retry(NoBackoff(), 0)
+
+
+class Conn:
+    """One client, the namespace prefix its scripts route by, and the server's settings.
+
+    ``Conn(url, client, prefix)``: with ``client=None`` a ``redis.Redis`` is made from
+    ``url`` (and closed by :meth:`close`); a client passed in is used as it is (its
+    retries turned off) and left open. Thread-safe as redis-py's clients are (a
+    connection pool). Cost of :meth:`run`: one round trip (two after ``NOSCRIPT``).
+
+    :raises TypeError: ``client`` is not a redis-py ``Redis``/``RedisCluster``, or ``url``
+        is not a str.
+    :raises ValueError: the client decodes responses (bodies are bytes), or a bad URL.
+    """
+
+    def __init__(self, url: str, client: Optional[Client], prefix: str) -> None:
+        self.prefix = prefix
+        self.owned = client is None
+        if client is None:
+            if not isinstance(url, str):
+                raise TypeError(f"url must be a str, not {type(url).__name__}")
+            client = redis.Redis.from_url(url, retry=_no_retry())
+        elif not isinstance(client, (redis.Redis, RedisCluster)):
+            raise TypeError(f"client must be a redis.Redis or redis.cluster.RedisCluster, "
+                            f"not {type(client).__name__}")
+        elif client.get_encoder().decode_responses:
+            raise ValueError("client must be made with decode_responses=False (bodies are bytes)")
+        else:
+            client.set_retry(_no_retry())
+        self.client: Client = client
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the client is a ``RedisCluster``."""
+        return isinstance(self.client, RedisCluster)
+
+    def run(self, script: Script, args: Sequence[Arg]) -> Any:
+        """Run ``script`` with ``KEYS[1]`` = the prefix and ``ARGV`` = ``args``; its reply.
+
+        :raises StoreError: any Redis error (the connection, the server, the script).
+        """
+        client = self.client
+        try:
+            try:
+                return client.evalsha(script.sha, 1, self.prefix, *args)
+            except NoScriptError:
+                return client.eval(script.source, 1, self.prefix, *args)
+        except RedisError as exc:
+            raise StoreError(f"Redis failed the {script.name} script: {exc}") from exc
+
+    def pubsub(self) -> Any:
+        """A new pub/sub object of the client (for the doorbell)."""
+        return self.client.pubsub()
+
+    def info(self, section: str) -> List[Dict[str, Any]]:
+        """``INFO section`` of the server (of every node of a cluster).
+
+        :raises StoreError: Redis cannot be reached.
+        """
+        try:
+            reply = self.client.info(section)
+        except RedisError as exc:
+            raise StoreError(f"cannot read INFO {section} from Redis: {exc}") from exc
+        return list(_per_node(reply))
+
+    def check(self, require_aof: bool) -> bool:
+        """Check the server's settings; return whether AOF is on (every node, for a cluster).
+
+        Logs a WARNING for a ``maxmemory-policy`` other than ``noeviction`` (eviction
+        silently deletes queues).
+
+        :raises StoreError: ``require_aof`` and AOF is off, or Redis cannot be reached.
+        """
+        aof = all(int(node.get("aof_enabled", 0)) == 1 for node in self.info("persistence"))
+        if require_aof and not aof:
+            raise StoreError("require_aof=True: the Redis server runs without AOF (appendonly no)")
+        for node in self.info("memory"):
+            policy = node.get("maxmemory_policy", "noeviction")
+            if policy != "noeviction":
+                logger.warning("Redis runs with maxmemory-policy %s: it may silently delete queues "
+                               "under memory pressure (use noeviction)", policy)
+                break
+        return aof
+
+    def close(self) -> None:
+        """Close the client if this object made it (idempotent); never raises."""
+        if self.owned:
+            try:
+                self.client.close()
+            except RedisError:  # pragma: no cover - closing sockets does not fail in practice
+                logger.debug("closing the Redis client failed", exc_info=True)
+
+
+def _per_node(reply: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+    """A cluster's INFO may be a dict of per-node dicts: yield one dict per server."""
+    nested = any(isinstance(v, dict) for v in reply.values())
+    if nested and not any(k.startswith(("aof_", "maxmemory")) for k in reply):
+        for value in reply.values():
+            if isinstance(value, dict):
+                yield value
+    else:
+        yield reply

@@ -1,0 +1,252 @@
+"""The plumbing of a RedisMessageQueue: scripts, news, subscribers, session, closing (internal).
+
+:class:`RedisBase` holds what one client of a namespace owns: the connection
+(:class:`~._conn.Conn`), the codec, a random *origin* (the payload of this client's
+``PUBLISH``es, so its own notifications are told apart), the doorbell (made on the first
+blocking call or ``subscribe``), the session reservations and the local subscribers.
+Every operation is one script: :meth:`RedisBase._call` runs it and then, outside every
+lock, rings the doorbell and tells local subscribers of the queues where messages became
+ready, and logs the messages that died past ``max_attempts``.
+
+Locking: one mutex (``_mutex``) guards ``_closed``, ``_held`` (session reservations),
+``_subscribers`` and ``_bell``; it is never held during a round trip, a callback or a
+log call. No Condition: waits are the doorbell's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+from .._corebase import Subscriber, not_a_name
+from .._util import check_seconds
+from ..errors import ShutDown, StoreError
+from ..message import Message
+from ._codec import Codec
+from ._conn import Arg, Client, Conn
+from ._scripts import SCRIPTS
+from ._session import Session
+
+if TYPE_CHECKING:
+    from ._doorbell import Doorbell
+
+__all__ = ["RedisBase", "check_name", "seconds_arg"]
+
+logger = logging.getLogger("unidist_queue.redisq")
+
+Row = List[Any]  # id, body bytes, enqueued_at bytes, attempts, position (see _scripts)
+
+
+def check_name(queue: Any) -> str:
+    """``queue`` itself if it is a ``str``.
+
+    :raises TypeError: it is not (the message names the argument).
+    """
+    if not isinstance(queue, str):
+        raise not_a_name(queue)
+    return queue
+
+
+def seconds_arg(value: Optional[float]) -> str:
+    """A number of seconds as a script argument (``""``: none)."""
+    return "" if value is None else repr(float(value))
+
+
+def _check_namespace(namespace: Any) -> str:
+    if not isinstance(namespace, str):
+        raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
+    if not namespace or "{" in namespace or "}" in namespace:
+        raise ValueError(f"namespace must be a non-empty str without braces, not {namespace!r}")
+    return namespace
+
+
+class RedisBase:
+    """Fields and shared machinery of :class:`~.queue.RedisMessageQueue` (see the module)."""
+
+    def __init__(
+        self, url: str, *, namespace: str, client: Optional[Client], serializer: str,
+        hmac_key: Union[bytes, str, None], session_lease: float, require_aof: bool,
+    ) -> None:
+        self._namespace = _check_namespace(namespace)
+        self._session_lease = check_seconds("session_lease", session_lease)
+        if self._session_lease <= 0:
+            raise ValueError(f"session_lease must be positive, not {session_lease!r}")
+        if not isinstance(require_aof, bool):
+            raise TypeError(f"require_aof must be a bool, not {type(require_aof).__name__}")
+        self._codec = Codec(serializer, hmac_key)
+        self._prefix = f"uq:{{{namespace}}}:"
+        self._conn = Conn(url, client, self._prefix)
+        try:
+            self._aof = self._conn.check(require_aof)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._origin = os.urandom(8).hex()
+        self._mutex = threading.Lock()
+        self._closed = False
+        self._subscribers: Dict[Optional[str], Tuple[Subscriber, ...]] = {}
+        # this client's reservations: id -> (queue, attempts); session ones (lease=None) in _session_ids
+        self._held: Dict[int, Tuple[str, int]] = {}
+        self._session_ids: Set[int] = set()
+        self._session = Session(self._session_lease / 3, self._renew)
+        self._bell: Optional[Doorbell] = None
+
+    # -- running scripts -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShutDown("the RedisMessageQueue is closed")
+
+    def _call(self, name: str, *args: Arg) -> Tuple[Any, float, Optional[float]]:
+        """Run script ``name``; return ``(result, server time, next due or None)``.
+
+        :raises ShutDown: closed. :raises StoreError: Redis failed.
+        """
+        self._check_open()
+        return self._run(name, args)
+
+    def _run(self, name: str, args: Sequence[Arg]) -> Tuple[Any, float, Optional[float]]:
+        """:meth:`_call` even once closed (``close`` gives reservations back with it)."""
+        res, news, dead, now, hint = self._conn.run(SCRIPTS[name], (self._origin, *args))
+        if dead:
+            self._log_dead(dead)
+        if news:
+            self._tell(news)
+        return res, float(now), None if hint is None else float(hint)
+
+    def _tell(self, news: List[Any]) -> None:
+        """Outside every lock: ring the doorbell for each queue that changed, and run the
+        local subscribers of those where messages became ready."""
+        bell = self._bell
+        for i in range(0, len(news), 2):
+            name = news[i].decode("utf-8", "surrogateescape")
+            if bell is not None:
+                bell.ring(name)
+            if news[i + 1] == 1 and self._subscribers:
+                self._notify(name)
+
+    def _notify(self, name: str) -> None:
+        subs = self._subscribers
+        for callback in subs.get(name, ()) + subs.get(None, ()):
+            try:
+                callback(name)
+            except Exception:
+                logger.exception("subscriber %r raised for queue %r", callback, name)
+
+    @staticmethod
+    def _log_dead(dead: List[Any]) -> None:
+        for q, msg_id, att, limit, to, new_id in dead:
+            why = (f"message {int(msg_id)} of queue {q.decode('utf-8', 'replace')!r} was reserved {att} times "
+                   f"(max_attempts={limit}) without an ack")
+            if not to:
+                logger.warning("%s: dropped (no dead_letter)", why)
+            elif new_id < 0:
+                logger.error("%s: dropped, dead-letter queue %r is full (overflow='reject')", why,
+                             to.decode("utf-8", "replace"))
+            else:
+                logger.warning("%s: moved to queue %r as message %d", why,
+                               to.decode("utf-8", "replace"), new_id)
+
+    # -- bodies ----------------------------------------------------------------------------
+
+    def _messages(self, queue: str, rows: List[Row], mode: str) -> List[Message]:
+        """Envelopes of the rows a script returned. A body that fails its check puts every
+        message a ``remove``/``reserve`` took back where it was, then raises.
+
+        :raises StoreError: a body fails its HMAC check or cannot be decoded.
+        """
+        loads = self._codec.loads
+        try:
+            return [Message(r[0], queue, loads(r[1]), float(r[2]), r[3]) for r in rows]
+        except StoreError:
+            if mode != "peek":
+                flat: List[Arg] = [v for r in rows for v in r]
+                try:
+                    self._run("restore", (queue, mode, *flat))
+                except StoreError:
+                    logger.exception("could not put back the messages of %r taken with a bad body", queue)
+            raise
+
+    # -- session reservations --------------------------------------------------------------
+
+    def _hold(self, msgs: List[Message], session: bool) -> None:
+        """Remember this client's reservations (``close`` gives them back; ``session``:
+        ``lease=None`` ones, renewed). ShutDown: closed meanwhile, they went back at once."""
+        with self._mutex:
+            closed = self._closed
+            if not closed:
+                for m in msgs:
+                    self._held[m.id] = (m.queue, m.attempts)
+                    if session:
+                        self._session_ids.add(m.id)
+        if closed:
+            self._give_back([(m.id, (m.queue, m.attempts)) for m in msgs])
+            raise ShutDown("the RedisMessageQueue was closed")
+        if session:
+            self._session.start()
+
+    def _forget(self, messages: Iterable[Message], keep: bool = False) -> None:
+        """Settled (or, with ``keep``, extended to a fixed end: held, no longer renewed)."""
+        with self._mutex:
+            for m in messages:
+                self._session_ids.discard(m.id)
+                if not keep:
+                    self._held.pop(m.id, None)
+
+    def _renew(self) -> None:
+        """From the session thread: renew every session reservation in one script call."""
+        with self._mutex:
+            items = [(i, self._held[i]) for i in self._session_ids]
+        if not items or self._closed:
+            return
+        res, _, _ = self._run("settle", ("renew", seconds_arg(self._session_lease), *_triples(items)))
+        with self._mutex:
+            for (msg_id, held), ok in zip(items, res[1], strict=True):
+                if not ok and self._held.get(msg_id) == held:
+                    del self._held[msg_id]  # no longer current (lapsed, cleared): not ours now
+                    self._session_ids.discard(msg_id)
+
+    def _give_back(self, items: List[Tuple[int, Tuple[str, int]]]) -> None:
+        """Return reservations to the front of their queues in one call (close)."""
+        if items:
+            try:
+                self._run("settle", ("release", "", *_triples(items)))
+            except StoreError:
+                logger.warning("could not give %d session reservation(s) back; they return when "
+                               "their lease runs out", len(items), exc_info=True)
+
+    # -- the doorbell, closing ---------------------------------------------------------------
+
+    def _doorbell(self) -> Doorbell:
+        """The client's doorbell, made on first use. :raises ShutDown: closed."""
+        with self._mutex:
+            self._check_open()
+            if self._bell is None:
+                from ._doorbell import Doorbell
+
+                self._bell = Doorbell(self._conn.pubsub, self._channel, self._origin.encode())
+            return self._bell
+
+    def _channel(self, queue: str) -> str:
+        return f"{self._prefix}n:{queue}"
+
+    def _close(self) -> None:
+        """See ``RedisMessageQueue.close``."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            held, self._held = list(self._held.items()), {}
+            self._session_ids.clear()
+            bell = self._bell
+        self._session.close()
+        self._give_back(held)
+        if bell is not None:
+            bell.close()
+        self._conn.close()
+
+
+def _triples(items: List[Tuple[int, Tuple[str, int]]]) -> List[Arg]:
+    return [v for msg_id, (q, att) in items for v in (q, msg_id, att)]

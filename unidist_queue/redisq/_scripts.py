@@ -1,0 +1,478 @@
+"""The Lua source of every RedisMessageQueue operation: one script per operation (internal).
+
+Each script is a shared prelude (:data:`PRELUDE`: key names, server time, promotions,
+returns, dead letters, news) followed by its own body. ``KEYS[1]`` is the namespace's
+prefix ``uq:{ns}:``; every key a script touches is derived from it, so all carry the
+hash tag ``{ns}`` and a Redis Cluster keeps a namespace on one slot. ``ARGV[1]`` is the
+calling client's origin (the payload of its ``PUBLISH``es).
+
+Keys (``P`` = the prefix; ``q`` = a queue name, any characters): ``P seq`` (INCR: ids),
+``P queues`` (SET of names), ``P fed:<q>`` (SET of the queues whose dead letters go to
+``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> position: appends take
+``tail + 1``, returns ``id - 2**52``, so returns sit at the front in id order),
+``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack with a
+delay, joins the front), ``leased`` (ZSET id -> lease end), ``body``/``meta``/``att``
+(HASHes id -> body bytes / enqueued_at / attempts), ``age`` (ZSET id -> enqueued_at of
+the *ready* messages, only with ``max_age``), ``cfg`` and ``stats`` (HASHes).
+
+Every script returns ``{result, news, dead, now, hint}``: ``news`` a flat list of
+``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list of
+six values per message that left past ``max_attempts`` (queue, id, attempts,
+max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
+server time and ``hint`` the queue's next timed change when the script found nothing
+(both as ``%.17g`` strings: Lua numbers become integers in replies).
+
+Promotions are bounded: each script applies at most :data:`LIMIT` due changes per
+structure of each queue it touches, in due order (leases, then delays, then expiries at
+equal times), so a backlog of due messages never makes one call slow; counts add what
+is due beyond the bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Dict
+
+__all__ = ["LIMIT", "PRELUDE", "SCRIPTS", "Script"]
+
+LIMIT = 1000
+
+PRELUDE = r"""
+local P = KEYS[1]
+local ORIGIN = ARGV[1]
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) + tonumber(T[2]) / 1000000
+local LIMIT = __LIMIT__
+local FRONT = 4503599627370496
+local NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
+
+local function K(q, s) return P .. 'q:' .. q .. ':' .. s end
+local function F(x) return string.format('%.17g', x) end
+local function news(q, kind)
+  local k = NEWS[q]
+  if not k then ORDER[#ORDER + 1] = q; NEWS[q] = kind elseif kind < k then NEWS[q] = kind end
+end
+local function exists(q) return redis.call('SISMEMBER', P .. 'queues', q) == 1 end
+local function cfg(q)
+  local c = CFG[q]
+  if c then return c end
+  local v = redis.call('HMGET', K(q, 'cfg'), 'maxlen', 'max_age', 'overflow', 'max_attempts',
+                       'dead_letter', 'tail')
+  c = {maxlen = tonumber(v[1]), max_age = tonumber(v[2]), overflow = v[3] or 'drop_oldest',
+       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, tail = tonumber(v[6]) or 0}
+  c.tail0 = c.tail
+  CFG[q] = c
+  return c
+end
+local function create(q)
+  if redis.call('SADD', P .. 'queues', q) == 1 then redis.call('HSETNX', K(q, 'cfg'), 'tail', 0) end
+end
+local function stat(q, field, n) if n ~= 0 then redis.call('HINCRBY', K(q, 'stats'), field, n) end end
+local function forget(q, id)
+  redis.call('HDEL', K(q, 'body'), id)
+  redis.call('HDEL', K(q, 'meta'), id)
+  redis.call('HDEL', K(q, 'att'), id)
+  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
+end
+local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
+local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'meta'), id)) end
+local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
+local function push_back(q, id, enq)
+  local c = cfg(q)
+  c.tail = c.tail + 1
+  redis.call('ZADD', K(q, 'ready'), c.tail, id)
+  if c.max_age then redis.call('ZADD', K(q, 'age'), enq, id) end
+  news(q, 1)
+end
+local function push_front(q, id, enq)
+  redis.call('ZADD', K(q, 'ready'), tonumber(id) - FRONT, id)
+  if cfg(q).max_age then redis.call('ZADD', K(q, 'age'), enq, id) end
+  news(q, 1)
+end
+local function evict(q)
+  local c = cfg(q)
+  if not c.maxlen or c.overflow ~= 'drop_oldest' then return end
+  local over = redis.call('ZCARD', K(q, 'ready')) - c.maxlen
+  if over <= 0 then return end
+  local gone = redis.call('ZPOPMIN', K(q, 'ready'), over)
+  for i = 1, #gone, 2 do forget(q, gone[i]) end
+  stat(q, 'dropped', over)
+end
+local function dead(q, id, att)
+  local c = cfg(q)
+  local body = redis.call('HGET', K(q, 'body'), id)
+  forget(q, id)
+  stat(q, 'dead', 1)
+  local d = c.dead_letter
+  local entry = {q, id, att, c.max_attempts, d or '', 0}
+  DEAD[#DEAD + 1] = entry
+  if not d then return end
+  create(d)
+  local dc = cfg(d)
+  if dc.maxlen and dc.overflow == 'reject' and redis.call('ZCARD', K(d, 'ready')) >= dc.maxlen then
+    entry[6] = -1
+    return
+  end
+  local nid = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', K(d, 'body'), nid, body)
+  redis.call('HSET', K(d, 'meta'), nid, F(NOW))
+  push_back(d, nid, NOW)
+  evict(d)
+  stat(d, 'added', 1)
+  entry[6] = nid
+end
+-- a reservation ends unacked at `at`: expired, dead past max_attempts, or back (front or retry)
+local function ret(q, id, due, at)
+  local c = cfg(q)
+  local enq = enq_of(q, id)
+  if aged(q, enq, at) then expire(q, id); return end
+  local att = tonumber(redis.call('HGET', K(q, 'att'), id)) or 0
+  if c.max_attempts and att >= c.max_attempts then dead(q, id, att); return end
+  if due then redis.call('ZADD', K(q, 'retry'), due, id) else push_front(q, id, enq) end
+end
+local function collect(ev, q, s, max, kind, shift)
+  local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, LIMIT)
+  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, tonumber(r[i])} end
+end
+local function before(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[3] < b[3]
+end
+local function apply(q, e)
+  local when, kind, id = e[1], e[2], e[3]
+  if kind == 1 then
+    if redis.call('ZREM', K(q, 'leased'), id) == 1 then ret(q, id, nil, when) end
+  elseif kind == 4 then
+    if redis.call('ZREM', K(q, 'ready'), id) == 1 then expire(q, id); news(q, 2) end
+  else
+    local enq = enq_of(q, id)
+    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), id)
+    if aged(q, enq, when) then expire(q, id)
+    elseif kind == 3 then push_front(q, id, enq)
+    else push_back(q, id, enq); evict(q) end
+  end
+end
+local function promote1(q)
+  if DONE[q] then return end
+  DONE[q] = true
+  local c = cfg(q)
+  local ev = {}
+  collect(ev, q, 'leased', NOW, 1, 0)
+  collect(ev, q, 'delayed', NOW, 2, 0)
+  collect(ev, q, 'retry', NOW, 3, 0)
+  if c.max_age then collect(ev, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age) end
+  if #ev == 0 then return end
+  table.sort(ev, before)
+  for _, e in ipairs(ev) do apply(q, e) end
+  if c.max_age then  -- messages that joined above and are already too old
+    local late = {}
+    collect(late, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age)
+    for _, e in ipairs(late) do apply(q, e) end
+  end
+end
+local function promote(q)
+  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do promote1(f) end
+  promote1(q)
+end
+local function first_score(q, s)
+  local r = redis.call('ZRANGE', K(q, s), 0, 0, 'WITHSCORES')
+  if r[2] then return tonumber(r[2]) end
+  return nil
+end
+local function due1(q, best)
+  for _, s in ipairs({'leased', 'delayed', 'retry'}) do
+    local x = first_score(q, s)
+    if x and (not best or x < best) then best = x end
+  end
+  local a = cfg(q).max_age
+  if a then
+    local x = first_score(q, 'age')
+    if x and (not best or x + a < best) then best = x + a end
+  end
+  return best
+end
+local function next_due(q)
+  local best = due1(q, nil)
+  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do best = due1(f, best) end
+  return best
+end
+local function pending(q)  -- due beyond what promote1 applied (more than LIMIT)
+  local n = 0
+  for _, s in ipairs({'leased', 'delayed', 'retry'}) do n = n + redis.call('ZCOUNT', K(q, s), '-inf', NOW) end
+  return n
+end
+local function finish(res, hint)
+  for q, c in pairs(CFG) do
+    if c.tail ~= c.tail0 and not c.gone then redis.call('HSET', K(q, 'cfg'), 'tail', c.tail) end
+  end
+  local n = {}
+  for _, q in ipairs(ORDER) do
+    redis.call('PUBLISH', P .. 'n:' .. q, ORIGIN)
+    n[#n + 1] = q
+    n[#n + 1] = NEWS[q]
+  end
+  return {res, n, DEAD, F(NOW), hint and F(hint) or false}
+end
+local function body_rows(q, ids, scores)  -- HMGET in slices: unpack has a limit
+  local out = {}
+  for i = 1, #ids, 1000 do
+    local part = {}
+    for j = i, math.min(i + 999, #ids) do part[#part + 1] = ids[j] end
+    local bodies = redis.call('HMGET', K(q, 'body'), unpack(part))
+    local metas = redis.call('HMGET', K(q, 'meta'), unpack(part))
+    local atts = redis.call('HMGET', K(q, 'att'), unpack(part))
+    for k, id in ipairs(part) do
+      out[#out + 1] = {tonumber(id), bodies[k], metas[k], tonumber(atts[k]) or 0, scores[i + k - 1]}
+    end
+  end
+  return out
+end
+""".replace("__LIMIT__", str(LIMIT))
+
+# ARGV: origin, queue, delay ('' none), n, body 1 .. body n
+ADD = r"""
+local q, delay, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+create(q)
+promote(q)
+local c = cfg(q)
+if delay == '' and c.maxlen and c.overflow ~= 'drop_oldest' then
+  if c.overflow == 'block' and n > c.maxlen then return finish({'big', c.maxlen}) end
+  if redis.call('ZCARD', K(q, 'ready')) + n > c.maxlen then
+    return finish({'full', c.maxlen, c.overflow}, next_due(q))
+  end
+end
+local first = redis.call('INCRBY', P .. 'seq', n) - n + 1
+local enq = F(NOW)
+local due = delay ~= '' and NOW + tonumber(delay) or nil
+for i = 1, n do
+  local id = first + i - 1
+  redis.call('HSET', K(q, 'body'), id, ARGV[4 + i])
+  redis.call('HSET', K(q, 'meta'), id, enq)
+  if due then redis.call('ZADD', K(q, 'delayed'), due, id) else push_back(q, id, NOW) end
+end
+if not due then evict(q) end
+stat(q, 'added', n)
+return finish({'ok', first})
+"""
+
+# ARGV: origin, queue, end ('first' | 'last'), n, mode ('peek' | 'remove' | 'reserve'), lease
+TAKE = r"""
+local q, side, n, mode = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+promote(q)
+local key = K(q, 'ready')
+local got
+if mode == 'peek' then
+  if side == 'first' then got = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES')
+  else got = redis.call('ZRANGE', key, -n, -1, 'WITHSCORES') end
+elseif side == 'first' then got = redis.call('ZPOPMIN', key, n)
+else got = redis.call('ZPOPMAX', key, n) end
+if #got == 0 then return finish(false, next_due(q)) end
+local ids, scores = {}, {}
+for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
+local rows = body_rows(q, ids, scores)
+if mode == 'remove' then
+  for _, id in ipairs(ids) do forget(q, id) end
+  stat(q, 'removed', #ids)
+elseif mode == 'reserve' then
+  local lease_end = NOW + tonumber(ARGV[6])
+  for i, id in ipairs(ids) do
+    rows[i][4] = redis.call('HINCRBY', K(q, 'att'), id, 1)
+    redis.call('ZADD', K(q, 'leased'), lease_end, id)
+    if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
+  end
+end
+if mode ~= 'peek' then news(q, 2) end
+return finish(rows)
+"""
+
+# ARGV: origin, queue, mode ('remove' | 'reserve'), then id, body, enqueued_at, attempts, score
+# for each message a TAKE took: puts them back where they were (a body failed its check).
+RESTORE = r"""
+local q, mode = ARGV[2], ARGV[3]
+if not exists(q) then return finish(0) end
+local age = cfg(q).max_age
+local n = 0
+for i = 4, #ARGV, 5 do
+  local id, body, enq, att, score = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local back = true
+  if mode == 'remove' then
+    redis.call('HSET', K(q, 'body'), id, body)
+    redis.call('HSET', K(q, 'meta'), id, enq)
+    if att ~= '0' then redis.call('HSET', K(q, 'att'), id, att) end
+    stat(q, 'removed', -1)
+  elseif redis.call('ZREM', K(q, 'leased'), id) == 1 then
+    if redis.call('HINCRBY', K(q, 'att'), id, -1) <= 0 then redis.call('HDEL', K(q, 'att'), id) end
+  else
+    back = false
+  end
+  if back then
+    redis.call('ZADD', K(q, 'ready'), score, id)
+    if age then redis.call('ZADD', K(q, 'age'), enq, id) end
+    news(q, 1)
+    n = n + 1
+  end
+end
+return finish(n)
+"""
+
+# ARGV: origin, mode ('ack' | 'nack' | 'extend' | 'renew' | 'release'), seconds ('' none),
+# then queue, id, attempts for each reservation. ack/nack/extend: all or none ({'bad', i}
+# for the first that is not a current reservation, or given twice); renew/release: each
+# current one, and a 0/1 per item.
+SETTLE = r"""
+local mode, secs = ARGV[2], ARGV[3]
+local items = {}
+for i = 4, #ARGV, 3 do items[#items + 1] = {ARGV[i], ARGV[i + 1], ARGV[i + 2]} end
+for _, it in ipairs(items) do promote(it[1]) end
+local strict = mode == 'ack' or mode == 'nack' or mode == 'extend'
+local seen, ok = {}, {}
+for i, it in ipairs(items) do
+  local q, id = it[1], it[2]
+  local s = seen[q] or {}
+  seen[q] = s
+  local score = tonumber(redis.call('ZSCORE', K(q, 'leased'), id))
+  local good = not s[id] and score ~= nil and score > NOW and exists(q)
+    and redis.call('HGET', K(q, 'att'), id) == it[3]
+  s[id] = true
+  if strict and not good then return finish({'bad', i}) end
+  ok[i] = good and 1 or 0
+end
+local due = secs ~= '' and NOW + tonumber(secs) or nil
+for i, it in ipairs(items) do
+  if ok[i] == 1 then
+    local q, id = it[1], it[2]
+    if mode == 'ack' then
+      redis.call('ZREM', K(q, 'leased'), id)
+      forget(q, id)
+      stat(q, 'removed', 1)
+    elseif mode == 'nack' or mode == 'release' then
+      redis.call('ZREM', K(q, 'leased'), id)
+      ret(q, id, due, NOW)
+    else
+      redis.call('ZADD', K(q, 'leased'), due, id)
+    end
+  end
+end
+return finish({'ok', ok})
+"""
+
+# ARGV: origin, what ('count' | 'exists' | 'all' | 'stats' | 'next_due' | 'queues'), queue
+LOOK = r"""
+local what, q = ARGV[2], ARGV[3]
+if what == 'queues' then return finish(redis.call('SMEMBERS', P .. 'queues')) end
+promote(q)
+if what == 'exists' then return finish(exists(q) and 1 or 0) end
+if what == 'next_due' then return finish(false, next_due(q)) end
+if what == 'count' then return finish(redis.call('ZCARD', K(q, 'ready')) + pending(q)) end
+if what == 'stats' then
+  local s = redis.call('HMGET', K(q, 'stats'), 'added', 'removed', 'expired', 'dropped', 'dead')
+  local out = {redis.call('ZCARD', K(q, 'ready')) + pending(q),
+               redis.call('ZCARD', K(q, 'delayed')) + redis.call('ZCARD', K(q, 'retry')),
+               redis.call('ZCARD', K(q, 'leased'))}
+  for i = 1, 5 do out[#out + 1] = tonumber(s[i]) or 0 end
+  return finish(out)
+end
+local ids, scores = {}, {}
+local got = redis.call('ZRANGE', K(q, 'ready'), 0, -1, 'WITHSCORES')
+for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
+local rows = body_rows(q, ids, scores)
+return finish(rows)
+"""
+
+# ARGV: origin, queue, then for each of maxlen, max_age, overflow, max_attempts,
+# dead_letter: '' (not passed), 'n' (None) or 'v' followed by the value.
+DECLARE = r"""
+local q = ARGV[2]
+local c = cfg(q)
+local names = {'maxlen', 'max_age', 'overflow', 'max_attempts', 'dead_letter'}
+local new = {}
+for i, name in ipairs(names) do
+  local a = ARGV[2 + i]
+  if a == '' then new[name] = c[name] elseif a == 'n' then new[name] = false
+  else new[name] = string.sub(a, 2) end
+end
+new.maxlen = tonumber(new.maxlen) or nil
+new.max_age = tonumber(new.max_age) or nil
+new.max_attempts = tonumber(new.max_attempts) or nil
+new.overflow = new.overflow or 'drop_oldest'
+if not new.maxlen and new.overflow ~= 'drop_oldest' then
+  return finish({'bound', new.overflow, ARGV[3] == 'n' and 1 or 0})
+end
+create(q)
+promote(q)
+local key = K(q, 'cfg')
+for _, name in ipairs(names) do
+  local v = new[name]
+  if not v then redis.call('HDEL', key, name)
+  else redis.call('HSET', key, name, type(v) == 'number' and F(v) or v) end
+end
+if new.dead_letter ~= c.dead_letter then
+  if c.dead_letter then redis.call('SREM', P .. 'fed:' .. c.dead_letter, q) end
+  if new.dead_letter then redis.call('SADD', P .. 'fed:' .. new.dead_letter, q) end
+end
+if new.max_age and not c.max_age then
+  local ids = redis.call('ZRANGE', K(q, 'ready'), 0, -1)
+  for _, id in ipairs(ids) do redis.call('ZADD', K(q, 'age'), enq_of(q, id), id) end
+elseif c.max_age and not new.max_age then
+  redis.call('DEL', K(q, 'age'))
+end
+c.maxlen, c.max_age, c.overflow = new.maxlen, new.max_age, new.overflow
+c.max_attempts, c.dead_letter = new.max_attempts, new.dead_letter or nil
+evict(q)
+news(q, 2)
+return finish('ok')
+"""
+
+SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'body', 'meta', 'att', 'age'"
+
+# ARGV: origin, queue
+CLEAR = r"""
+local q = ARGV[2]
+if not exists(q) then return finish(0) end
+promote(q)
+local n = 0
+for _, s in ipairs({'ready', 'delayed', 'retry', 'leased'}) do n = n + redis.call('ZCARD', K(q, s)) end
+for _, s in ipairs({__SUFFIXES__}) do redis.call('UNLINK', K(q, s)) end
+stat(q, 'dropped', n)
+news(q, 2)
+return finish(n)
+""".replace("__SUFFIXES__", SUFFIXES)
+
+# ARGV: origin, queue
+DROP = r"""
+local q = ARGV[2]
+if not exists(q) then return finish(0) end
+local c = cfg(q)
+redis.call('SREM', P .. 'queues', q)
+if c.dead_letter then redis.call('SREM', P .. 'fed:' .. c.dead_letter, q) end
+for _, s in ipairs({__SUFFIXES__, 'cfg', 'stats'}) do redis.call('UNLINK', K(q, s)) end
+c.gone = true
+news(q, 2)
+return finish(1)
+""".replace("__SUFFIXES__", SUFFIXES)
+
+
+class Script:
+    """One operation's Lua source (the prelude included) and its SHA1 for ``EVALSHA``.
+
+    Immutable and thread-safe.
+    """
+
+    __slots__ = ("name", "sha", "source")
+
+    def __init__(self, name: str, body: str) -> None:
+        self.name = name
+        self.source = PRELUDE + body
+        self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()  # Redis names scripts by SHA1
+
+    def __repr__(self) -> str:
+        return f"<Script {self.name} {self.sha[:8]}>"
+
+
+SCRIPTS: Dict[str, Script] = {
+    name: Script(name, body)
+    for name, body in (("add", ADD), ("take", TAKE), ("restore", RESTORE), ("settle", SETTLE),
+                       ("look", LOOK), ("declare", DECLARE), ("clear", CLEAR), ("drop", DROP))
+}
+"""Every script by operation name."""
