@@ -89,7 +89,7 @@ class Ours:
     methods time chunks of ``BATCH`` messages (see ``_turns.py``)."""
 
     def __init__(self, url: str) -> None:
-        self.mq: Any = unidist_queue.RedisMessageQueue(url, namespace=NAMESPACE)  # type: ignore[attr-defined]
+        self.mq: Any = unidist_queue.RedisMessageQueue(url, namespace=NAMESPACE)
         self.mq.clear(QUEUE)
         self.bodies = [body(i) for i in range(BATCH)]
 
