@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from redisserver import INSTALL_HINT, Server, start_server
 
+__all__ = ["INSTALL_HINT", "PinnedServer", "installed"]
+
 
 def installed() -> bool:
     """Whether ``redis-server`` is on the PATH (the benchmark cannot run without it)."""

@@ -30,8 +30,8 @@ class Side:
     chunk: Callable[[], float]
     items: int
     chunks: int
-    begin: Callable[[int], None] = _nothing
-    end: Callable[[], None] = _nothing
+    begin: Callable[[int], object] = _nothing
+    end: Callable[[], object] = _nothing
 
 
 class Turns:

@@ -3,7 +3,8 @@
 The script starts its own ``redis-server`` (the tests' helper: 127.0.0.1, a free port,
 a temporary directory, no AOF unless ``--aof``), pins it to the first CPU and the
 clients (this process, its threads, its client processes) to the others, and measures,
-interleaved in every repetition (figures of issue 15, "Performance"):
+interleaved in every repetition, the two sides of each ratio taking turns chunk by chunk
+(``_turns.py``) (figures of issue 15, "Performance"):
 
 * one ``add`` vs one unpipelined ``LPUSH`` round trip (target >= 0.6x);
 * ``reserve`` + ``ack`` vs a minimal Lua reserve/ack pair (``ZPOPMIN``/``ZADD`` then
@@ -163,18 +164,26 @@ class Run:
     def __init__(self, server: PinnedServer, sizes: Dict[str, int]) -> None:
         self.sizes = sizes
         self.payload = pickle.dumps(body(0))
-        self.floor = redis.Redis.from_url(server.url_db(FLOOR_DB))
-        self.lua = LuaPair(self.floor, self.payload)
-        self.ours = Ours(server.url_db(OURS_DB)) if have_ours() else None
-        self.rq = RQPeer(server.url_db(RQ_DB)) if installed("rq") else None
-        self.huey = HueyPeer(server.url_db(HUEY_DB)) if installed("huey") else None
-        # the multi-process figures run twice: clients free on every CPU (the server's
-        # too), and clients pinned off the server's CPU (on 2 cores: all on one CPU)
         self.latency: Dict[str, List[float]] = {
             f"{who} {what}": [] for who in ("ours", "BLPOP") for what in ("median", "p99")}
+        # the multi-process figures run twice: clients free on every CPU (the server's
+        # too), and clients pinned off the server's CPU (on 2 cores: all on one CPU)
         self.layouts = {"all": server.original, "pinned": server.client_cpus}
-        self.pool = ClientPool(PROCESSES, server.url_db(OURS_DB), server.url_db(FLOOR_DB), NAMESPACE,
-                               body(0), with_ours=self.ours is not None)
+        self.floor = redis.Redis.from_url(server.url_db(FLOOR_DB))
+        self.lua = LuaPair(self.floor, self.payload)
+        self.ours: Optional[Ours] = None
+        self.rq: Optional[RQPeer] = None
+        self.huey: Optional[HueyPeer] = None
+        self.pool: Optional[ClientPool] = None
+        try:
+            self.ours = Ours(server.url_db(OURS_DB)) if have_ours() else None
+            self.rq = RQPeer(server.url_db(RQ_DB)) if installed("rq") else None
+            self.huey = HueyPeer(server.url_db(HUEY_DB)) if installed("huey") else None
+            self.pool = ClientPool(PROCESSES, server.url_db(OURS_DB), server.url_db(FLOOR_DB), NAMESPACE,
+                                   body(0), with_ours=self.ours is not None)
+        except BaseException:
+            self.close()
+            raise
 
     def cases(self) -> List[Case]:
         """Every case of a repetition, in order (each pair of a ratio in turns)."""
@@ -198,12 +207,14 @@ class Run:
 
     def process_cases(self, with_ours: bool) -> List[Case]:
         """1 and ``PROCESSES`` client processes, ours and the floor, in turns, per layout."""
+        pool = self.pool
+        assert pool is not None
         per, chunk = self.sizes["per_process"], min(BATCH, self.sizes["per_process"])
         kinds = ["floor", "ours"] if with_ours else ["floor"]
         cases: List[Case] = []
         for layout, cpus in self.layouts.items():
             sides = [Side(f"{kind} {k} {layout}",
-                          lambda kind=kind, k=k, cpus=cpus: self.pool.span(kind, k, chunk, cpus),
+                          lambda kind=kind, k=k, cpus=cpus: pool.span(kind, k, chunk, cpus),
                           k * chunk, per // chunk)
                      for kind in kinds for k in (1, PROCESSES)]
             cases += Turns(*sides).cases()
@@ -224,6 +235,7 @@ class Run:
         and a ``BLPOP`` in another, woken in turns by this process, all off the server's
         CPU): keeps each side's median and p99; returns the floor's median (for
         ``run_cases``). Without our class, the floor alone."""
+        assert self.pool is not None
         send_ours = None if self.ours is None else partial(self.ours.mq.add, WAKE_QUEUE)
         ours, floor = self.pool.wake_ups(n, self.layouts["pinned"], PACE, send_ours,
                                          lambda t: self.floor.lpush(WAKE_LIST, repr(t)))
@@ -238,9 +250,10 @@ class Run:
         return {name: statistics.median(v) * 1e6 for name, v in self.latency.items() if v}
 
     def close(self) -> None:
-        closers: List[Callable[[], None]] = [self.pool.close, self.floor.close]
-        closers += [x.close for x in (self.ours, self.rq, self.huey) if x is not None]
-        for close in closers:
+        """Close every client and end the client processes (whatever was made)."""
+        closers: List[Callable[[], None]] = [x.close for x in (self.pool, self.ours, self.rq, self.huey)
+                                             if x is not None]
+        for close in [*closers, self.floor.close]:
             close()
 
 
