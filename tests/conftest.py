@@ -19,6 +19,8 @@ from unidist_queue.tasks import TaskHandler
 if TYPE_CHECKING:
     from redisserver import Server
 
+    from unidist_queue import RedisMessageQueue
+
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci")
 
@@ -126,3 +128,21 @@ def redis_url(redis_server: Server) -> str:
     client.script_flush()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def rmq(redis_url: str) -> Iterator[RedisMessageQueue]:
+    """A RedisMessageQueue on the flushed test server, closed after the test."""
+    from unidist_queue import RedisMessageQueue
+
+    with RedisMessageQueue(redis_url) as queue:
+        yield queue
+
+
+@pytest.fixture
+def other(redis_url: str) -> Iterator[RedisMessageQueue]:
+    """A second RedisMessageQueue client of the same namespace, closed after the test."""
+    from unidist_queue import RedisMessageQueue
+
+    with RedisMessageQueue(redis_url) as queue:
+        yield queue

@@ -13,7 +13,8 @@ import unidist_queue
 EXPECTED = {
     "AsyncQueueView", "CorruptArchive", "DelegateLoop", "Empty", "FileStore", "Full", "Loop", "MemoryStore",
     "Message",
-    "MessageQueue", "PushStats", "Pusher", "QueueAPI", "QueueStats", "QueueView", "RedisMessageQueue", "SerializationError",
+    "MessageQueue", "PushStats", "Pusher", "QueueAPI", "QueueStats", "QueueView", "RedisMessageQueue",
+    "SerializationError",
     "ShutDown", "Store", "StoreError", "StoreLocked", "Task", "TaskHandler", "UnidistQueueError",
 }
 

@@ -6,12 +6,13 @@ import logging
 
 import pytest
 from doorbell_helpers import WAIT, eventually
-from rq_helpers import SHORT, rmq  # noqa: F401 (fixtures)
+from rq_helpers import SHORT
 
 from unidist_queue import RedisMessageQueue
 
 
-def test_a_nack_past_max_attempts_moves_the_message(rmq: RedisMessageQueue, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_nack_past_max_attempts_moves_the_message(rmq: RedisMessageQueue,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     rmq.declare("q", max_attempts=2, dead_letter="dead")
     rmq.add("q", "poison")
     rmq.nack(rmq.reserve("q", lease=60))

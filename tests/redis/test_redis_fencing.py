@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 from doorbell_helpers import eventually
-from rq_helpers import SHORT, other, rmq  # noqa: F401 (fixtures)
+from rq_helpers import SHORT
 
 from unidist_queue import RedisMessageQueue
 
 
-def test_a_stale_ack_after_a_re_reservation_is_refused(rmq: RedisMessageQueue, other: RedisMessageQueue) -> None:
+def test_a_stale_ack_after_a_re_reservation_is_refused(rmq: RedisMessageQueue,
+                                                       other: RedisMessageQueue) -> None:
     rmq.add("q", "x")
     stale = rmq.reserve("q", lease=SHORT)
     eventually(lambda: rmq.count("q") == 1)
@@ -38,7 +39,7 @@ def test_settling_twice_is_refused(rmq: RedisMessageQueue) -> None:
 def test_batches_are_all_or_none(rmq: RedisMessageQueue) -> None:
     rmq.add_many("a", [1, 2])
     rmq.add("b", 3)
-    ms = rmq.reserve_many("a", 5, lease=60) + [rmq.reserve("b", lease=60)]
+    ms = [*rmq.reserve_many("a", 5, lease=60), rmq.reserve("b", lease=60)]
     assert [m.body for m in ms] == [1, 2, 3]
     with pytest.raises(ValueError):
         rmq.ack_many([ms[0], ms[0]])

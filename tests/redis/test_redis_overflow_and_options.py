@@ -6,7 +6,7 @@ import time
 
 import pytest
 from doorbell_helpers import WAIT, eventually, in_thread
-from rq_helpers import SHORT, other, rmq  # noqa: F401 (fixtures)
+from rq_helpers import SHORT
 
 from unidist_queue import Full, RedisMessageQueue
 

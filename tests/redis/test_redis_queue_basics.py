@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rq_helpers import other, rmq  # noqa: F401 (fixtures)
 
 from unidist_queue import Empty, Message, QueueAPI, RedisMessageQueue, ShutDown
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from doorbell_helpers import WAIT, eventually
-from rq_helpers import SHORT, other, rmq  # noqa: F401 (fixtures)
+from rq_helpers import SHORT
 
 from unidist_queue import Empty, RedisMessageQueue
 
@@ -74,7 +74,8 @@ def test_extend_of_a_lapsed_lease_is_refused(rmq: RedisMessageQueue) -> None:
         rmq.extend(m, -1)
 
 
-def test_a_delay_much_longer_than_a_lease_delivers_once(rmq: RedisMessageQueue, other: RedisMessageQueue) -> None:
+def test_a_delay_much_longer_than_a_lease_delivers_once(rmq: RedisMessageQueue,
+                                                        other: RedisMessageQueue) -> None:
     rmq.add("q", "once", delay=4 * SHORT)
     got = []
     deadline = time.monotonic() + WAIT

@@ -80,7 +80,7 @@ class Conn:
                 return client.evalsha(script.sha, 1, self.prefix, *args)
             except NoScriptError:
                 return client.eval(script.source, 1, self.prefix, *args)
-        except RedisError as exc:
+        except (RedisError, OSError) as exc:  # OSError: a socket closed under the call
             raise StoreError(f"Redis failed the {script.name} script: {exc}") from exc
 
     def pubsub(self) -> Any:

@@ -105,7 +105,12 @@ class RedisBase:
         :raises ShutDown: closed. :raises StoreError: Redis failed.
         """
         self._check_open()
-        return self._run(name, args)
+        try:
+            return self._run(name, args)
+        except StoreError as exc:
+            if self._closed:  # closed by another thread during the call
+                raise ShutDown("the RedisMessageQueue was closed") from exc
+            raise
 
     def _run(self, name: str, args: Sequence[Arg]) -> Tuple[Any, float, Optional[float]]:
         """:meth:`_call` even once closed (``close`` gives reservations back with it)."""
@@ -138,7 +143,8 @@ class RedisBase:
     @staticmethod
     def _log_dead(dead: List[Any]) -> None:
         for q, msg_id, att, limit, to, new_id in dead:
-            why = (f"message {int(msg_id)} of queue {q.decode('utf-8', 'replace')!r} was reserved {att} times "
+            name = q.decode("utf-8", "replace")
+            why = (f"message {int(msg_id)} of queue {name!r} was reserved {att} times "
                    f"(max_attempts={limit}) without an ack")
             if not to:
                 logger.warning("%s: dropped (no dead_letter)", why)

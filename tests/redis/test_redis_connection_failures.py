@@ -1,0 +1,45 @@
+"""Scripts load on demand; a lost connection fails the call (never resent); the next reconnects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from redisserver import start_server
+
+from unidist_queue import RedisMessageQueue, StoreError
+
+
+def test_script_flush_and_function_flush_break_nothing(redis_url: str, rmq: RedisMessageQueue) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        rmq.add("q", 1)
+        admin.script_flush()
+        assert rmq.oldest("q") == 1
+        rmq.add("q", 2)
+        admin.function_flush()
+        admin.script_flush()
+        assert rmq.count("q") == 1 and rmq.reserve("q", lease=60).body == 2
+    finally:
+        admin.close()
+
+
+def test_a_lost_connection_fails_the_call_and_the_next_call_reconnects(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "lost")
+    try:
+        mq = RedisMessageQueue(server.url)
+        mq.add("q", "before")
+        server.stop()
+        with pytest.raises(StoreError) as info:
+            mq.add("q", "lost")
+        assert isinstance(info.value.__cause__, (redis.RedisError, OSError))
+        with pytest.raises(StoreError):
+            mq.count("q")
+        server.restart()  # on its AOF: every acknowledged add is there
+        assert mq.all("q") == ["before"]  # the failed add was never resent
+        mq.add("q", "after")
+        assert mq.all("q") == ["before", "after"]
+        mq.close()
+    finally:
+        server.stop()
