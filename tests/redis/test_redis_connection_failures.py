@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 import redis
+from doorbell_helpers import eventually
 from redisserver import start_server
 
 from unidist_queue import RedisMessageQueue, StoreError
@@ -41,5 +43,20 @@ def test_a_lost_connection_fails_the_call_and_the_next_call_reconnects(tmp_path:
         mq.add("q", "after")
         assert mq.all("q") == ["before", "after"]
         mq.close()
+    finally:
+        server.stop()
+
+
+def test_close_with_the_server_gone_logs_and_returns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = start_server(tmp_path / "gone")
+    try:
+        mq = RedisMessageQueue(server.url, session_lease=0.3)
+        mq.add("q", 1)
+        mq.reserve("q")
+        server.stop()
+        with caplog.at_level(logging.WARNING, logger="unidist_queue.redisq"):
+            eventually(lambda: "renewing the session leases failed" in caplog.text)
+            mq.close()  # cannot give the reservation back: it returns when its lease runs out
+        assert "could not give 1 session reservation(s) back" in caplog.text and mq.closed
     finally:
         server.stop()

@@ -49,12 +49,17 @@ def test_batches_are_all_or_none(rmq: RedisMessageQueue) -> None:
     with pytest.raises(ValueError):
         rmq.ack_many(ms)  # the last is settled already: none of the others is
     assert rmq.stats("a").reserved == 2
-    rmq.nack_many(ms[:2])
-    assert rmq.all("a") == [1, 2] and [m.attempts for m in rmq.messages("a")] == [1, 1]
+    rmq.nack_many(ms[:1], delay=60)  # 1 returns in a minute
+    rmq.nack_many(ms[1:2])
+    with pytest.raises(ValueError, match="delay"):
+        rmq.nack_many([], delay=-1)
+    assert rmq.all("a") == [2] and rmq.stats("a").delayed == 1
+    assert [m.attempts for m in rmq.messages("a")] == [1]
     again = rmq.reserve_many("a", 2, lease=60)
+    assert [m.attempts for m in again] == [2]
     rmq.ack_many(again)
     rmq.ack_many([])
-    assert rmq.stats("a").removed == 2 and rmq.stats("b").removed == 1
+    assert rmq.stats("a").removed == 1 and rmq.stats("b").removed == 1
 
 
 def test_settling_a_cleared_or_dropped_message_is_refused(rmq: RedisMessageQueue) -> None:

@@ -97,9 +97,9 @@ class Differential(RuleBasedStateMachine):
     @invariant()
     def looks_agree(self) -> None:
         self.both(lambda mq: mq.queues())
-        for q in ("a", "b", "c"):
-            self.both(lambda mq: (mq.all(q), mq.messages(q), mq.count(q), mq.exists(q)))
-            self.both(lambda mq: attrs.evolve(mq.stats(q), durable=False))
+        for name in ("a", "b", "c"):
+            self.both(lambda mq, q=name: (mq.all(q), mq.messages(q), mq.count(q), mq.exists(q)))
+            self.both(lambda mq, q=name: attrs.evolve(mq.stats(q), durable=False))
 
     def teardown(self) -> None:
         self.r.close()

@@ -90,6 +90,11 @@ def test_constructor_checks_its_arguments(redis_url: str, kwargs: dict, error: t
         RedisMessageQueue(redis_url, **kwargs)
 
 
+def test_the_url_must_be_a_str() -> None:
+    with pytest.raises(TypeError, match="url"):
+        RedisMessageQueue(b"redis://127.0.0.1:1/0")  # type: ignore[arg-type]
+
+
 def test_a_client_that_decodes_responses_is_refused(redis_url: str) -> None:
     import redis
 

@@ -46,6 +46,17 @@ def test_extend_gives_a_session_reservation_a_fixed_end(redis_url: str, rmq: Red
         assert rmq.get("q", timeout=WAIT) == "x"  # lapsed at the fixed end
 
 
+def test_a_cleared_session_reservation_is_not_renewed_nor_given_back(redis_url: str,
+                                                                     rmq: RedisMessageQueue) -> None:
+    rmq.add("q", "x")
+    with RedisMessageQueue(redis_url, session_lease=SHORT) as holder:
+        holder.reserve("q")
+        rmq.clear("q")
+        rmq.add("q", "y")
+        time.sleep(2 * SHORT)  # renewals run meanwhile: the cleared reservation is dropped
+    assert rmq.all("q") == ["y"] and rmq.stats("q").reserved == 0
+
+
 CHILD = """
 import sys
 from unidist_queue import RedisMessageQueue

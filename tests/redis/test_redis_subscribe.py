@@ -16,6 +16,7 @@ def test_local_changes_are_told_synchronously(rmq: RedisMessageQueue) -> None:
     heard: List[str] = []
     every: List[str] = []
     off = rmq.subscribe("q", heard.append)
+    rmq.subscribe("q", every.append)()  # a second subscriber, gone at once
     off_all = rmq.subscribe(None, every.append)
     rmq.add("q", 1)
     assert heard == ["q"]  # before add returned, in this thread

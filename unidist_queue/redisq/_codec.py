@@ -54,11 +54,6 @@ class Codec:
         self._ser: Serializer = by_name(serializer)
         self._key = check_key(hmac_key)
 
-    @property
-    def signed(self) -> bool:
-        """Whether bodies are signed and checked."""
-        return self._key is not None
-
     def dumps(self, body: Any) -> bytes:
         """The bytes to store for ``body``.
 

@@ -12,7 +12,7 @@ redis-py's exception as ``__cause__``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import redis
 from redis.backoff import NoBackoff
@@ -64,11 +64,6 @@ class Conn:
             client.set_retry(_no_retry())
         self.client: Client = client
 
-    @property
-    def cluster(self) -> bool:
-        """Whether the client is a ``RedisCluster``."""
-        return isinstance(self.client, RedisCluster)
-
     def run(self, script: Script, args: Sequence[Arg]) -> Any:
         """Run ``script`` with ``KEYS[1]`` = the prefix and ``ARGV`` = ``args``; its reply.
 
@@ -87,34 +82,35 @@ class Conn:
         """A new pub/sub object of the client (for the doorbell)."""
         return self.client.pubsub()
 
-    def info(self, section: str) -> List[Dict[str, Any]]:
-        """``INFO section`` of the server (of every node of a cluster).
+    def info(self, section: str) -> Dict[str, Any]:
+        """``INFO section`` of the server that holds the namespace (its node, in a cluster).
 
         :raises StoreError: Redis cannot be reached.
         """
+        client = self.client
         try:
-            reply = self.client.info(section)
+            if isinstance(client, RedisCluster):
+                node = client.get_node_from_key(self.prefix)  # type: ignore[no-untyped-call]
+                return client.info(section, target_nodes=node)
+            return client.info(section)
         except RedisError as exc:
             raise StoreError(f"cannot read INFO {section} from Redis: {exc}") from exc
-        return list(_per_node(reply))
 
     def check(self, require_aof: bool) -> bool:
-        """Check the server's settings; return whether AOF is on (every node, for a cluster).
+        """Check the server's settings; return whether AOF is on.
 
         Logs a WARNING for a ``maxmemory-policy`` other than ``noeviction`` (eviction
         silently deletes queues).
 
         :raises StoreError: ``require_aof`` and AOF is off, or Redis cannot be reached.
         """
-        aof = all(int(node.get("aof_enabled", 0)) == 1 for node in self.info("persistence"))
+        aof = int(self.info("persistence").get("aof_enabled", 0)) == 1
         if require_aof and not aof:
             raise StoreError("require_aof=True: the Redis server runs without AOF (appendonly no)")
-        for node in self.info("memory"):
-            policy = node.get("maxmemory_policy", "noeviction")
-            if policy != "noeviction":
-                logger.warning("Redis runs with maxmemory-policy %s: it may silently delete queues "
-                               "under memory pressure (use noeviction)", policy)
-                break
+        policy = self.info("memory").get("maxmemory_policy", "noeviction")
+        if policy != "noeviction":
+            logger.warning("Redis runs with maxmemory-policy %s: it may silently delete queues "
+                           "under memory pressure (use noeviction)", policy)
         return aof
 
     def close(self) -> None:
@@ -125,13 +121,3 @@ class Conn:
             except RedisError:  # pragma: no cover - closing sockets does not fail in practice
                 logger.debug("closing the Redis client failed", exc_info=True)
 
-
-def _per_node(reply: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
-    """A cluster's INFO may be a dict of per-node dicts: yield one dict per server."""
-    nested = any(isinstance(v, dict) for v in reply.values())
-    if nested and not any(k.startswith(("aof_", "maxmemory")) for k in reply):
-        for value in reply.values():
-            if isinstance(value, dict):
-                yield value
-    else:
-        yield reply

@@ -187,7 +187,7 @@ class RedisBase:
                     self._held[m.id] = (m.queue, m.attempts)
                     if session:
                         self._session_ids.add(m.id)
-        if closed:
+        if closed:  # pragma: no cover - a close() racing this reserve between script and here
             self._give_back([(m.id, (m.queue, m.attempts)) for m in msgs])
             raise ShutDown("the RedisMessageQueue was closed")
         if session:

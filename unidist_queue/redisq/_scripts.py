@@ -35,7 +35,7 @@ from typing import Dict
 
 __all__ = ["LIMIT", "PRELUDE", "SCRIPTS", "Script"]
 
-LIMIT = 1000
+LIMIT = 100
 
 PRELUDE = r"""
 local P = KEYS[1]
@@ -465,9 +465,6 @@ class Script:
         self.name = name
         self.source = PRELUDE + body
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()  # Redis names scripts by SHA1
-
-    def __repr__(self) -> str:
-        return f"<Script {self.name} {self.sha[:8]}>"
 
 
 SCRIPTS: Dict[str, Script] = {

@@ -59,7 +59,7 @@ class RedisMessageQueue(TakeMixin):
     the server's (``stats().durable`` reports AOF; ``declare(durable=...)`` is accepted and
     ignored; :meth:`compact` does nothing); a lost connection fails the call with
     :class:`StoreError` and is never resent (an add may or may not have happened); the
-    next call reconnects. Promotions are lazy and bounded (1000 due changes per structure
+    next call reconnects. Promotions are lazy and bounded (100 due changes per structure
     per call); counts include what is due beyond that bound. ``view``/``aview`` are not
     implemented yet (``NotImplementedError``).
 
