@@ -75,3 +75,16 @@ def test_message_queue_implements_the_queue_api_protocol() -> None:
     for name in names:
         ours = inspect.signature(getattr(unidist_queue.MessageQueue, name)).parameters
         assert list(ours) == list(inspect.signature(getattr(api, name)).parameters), name
+
+
+def test_redis_message_queue_has_the_queue_api_signatures() -> None:
+    """Every method of the protocol exists on RedisMessageQueue, with the same parameters
+    and defaults (no server needed: the class is inspected, not instantiated)."""
+    api = unidist_queue.QueueAPI
+    names = [n for n, v in vars(api).items() if not n.startswith("_") and callable(v)]
+    for name in names:
+        ours = inspect.signature(getattr(unidist_queue.RedisMessageQueue, name)).parameters
+        mine = inspect.signature(getattr(unidist_queue.MessageQueue, name)).parameters
+        assert list(ours) == list(inspect.signature(getattr(api, name)).parameters), name
+        assert [p.default for p in ours.values()] == [p.default for p in mine.values()], name
+    assert isinstance(unidist_queue.RedisMessageQueue.closed, property)

@@ -47,7 +47,8 @@ def test_a_lost_connection_fails_the_call_and_the_next_call_reconnects(tmp_path:
         server.stop()
 
 
-def test_close_with_the_server_gone_logs_and_returns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_close_with_the_server_gone_logs_and_returns(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     server = start_server(tmp_path / "gone")
     try:
         mq = RedisMessageQueue(server.url, session_lease=0.3)

@@ -89,3 +89,17 @@ def test_a_delay_much_longer_than_a_lease_delivers_once(rmq: RedisMessageQueue,
             got.append(m.body)
     assert got == ["once"]
     assert rmq.count("q") == 0 and rmq.stats("q").delayed == 0
+
+
+def test_a_backlog_beyond_the_promotion_bound_is_counted_and_kept_in_order(rmq: RedisMessageQueue) -> None:
+    from unidist_queue.redisq._scripts import LIMIT
+
+    n = 2 * LIMIT + 50
+    rmq.add_many("q", range(n), delay=SHORT)
+    assert rmq.count("q") == 0 and rmq.stats("q").delayed == n
+    eventually(lambda: rmq.count("q") == n)
+    s = rmq.stats("q")
+    assert (s.ready, s.delayed) == (n, 0)
+    assert rmq.oldest("q") == 0  # a bounded promotion joined the oldest due first
+    assert rmq.all("q") == list(range(1, n))  # all() applies every due change
+    assert rmq.next_due("q") is None

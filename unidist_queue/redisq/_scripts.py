@@ -11,7 +11,8 @@ Keys (``P`` = the prefix; ``q`` = a queue name, any characters): ``P seq`` (INCR
 ``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> position: appends take
 ``tail + 1``, returns ``id - 2**52``, so returns sit at the front in id order),
 ``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack with a
-delay, joins the front), ``leased`` (ZSET id -> lease end), ``body``/``meta``/``att``
+delay, joins the front), ``leased`` (ZSET id -> lease end; in these timed ZSETs, and
+``age``, ids are zero-padded to 16 digits so that equal times keep id order), ``body``/``meta``/``att``
 (HASHes id -> body bytes / enqueued_at / attempts), ``age`` (ZSET id -> enqueued_at of
 the *ready* messages, only with ``max_age``), ``cfg`` and ``stats`` (HASHes).
 
@@ -24,8 +25,11 @@ server time and ``hint`` the queue's next timed change when the script found not
 
 Promotions are bounded: each script applies at most :data:`LIMIT` due changes per
 structure of each queue it touches, in due order (leases, then delays, then expiries at
-equal times), so a backlog of due messages never makes one call slow; counts add what
-is due beyond the bound.
+equal times), so a backlog of due messages never makes one call slow; ``count`` and
+``stats`` count what is due beyond the bound as ready (evictions and deaths it would
+cause aside), and ``all``/``messages`` (O(n) anyway) apply every due change. A queue's
+``cfg`` keeps ``due``, a lower bound of its next timed change, so a queue with nothing
+due costs a script no look at its timed structures.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ local NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
 
 local function K(q, s) return P .. 'q:' .. q .. ':' .. s end
 local function F(x) return string.format('%.17g', x) end
+-- members of the timed ZSETs (delayed, retry, leased, age): ids zero-padded, so that equal
+-- due times keep id order (Redis orders equal scores by member, as strings)
+local function Z(id) return string.format('%016d', id) end
 local function news(q, kind)
   local k = NEWS[q]
   if not k then ORDER[#ORDER + 1] = q; NEWS[q] = kind elseif kind < k then NEWS[q] = kind end
@@ -57,22 +64,31 @@ local function cfg(q)
   local c = CFG[q]
   if c then return c end
   local v = redis.call('HMGET', K(q, 'cfg'), 'maxlen', 'max_age', 'overflow', 'max_attempts',
-                       'dead_letter', 'tail')
+                       'dead_letter', 'tail', 'due')
   c = {maxlen = tonumber(v[1]), max_age = tonumber(v[2]), overflow = v[3] or 'drop_oldest',
-       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, tail = tonumber(v[6]) or 0}
-  c.tail0 = c.tail
+       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, tail = tonumber(v[6]) or 0,
+       due = tonumber(v[7])}
+  c.tail0, c.due0 = c.tail, c.due
   CFG[q] = c
   return c
 end
 local function create(q)
   if redis.call('SADD', P .. 'queues', q) == 1 then redis.call('HSETNX', K(q, 'cfg'), 'tail', 0) end
 end
+-- every entry of a timed structure goes in here: `due` in cfg stays a lower bound of the
+-- queue's next timed change (nil: nothing timed), so promote1 skips a queue with nothing due
+local function timer(q, s, at, id)
+  redis.call('ZADD', K(q, s), at, Z(id))
+  local c = cfg(q)
+  if s == 'age' then at = at + c.max_age end
+  if not c.due or at < c.due then c.due = at end
+end
 local function stat(q, field, n) if n ~= 0 then redis.call('HINCRBY', K(q, 'stats'), field, n) end end
 local function forget(q, id)
   redis.call('HDEL', K(q, 'body'), id)
   redis.call('HDEL', K(q, 'meta'), id)
   redis.call('HDEL', K(q, 'att'), id)
-  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
+  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), Z(id)) end
 end
 local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
 local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'meta'), id)) end
@@ -81,12 +97,12 @@ local function push_back(q, id, enq)
   local c = cfg(q)
   c.tail = c.tail + 1
   redis.call('ZADD', K(q, 'ready'), c.tail, id)
-  if c.max_age then redis.call('ZADD', K(q, 'age'), enq, id) end
+  if c.max_age then timer(q, 'age', enq, id) end
   news(q, 1)
 end
 local function push_front(q, id, enq)
   redis.call('ZADD', K(q, 'ready'), tonumber(id) - FRONT, id)
-  if cfg(q).max_age then redis.call('ZADD', K(q, 'age'), enq, id) end
+  if cfg(q).max_age then timer(q, 'age', enq, id) end
   news(q, 1)
 end
 local function evict(q)
@@ -128,8 +144,9 @@ local function ret(q, id, due, at)
   if aged(q, enq, at) then expire(q, id); return end
   local att = tonumber(redis.call('HGET', K(q, 'att'), id)) or 0
   if c.max_attempts and att >= c.max_attempts then dead(q, id, att); return end
-  if due then redis.call('ZADD', K(q, 'retry'), due, id) else push_front(q, id, enq) end
+  if due then timer(q, 'retry', due, id) else push_front(q, id, enq) end
 end
+local DUE1  -- due1, defined below
 local function collect(ev, q, s, max, kind, shift)
   local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, LIMIT)
   for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, tonumber(r[i])} end
@@ -142,12 +159,12 @@ end
 local function apply(q, e)
   local when, kind, id = e[1], e[2], e[3]
   if kind == 1 then
-    if redis.call('ZREM', K(q, 'leased'), id) == 1 then ret(q, id, nil, when) end
+    if redis.call('ZREM', K(q, 'leased'), Z(id)) == 1 then ret(q, id, nil, when) end
   elseif kind == 4 then
     if redis.call('ZREM', K(q, 'ready'), id) == 1 then expire(q, id); news(q, 2) end
   else
     local enq = enq_of(q, id)
-    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), id)
+    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), Z(id))
     if aged(q, enq, when) then expire(q, id)
     elseif kind == 3 then push_front(q, id, enq)
     else push_back(q, id, enq); evict(q) end
@@ -157,12 +174,12 @@ local function promote1(q)
   if DONE[q] then return end
   DONE[q] = true
   local c = cfg(q)
+  if not c.due or c.due > NOW then return end
   local ev = {}
   collect(ev, q, 'leased', NOW, 1, 0)
   collect(ev, q, 'delayed', NOW, 2, 0)
   collect(ev, q, 'retry', NOW, 3, 0)
   if c.max_age then collect(ev, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age) end
-  if #ev == 0 then return end
   table.sort(ev, before)
   for _, e in ipairs(ev) do apply(q, e) end
   if c.max_age then  -- messages that joined above and are already too old
@@ -170,6 +187,7 @@ local function promote1(q)
     collect(late, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age)
     for _, e in ipairs(late) do apply(q, e) end
   end
+  c.due = DUE1(q, nil)  -- exact again (due now if more than LIMIT were due)
 end
 local function promote(q)
   for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do promote1(f) end
@@ -192,19 +210,28 @@ local function due1(q, best)
   end
   return best
 end
+DUE1 = due1
 local function next_due(q)
   local best = due1(q, nil)
   for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do best = due1(f, best) end
   return best
 end
-local function pending(q)  -- due beyond what promote1 applied (more than LIMIT)
-  local n = 0
-  for _, s in ipairs({'leased', 'delayed', 'retry'}) do n = n + redis.call('ZCOUNT', K(q, s), '-inf', NOW) end
+local function pending(q)  -- per structure: what is due beyond what promote1 applied (LIMIT)
+  local n = {leased = 0, delayed = 0, retry = 0}
+  local c = cfg(q)
+  if c.due and c.due <= NOW then
+    for s in pairs(n) do n[s] = redis.call('ZCOUNT', K(q, s), '-inf', NOW) end
+  end
+  n.all = n.leased + n.delayed + n.retry
   return n
 end
 local function finish(res, hint)
   for q, c in pairs(CFG) do
     if c.tail ~= c.tail0 and not c.gone then redis.call('HSET', K(q, 'cfg'), 'tail', c.tail) end
+    if c.due ~= c.due0 and not c.gone then
+      if c.due then redis.call('HSET', K(q, 'cfg'), 'due', F(c.due))
+      else redis.call('HDEL', K(q, 'cfg'), 'due') end
+    end
   end
   local n = {}
   for _, q in ipairs(ORDER) do
@@ -249,7 +276,7 @@ for i = 1, n do
   local id = first + i - 1
   redis.call('HSET', K(q, 'body'), id, ARGV[4 + i])
   redis.call('HSET', K(q, 'meta'), id, enq)
-  if due then redis.call('ZADD', K(q, 'delayed'), due, id) else push_back(q, id, NOW) end
+  if due then timer(q, 'delayed', due, id) else push_back(q, id, NOW) end
 end
 if not due then evict(q) end
 stat(q, 'added', n)
@@ -278,8 +305,8 @@ elseif mode == 'reserve' then
   local lease_end = NOW + tonumber(ARGV[6])
   for i, id in ipairs(ids) do
     rows[i][4] = redis.call('HINCRBY', K(q, 'att'), id, 1)
-    redis.call('ZADD', K(q, 'leased'), lease_end, id)
-    if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
+    timer(q, 'leased', lease_end, id)
+    if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), Z(id)) end
   end
 end
 if mode ~= 'peek' then news(q, 2) end
@@ -301,14 +328,14 @@ for i = 4, #ARGV, 5 do
     redis.call('HSET', K(q, 'meta'), id, enq)
     if att ~= '0' then redis.call('HSET', K(q, 'att'), id, att) end
     stat(q, 'removed', -1)
-  elseif redis.call('ZREM', K(q, 'leased'), id) == 1 then
+  elseif redis.call('ZREM', K(q, 'leased'), Z(id)) == 1 then
     if redis.call('HINCRBY', K(q, 'att'), id, -1) <= 0 then redis.call('HDEL', K(q, 'att'), id) end
   else
     back = false
   end
   if back then
     redis.call('ZADD', K(q, 'ready'), score, id)
-    if age then redis.call('ZADD', K(q, 'age'), enq, id) end
+    if age then timer(q, 'age', enq, id) end
     news(q, 1)
     n = n + 1
   end
@@ -331,7 +358,7 @@ for i, it in ipairs(items) do
   local q, id = it[1], it[2]
   local s = seen[q] or {}
   seen[q] = s
-  local score = tonumber(redis.call('ZSCORE', K(q, 'leased'), id))
+  local score = tonumber(redis.call('ZSCORE', K(q, 'leased'), Z(id)))
   local good = not s[id] and score ~= nil and score > NOW and exists(q)
     and redis.call('HGET', K(q, 'att'), id) == it[3]
   s[id] = true
@@ -343,14 +370,14 @@ for i, it in ipairs(items) do
   if ok[i] == 1 then
     local q, id = it[1], it[2]
     if mode == 'ack' then
-      redis.call('ZREM', K(q, 'leased'), id)
+      redis.call('ZREM', K(q, 'leased'), Z(id))
       forget(q, id)
       stat(q, 'removed', 1)
     elseif mode == 'nack' or mode == 'release' then
-      redis.call('ZREM', K(q, 'leased'), id)
+      redis.call('ZREM', K(q, 'leased'), Z(id))
       ret(q, id, due, NOW)
     else
-      redis.call('ZADD', K(q, 'leased'), due, id)
+      timer(q, 'leased', due, id)
     end
   end
 end
@@ -361,15 +388,18 @@ return finish({'ok', ok})
 LOOK = r"""
 local what, q = ARGV[2], ARGV[3]
 if what == 'queues' then return finish(redis.call('SMEMBERS', P .. 'queues')) end
+if what == 'all' then LIMIT = 4294967295 end  -- O(n) anyway: every due change, not a bounded part
 promote(q)
 if what == 'exists' then return finish(exists(q) and 1 or 0) end
 if what == 'next_due' then return finish(false, next_due(q)) end
-if what == 'count' then return finish(redis.call('ZCARD', K(q, 'ready')) + pending(q)) end
+if what == 'count' then return finish(redis.call('ZCARD', K(q, 'ready')) + pending(q).all) end
 if what == 'stats' then
   local s = redis.call('HMGET', K(q, 'stats'), 'added', 'removed', 'expired', 'dropped', 'dead')
-  local out = {redis.call('ZCARD', K(q, 'ready')) + pending(q),
-               redis.call('ZCARD', K(q, 'delayed')) + redis.call('ZCARD', K(q, 'retry')),
-               redis.call('ZCARD', K(q, 'leased'))}
+  local p = pending(q)
+  local out = {redis.call('ZCARD', K(q, 'ready')) + p.all,
+               redis.call('ZCARD', K(q, 'delayed')) + redis.call('ZCARD', K(q, 'retry'))
+                 - p.delayed - p.retry,
+               redis.call('ZCARD', K(q, 'leased')) - p.leased}
   for i = 1, 5 do out[#out + 1] = tonumber(s[i]) or 0 end
   return finish(out)
 end
@@ -413,12 +443,13 @@ if new.dead_letter ~= c.dead_letter then
 end
 if new.max_age and not c.max_age then
   local ids = redis.call('ZRANGE', K(q, 'ready'), 0, -1)
-  for _, id in ipairs(ids) do redis.call('ZADD', K(q, 'age'), enq_of(q, id), id) end
+  for _, id in ipairs(ids) do redis.call('ZADD', K(q, 'age'), enq_of(q, id), Z(id)) end  -- due: below
 elseif c.max_age and not new.max_age then
   redis.call('DEL', K(q, 'age'))
 end
 c.maxlen, c.max_age, c.overflow = new.maxlen, new.max_age, new.overflow
 c.max_attempts, c.dead_letter = new.max_attempts, new.dead_letter or nil
+c.due = due1(q, nil)
 evict(q)
 news(q, 2)
 return finish('ok')
@@ -435,6 +466,7 @@ local n = 0
 for _, s in ipairs({'ready', 'delayed', 'retry', 'leased'}) do n = n + redis.call('ZCARD', K(q, s)) end
 for _, s in ipairs({__SUFFIXES__}) do redis.call('UNLINK', K(q, s)) end
 stat(q, 'dropped', n)
+cfg(q).due = nil
 news(q, 2)
 return finish(n)
 """.replace("__SUFFIXES__", SUFFIXES)
