@@ -33,7 +33,7 @@ from ._state import QueueState
 from .errors import ShutDown, StoreError
 from .store.base import Record, State, Store
 
-__all__ = ["ID_BLOCK", "CoreBase", "Subscriber", "not_a_name"]
+__all__ = ["ID_BLOCK", "CoreBase", "Subscriber", "not_a_name", "notify_subscribers"]
 
 logger = logging.getLogger("unidist_queue.queues")
 
@@ -49,6 +49,19 @@ def not_a_name(name: object) -> TypeError:
     and the fast paths that fall back on them.
     """
     return TypeError(f"queue must be a str, not {type(name).__name__}")
+
+
+def notify_subscribers(subs: Dict[Optional[str], Tuple[Subscriber, ...]], name: str) -> None:
+    """Run the callbacks of ``name`` and of every queue (key ``None``) in ``subs``, outside
+    every lock; one that raises is logged at ERROR with its traceback. O(s) for s callbacks.
+
+    Shared by both backends' subscribers (MessageQueue and RedisMessageQueue).
+    """
+    for callback in subs.get(name, ()) + subs.get(None, ()):
+        try:
+            callback(name)
+        except Exception:
+            logger.exception("subscriber %r raised for queue %r", callback, name)
 
 
 class CoreBase:
@@ -242,12 +255,7 @@ class CoreBase:
 
     def _notify_subscribers(self, name: str) -> None:
         """Outside the mutex: run the subscribers of ``name`` and of every queue."""
-        subs = self._subscribers
-        for callback in subs.get(name, ()) + subs.get(None, ()):
-            try:
-                callback(name)
-            except Exception:
-                logger.exception("subscriber %r raised for queue %r", callback, name)
+        notify_subscribers(self._subscribers, name)
 
     def compact(self) -> None:
         """See :meth:`MessageQueue.compact`."""

@@ -14,6 +14,8 @@ import time
 from typing import Any, Callable, Coroutine, Iterator, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from unidist_queue.redisq._doorbell import Doorbell
 
@@ -29,9 +31,13 @@ def channel_of(queue: str) -> str:
 
 
 @contextlib.contextmanager
-def doorbell(url: str, origin: bytes = ORIGIN) -> Iterator[Doorbell]:
-    """A Doorbell whose connections come from a client of ``url``; closed afterwards."""
-    client = redis.Redis.from_url(url)
+def doorbell(url: str, origin: bytes = ORIGIN, retries: bool = False) -> Iterator[Doorbell]:
+    """A Doorbell whose connections come from a client of ``url``; closed afterwards.
+
+    The client does not retry (as the queue builds it), unless ``retries``: then it has
+    redis-py's default retries, which connect again inside a failed read.
+    """
+    client = redis.Redis.from_url(url) if retries else redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
     bell = Doorbell(client.pubsub, channel_of, origin)
     try:
         yield bell

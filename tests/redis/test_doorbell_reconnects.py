@@ -23,9 +23,10 @@ from unidist_queue.errors import StoreError
 from unidist_queue.redisq._doorbell import Doorbell
 
 
-@pytest.fixture
-def bell(redis_url: str) -> Iterator[Doorbell]:
-    with doorbell(redis_url) as b:
+@pytest.fixture(params=["no retries", "redis-py retries"])
+def bell(redis_url: str, request: pytest.FixtureRequest) -> Iterator[Doorbell]:
+    """A doorbell on a client without retries (as the queue's) or with redis-py's."""
+    with doorbell(redis_url, retries=request.param == "redis-py retries") as b:
         yield b
 
 

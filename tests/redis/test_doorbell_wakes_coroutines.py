@@ -9,6 +9,7 @@ cancelled ``await_change`` leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, Iterator, List
 
 import pytest
@@ -123,6 +124,7 @@ def test_a_waiter_whose_loop_was_closed_is_skipped(bell: Doorbell, pub: redis.Re
     bell.watch("q")
     g = bell.generation("q")
     dead = asyncio.new_event_loop()
+    dead.set_exception_handler(lambda loop, context: None)  # its task is left pending on purpose
     task = dead.create_task(bell.await_change("q", g, None))
     dead.run_until_complete(asyncio.sleep(0))  # parked
     dead.close()  # the task never finishes
@@ -137,3 +139,27 @@ def test_a_waiter_whose_loop_was_closed_is_skipped(bell: Doorbell, pub: redis.Re
             assert woken.result(WAIT) is True
     finally:
         task.get_coro().close()
+
+
+def test_wakeups_create_no_task_and_no_thread(bell: Doorbell, pub: redis.Redis) -> None:
+    bell.watch("q")
+    created: List[int] = [0]
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        created[0] += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def main() -> int:
+        asyncio.get_running_loop().set_task_factory(factory)
+        threads = set(threading.enumerate())
+        woken = 0
+        for _ in range(20):  # each wake-up comes from the notifier thread
+            g = bell.generation("q")
+            asyncio.get_running_loop().call_soon(notify, pub, "q")  # once parked
+            woken += await bell.await_change("q", g, WAIT)
+        assert set(threading.enumerate()) == threads
+        asyncio.get_running_loop().set_task_factory(None)
+        return woken
+
+    assert asyncio.run(main()) == 20
+    assert created == [0]

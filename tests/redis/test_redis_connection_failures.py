@@ -61,3 +61,22 @@ def test_close_with_the_server_gone_logs_and_returns(tmp_path: Path,
         assert "could not give 1 session reservation(s) back" in caplog.text and mq.closed
     finally:
         server.stop()
+
+
+def test_a_restart_on_the_aof_keeps_adds_delays_and_leases(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "restart")
+    try:
+        with RedisMessageQueue(server.url) as mq:
+            mq.add_many("q", ["a", "b", "c"])
+            mq.add("q", "delayed", delay=0.5)
+            leased = mq.reserve("q", lease=0.5)
+            server.restart(kill=True)  # SIGKILL: only what the AOF holds comes back
+            assert mq.all("q")[-2:] in (["b", "c"], ["c", "delayed"])  # the first call works
+            eventually(lambda: mq.count("q") == 4)  # the lease lapses, the delay falls due
+            msgs = mq.messages("q")
+            assert [m.body for m in msgs] == ["a", "b", "c", "delayed"] and msgs[0].attempts == 1
+            with pytest.raises(ValueError):
+                mq.ack(leased)
+            assert mq.add("q", "next") > msgs[-1].id  # ids go on increasing
+    finally:
+        server.stop()

@@ -98,3 +98,19 @@ def test_a_reserve_racing_close_leaves_nothing_held(redis_url: str, rmq: RedisMe
     with pytest.raises(Empty):
         rmq.oldest("none")
     assert rmq.all("q") == [1]
+
+
+def test_many_lapsed_leases_are_forgotten_and_not_given_back(redis_url: str, rmq: RedisMessageQueue) -> None:
+    from unidist_queue.redisq._rbase import SWEEP
+
+    n = SWEEP + 10
+    rmq.add_many("q", range(n))
+    with RedisMessageQueue(redis_url) as holder:
+        assert len(holder.reserve_many("q", n, lease=SHORT)) == n
+        eventually(lambda: rmq.count("q") == n)  # every lease lapsed
+        time.sleep(1.5)  # (past the margin the client keeps before forgetting a lapsed lease)
+        kept = holder.reserve("q", lease=60)  # holding this one sweeps the lapsed ones out
+        other_one = rmq.reserve("q", lease=60)
+    # close gave back only its current reservation: to the front, before the rest
+    assert rmq.oldest("q", remove=False) == kept.body and rmq.stats("q").reserved == 1
+    rmq.ack(other_one)

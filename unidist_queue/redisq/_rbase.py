@@ -8,9 +8,9 @@ Every operation is one script: :meth:`RedisBase._call` runs it and then, outside
 lock, rings the doorbell and tells local subscribers of the queues where messages became
 ready, and logs the messages that died past ``max_attempts``.
 
-Locking: one mutex (``_mutex``) guards ``_closed``, ``_held`` (session reservations),
-``_subscribers`` and ``_bell``; it is never held during a round trip, a callback or a
-log call. No Condition: waits are the doorbell's.
+Locking: one mutex (``_mutex``) guards ``_closed``, the reservations (``_held``,
+``_session_ids``, ``_ends``), ``_subscribers`` and ``_bell``; it is never held during a
+round trip, a callback or a log call. No Condition: waits are the doorbell's.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .._corebase import Subscriber, not_a_name
+from .._corebase import Subscriber, not_a_name, notify_subscribers
 from .._util import check_seconds
 from ..errors import ShutDown, StoreError
 from ..message import Message
@@ -36,6 +37,7 @@ __all__ = ["RedisBase", "check_name", "seconds_arg"]
 
 logger = logging.getLogger("unidist_queue.redisq")
 
+SWEEP = 1024  # held reservations before the first sweep of lapsed ones (see RedisBase._sweep)
 Row = List[Any]  # id, body bytes, enqueued_at bytes, attempts, position (see _scripts)
 
 
@@ -87,9 +89,12 @@ class RedisBase:
         self._mutex = threading.Lock()
         self._closed = False
         self._subscribers: Dict[Optional[str], Tuple[Subscriber, ...]] = {}
-        # this client's reservations: id -> (queue, attempts); session ones (lease=None) in _session_ids
+        # this client's reservations: id -> (queue, attempts); session ones (lease=None) in
+        # _session_ids, the others' lease ends (time.monotonic(), roughly) in _ends
         self._held: Dict[int, Tuple[str, int]] = {}
         self._session_ids: Set[int] = set()
+        self._ends: Dict[int, float] = {}
+        self._sweep_at = SWEEP
         self._session = Session(self._session_lease / 3, self._renew)
         self._bell: Optional[Doorbell] = None
 
@@ -130,15 +135,7 @@ class RedisBase:
             if bell is not None:
                 bell.ring(name)
             if news[i + 1] == 1 and self._subscribers:
-                self._notify(name)
-
-    def _notify(self, name: str) -> None:
-        subs = self._subscribers
-        for callback in subs.get(name, ()) + subs.get(None, ()):
-            try:
-                callback(name)
-            except Exception:
-                logger.exception("subscriber %r raised for queue %r", callback, name)
+                notify_subscribers(self._subscribers, name)
 
     @staticmethod
     def _log_dead(dead: List[Any]) -> None:
@@ -177,29 +174,50 @@ class RedisBase:
 
     # -- session reservations --------------------------------------------------------------
 
-    def _hold(self, msgs: List[Message], session: bool) -> None:
-        """Remember this client's reservations (``close`` gives them back; ``session``:
-        ``lease=None`` ones, renewed). ShutDown: closed meanwhile, they went back at once."""
+    def _hold(self, msgs: List[Message], lease: Optional[float]) -> None:
+        """Remember this client's reservations (``close`` gives them back; ``lease=None``:
+        session ones, renewed). ShutDown: closed meanwhile, they went back at once."""
+        session = lease is None
         with self._mutex:
             closed = self._closed
             if not closed:
+                if len(self._held) >= self._sweep_at:
+                    self._sweep()
                 for m in msgs:
                     self._held[m.id] = (m.queue, m.attempts)
-                    if session:
+                    if lease is None:
                         self._session_ids.add(m.id)
+                        self._ends.pop(m.id, None)
+                    else:
+                        self._session_ids.discard(m.id)
+                        self._ends[m.id] = time.monotonic() + lease
         if closed:  # pragma: no cover - a close() racing this reserve between script and here
             self._give_back([(m.id, (m.queue, m.attempts)) for m in msgs])
             raise ShutDown("the RedisMessageQueue was closed")
         if session:
             self._session.start()
 
-    def _forget(self, messages: Iterable[Message], keep: bool = False) -> None:
-        """Settled (or, with ``keep``, extended to a fixed end: held, no longer renewed)."""
+    def _sweep(self) -> None:
+        """With the mutex held: forget the reservations whose lease ran out long ago (they
+        are no longer this client's), so a client whose leases lapse keeps no memory of
+        them. Amortized O(1) per reservation."""
+        stale = time.monotonic() - 1.0  # (a margin: the ends are local estimates)
+        for msg_id in [i for i, end in self._ends.items() if end < stale]:
+            del self._ends[msg_id]
+            self._held.pop(msg_id, None)
+        self._sweep_at = max(SWEEP, 2 * len(self._held))
+
+    def _forget(self, messages: Iterable[Message], extended: Optional[float] = None) -> None:
+        """Settled; or, with ``extended``, the reservations now end that many seconds from
+        now (held, no longer renewed)."""
         with self._mutex:
             for m in messages:
                 self._session_ids.discard(m.id)
-                if not keep:
+                if extended is None:
                     self._held.pop(m.id, None)
+                    self._ends.pop(m.id, None)
+                elif m.id in self._held:
+                    self._ends[m.id] = time.monotonic() + extended
 
     def _renew(self) -> None:
         """From the session thread: renew every session reservation in one script call."""
@@ -246,6 +264,7 @@ class RedisBase:
             self._closed = True
             held, self._held = list(self._held.items()), {}
             self._session_ids.clear()
+            self._ends.clear()
             bell = self._bell
         self._session.close()
         self._give_back(held)

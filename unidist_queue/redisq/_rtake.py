@@ -17,12 +17,15 @@ or after a script, never in one: nothing is taken for a cancelled call.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, TypeVar
 
 from .._util import check_count, check_seconds, deadline_of, remaining
 from ..errors import Empty
 from ..message import MISSING, Message
 from ._rbase import RedisBase, check_name, seconds_arg
+
+if TYPE_CHECKING:
+    from ._doorbell import Doorbell
 
 __all__ = ["TakeMixin"]
 
@@ -58,7 +61,7 @@ class TakeMixin(RedisBase):
             return None, None if hint is None else max(0.0, hint - now) + EPSILON
         msgs = self._messages(queue, res, mode)
         if mode == "reserve":
-            self._hold(msgs, lease is None)
+            self._hold(msgs, lease)
         return msgs, None
 
     def _end(self, queue: str, side: str, remove: bool, default: Any) -> Any:
@@ -69,38 +72,45 @@ class TakeMixin(RedisBase):
             raise Empty(f"queue {queue!r} has no ready message")
         return default
 
+    def _first(self, queue: str, attempt: Attempt[R], deadline: Optional[float]
+               ) -> Tuple[Optional[R], Optional[Doorbell]]:
+        """The first attempt of a blocking call, without the doorbell; finding nothing,
+        watch ``queue`` (the next attempts see every change made after this returns).
+
+        :raises Empty: the deadline passed. :raises ShutDown: closed.
+        """
+        result, hint = attempt()
+        if result is not None:
+            return result, None
+        _wait_for(deadline, hint)
+        bell = self._doorbell()
+        bell.watch(queue)
+        return None, bell
+
     def _blocking(self, queue: str, attempt: Attempt[R], deadline: Optional[float]) -> R:
         """Run ``attempt`` until it has a result, waiting on the doorbell in between.
 
         :raises Empty: the deadline passed. :raises ShutDown: closed (also while waiting).
         """
-        result, hint = attempt()
-        if result is not None:
-            return result
-        _wait_for(deadline, hint)
-        bell = self._doorbell()
-        bell.watch(queue)
-        while True:
+        result, bell = self._first(queue, attempt, deadline)
+        while result is None:
+            assert bell is not None  # (made by _first when it found nothing)
             generation = bell.generation(queue)
             result, hint = attempt()
-            if result is not None:
-                return result
-            bell.wait(queue, generation, _wait_for(deadline, hint))
+            if result is None:
+                bell.wait(queue, generation, _wait_for(deadline, hint))
+        return result
 
     async def _ablocking(self, queue: str, attempt: Attempt[R], deadline: Optional[float]) -> R:
         """:meth:`_blocking` for coroutines (``await_change``: cancel-safe)."""
-        result, hint = attempt()
-        if result is not None:
-            return result
-        _wait_for(deadline, hint)
-        bell = self._doorbell()
-        bell.watch(queue)
-        while True:
+        result, bell = self._first(queue, attempt, deadline)
+        while result is None:
+            assert bell is not None  # (made by _first when it found nothing)
             generation = bell.generation(queue)
             result, hint = attempt()
-            if result is not None:
-                return result
-            await bell.await_change(queue, generation, _wait_for(deadline, hint))
+            if result is None:
+                await bell.await_change(queue, generation, _wait_for(deadline, hint))
+        return result
 
     def _taker(self, queue: str, n: int, mode: str, lease: Optional[float]) -> Attempt[List[Message]]:
         check_name(queue)

@@ -212,7 +212,7 @@ class RedisMessageQueue(TakeMixin):
         res, _, _ = self._call("settle", mode, seconds_arg(seconds), *args)
         if res[0] == b"bad":
             raise _not_reserved(items[res[1] - 1])
-        self._forget(items, keep=mode == "extend")
+        self._forget(items, seconds if mode == "extend" else None)
 
     def ack(self, message: Message) -> None:
         """Settle a reservation for good (delete the message). One round trip. Thread-safe.

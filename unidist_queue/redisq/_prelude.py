@@ -1,0 +1,255 @@
+"""The Lua prelude every RedisMessageQueue script starts with (internal).
+
+:data:`PRELUDE` holds what the scripts of :mod:`._scripts` share: key names, server time,
+promotions, returns, dead letters, news and the reply. ``KEYS[1]`` is the namespace's
+prefix ``uq:{ns}:``; every key a script touches is derived from it, so all carry the
+hash tag ``{ns}`` and a Redis Cluster keeps a namespace on one slot. ``ARGV[1]`` is the
+calling client's origin (the payload of its ``PUBLISH``es).
+
+Keys (``P`` = the prefix; ``q`` = a queue name, any characters): ``P seq`` (INCR: ids),
+``P queues`` (SET of names), ``P fed:<q>`` (SET of the queues whose dead letters go to
+``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> position: appends take
+``tail + 1``, returns ``id - 2**52``, so returns sit at the front in id order),
+``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack with a
+delay, joins the front), ``leased`` (ZSET id -> lease end; in these timed ZSETs, and
+``age``, ids are zero-padded to 16 digits so that equal times keep id order), ``body``/``meta``/``att``
+(HASHes id -> body bytes / enqueued_at / attempts), ``age`` (ZSET id -> enqueued_at of
+the *ready* messages, only with ``max_age``), ``cfg`` and ``stats`` (HASHes).
+
+Every script returns ``{result, news, dead, now, hint}``: ``news`` a flat list of
+``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list of
+six values per message that left past ``max_attempts`` (queue, id, attempts,
+max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
+server time and ``hint`` the queue's next timed change when the script found nothing
+(both as ``%.17g`` strings: Lua numbers become integers in replies).
+
+Promotions are bounded: each script applies at most :data:`LIMIT` due changes per
+structure of each queue it touches, in due order (leases, then delays, then expiries at
+equal times), so a backlog of due messages never makes one call slow; ``count`` and
+``stats`` count what is due beyond the bound as ready (evictions and deaths it would
+cause aside), and ``all``/``messages`` (O(n) anyway) apply every due change. A queue's
+``cfg`` keeps ``due``, a lower bound of its next timed change, so a queue with nothing
+due costs a script no look at its timed structures.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LIMIT", "PRELUDE"]
+
+LIMIT = 100
+
+PRELUDE = r"""
+local P = KEYS[1]
+local ORIGIN = ARGV[1]
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) + tonumber(T[2]) / 1000000
+local LIMIT = __LIMIT__
+local FRONT = 4503599627370496
+local NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
+
+local function K(q, s) return P .. 'q:' .. q .. ':' .. s end
+local function F(x) return string.format('%.17g', x) end
+-- members of the timed ZSETs (delayed, retry, leased, age): ids zero-padded, so that equal
+-- due times keep id order (Redis orders equal scores by member, as strings)
+local function Z(id) return string.format('%016d', id) end
+local function news(q, kind)
+  local k = NEWS[q]
+  if not k then ORDER[#ORDER + 1] = q; NEWS[q] = kind elseif kind < k then NEWS[q] = kind end
+end
+local function exists(q) return redis.call('SISMEMBER', P .. 'queues', q) == 1 end
+local function cfg(q)
+  local c = CFG[q]
+  if c then return c end
+  local v = redis.call('HMGET', K(q, 'cfg'), 'maxlen', 'max_age', 'overflow', 'max_attempts',
+                       'dead_letter', 'tail', 'due')
+  c = {maxlen = tonumber(v[1]), max_age = tonumber(v[2]), overflow = v[3] or 'drop_oldest',
+       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, tail = tonumber(v[6]) or 0,
+       due = tonumber(v[7])}
+  c.tail0, c.due0 = c.tail, c.due
+  CFG[q] = c
+  return c
+end
+local function create(q)
+  if redis.call('SADD', P .. 'queues', q) == 1 then redis.call('HSETNX', K(q, 'cfg'), 'tail', 0) end
+end
+-- every entry of a timed structure goes in here: `due` in cfg stays a lower bound of the
+-- queue's next timed change (nil: nothing timed), so promote1 skips a queue with nothing due
+local function timer(q, s, at, id)
+  redis.call('ZADD', K(q, s), at, Z(id))
+  local c = cfg(q)
+  if s == 'age' then at = at + c.max_age end
+  if not c.due or at < c.due then c.due = at end
+end
+local function stat(q, field, n) if n ~= 0 then redis.call('HINCRBY', K(q, 'stats'), field, n) end end
+local function forget(q, id)
+  redis.call('HDEL', K(q, 'body'), id)
+  redis.call('HDEL', K(q, 'meta'), id)
+  redis.call('HDEL', K(q, 'att'), id)
+  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), Z(id)) end
+end
+local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
+local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'meta'), id)) end
+local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
+local function push_back(q, id, enq)
+  local c = cfg(q)
+  c.tail = c.tail + 1
+  redis.call('ZADD', K(q, 'ready'), c.tail, id)
+  if c.max_age then timer(q, 'age', enq, id) end
+  news(q, 1)
+end
+local function push_front(q, id, enq)
+  redis.call('ZADD', K(q, 'ready'), tonumber(id) - FRONT, id)
+  if cfg(q).max_age then timer(q, 'age', enq, id) end
+  news(q, 1)
+end
+local function evict(q)
+  local c = cfg(q)
+  if not c.maxlen or c.overflow ~= 'drop_oldest' then return end
+  local over = redis.call('ZCARD', K(q, 'ready')) - c.maxlen
+  if over <= 0 then return end
+  local gone = redis.call('ZPOPMIN', K(q, 'ready'), over)
+  for i = 1, #gone, 2 do forget(q, gone[i]) end
+  stat(q, 'dropped', over)
+end
+local function dead(q, id, att)
+  local c = cfg(q)
+  local body = redis.call('HGET', K(q, 'body'), id)
+  forget(q, id)
+  stat(q, 'dead', 1)
+  local d = c.dead_letter
+  local entry = {q, id, att, c.max_attempts, d or '', 0}
+  DEAD[#DEAD + 1] = entry
+  if not d then return end
+  create(d)
+  local dc = cfg(d)
+  if dc.maxlen and dc.overflow == 'reject' and redis.call('ZCARD', K(d, 'ready')) >= dc.maxlen then
+    entry[6] = -1
+    return
+  end
+  local nid = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', K(d, 'body'), nid, body)
+  redis.call('HSET', K(d, 'meta'), nid, F(NOW))
+  push_back(d, nid, NOW)
+  evict(d)
+  stat(d, 'added', 1)
+  entry[6] = nid
+end
+-- a reservation ends unacked at `at`: expired, dead past max_attempts, or back (front or retry)
+local function ret(q, id, due, at)
+  local c = cfg(q)
+  local enq = enq_of(q, id)
+  if aged(q, enq, at) then expire(q, id); return end
+  local att = tonumber(redis.call('HGET', K(q, 'att'), id)) or 0
+  if c.max_attempts and att >= c.max_attempts then dead(q, id, att); return end
+  if due then timer(q, 'retry', due, id) else push_front(q, id, enq) end
+end
+local DUE1  -- due1, defined below
+local function collect(ev, q, s, max, kind, shift)
+  local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, LIMIT)
+  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, tonumber(r[i])} end
+end
+local function before(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[3] < b[3]
+end
+local function apply(q, e)
+  local when, kind, id = e[1], e[2], e[3]
+  if kind == 1 then
+    if redis.call('ZREM', K(q, 'leased'), Z(id)) == 1 then ret(q, id, nil, when) end
+  elseif kind == 4 then
+    if redis.call('ZREM', K(q, 'ready'), id) == 1 then expire(q, id); news(q, 2) end
+  else
+    local enq = enq_of(q, id)
+    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), Z(id))
+    if aged(q, enq, when) then expire(q, id)
+    elseif kind == 3 then push_front(q, id, enq)
+    else push_back(q, id, enq); evict(q) end
+  end
+end
+local function promote1(q)
+  if DONE[q] then return end
+  DONE[q] = true
+  local c = cfg(q)
+  if not c.due or c.due > NOW then return end
+  local ev = {}
+  collect(ev, q, 'leased', NOW, 1, 0)
+  collect(ev, q, 'delayed', NOW, 2, 0)
+  collect(ev, q, 'retry', NOW, 3, 0)
+  if c.max_age then collect(ev, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age) end
+  table.sort(ev, before)
+  for _, e in ipairs(ev) do apply(q, e) end
+  if c.max_age then  -- messages that joined above and are already too old
+    local late = {}
+    collect(late, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age)
+    for _, e in ipairs(late) do apply(q, e) end
+  end
+  c.due = DUE1(q, nil)  -- exact again (due now if more than LIMIT were due)
+end
+local function promote(q)
+  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do promote1(f) end
+  promote1(q)
+end
+local function first_score(q, s)
+  local r = redis.call('ZRANGE', K(q, s), 0, 0, 'WITHSCORES')
+  if r[2] then return tonumber(r[2]) end
+  return nil
+end
+local function due1(q, best)
+  for _, s in ipairs({'leased', 'delayed', 'retry'}) do
+    local x = first_score(q, s)
+    if x and (not best or x < best) then best = x end
+  end
+  local a = cfg(q).max_age
+  if a then
+    local x = first_score(q, 'age')
+    if x and (not best or x + a < best) then best = x + a end
+  end
+  return best
+end
+DUE1 = due1
+local function next_due(q)
+  local best = due1(q, nil)
+  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do best = due1(f, best) end
+  return best
+end
+local function pending(q)  -- per structure: what is due beyond what promote1 applied (LIMIT)
+  local n = {leased = 0, delayed = 0, retry = 0}
+  local c = cfg(q)
+  if c.due and c.due <= NOW then
+    for s in pairs(n) do n[s] = redis.call('ZCOUNT', K(q, s), '-inf', NOW) end
+  end
+  n.all = n.leased + n.delayed + n.retry
+  return n
+end
+local function finish(res, hint)
+  for q, c in pairs(CFG) do
+    if c.tail ~= c.tail0 and not c.gone then redis.call('HSET', K(q, 'cfg'), 'tail', c.tail) end
+    if c.due ~= c.due0 and not c.gone then
+      if c.due then redis.call('HSET', K(q, 'cfg'), 'due', F(c.due))
+      else redis.call('HDEL', K(q, 'cfg'), 'due') end
+    end
+  end
+  local n = {}
+  for _, q in ipairs(ORDER) do
+    redis.call('PUBLISH', P .. 'n:' .. q, ORIGIN)
+    n[#n + 1] = q
+    n[#n + 1] = NEWS[q]
+  end
+  return {res, n, DEAD, F(NOW), hint and F(hint) or false}
+end
+local function body_rows(q, ids, scores)  -- HMGET in slices: unpack has a limit
+  local out = {}
+  for i = 1, #ids, 1000 do
+    local part = {}
+    for j = i, math.min(i + 999, #ids) do part[#part + 1] = ids[j] end
+    local bodies = redis.call('HMGET', K(q, 'body'), unpack(part))
+    local metas = redis.call('HMGET', K(q, 'meta'), unpack(part))
+    local atts = redis.call('HMGET', K(q, 'att'), unpack(part))
+    for k, id in ipairs(part) do
+      out[#out + 1] = {tonumber(id), bodies[k], metas[k], tonumber(atts[k]) or 0, scores[i + k - 1]}
+    end
+  end
+  return out
+end
+""".replace("__LIMIT__", str(LIMIT))
