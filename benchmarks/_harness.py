@@ -17,7 +17,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 Case = Tuple[str, Callable[[], float]]
 
@@ -47,7 +47,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark takes."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--repeat", type=int, default=9, help="repetitions (median reported)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--json", nargs="?", const=True, default=False, metavar="PATH",
+                   help="print JSON instead of a table; with PATH, write the JSON there and print the table")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
     return p
 
@@ -74,20 +75,27 @@ def environment() -> Dict[str, Any]:
 def report(
     title: str,
     rows: Sequence[Dict[str, Any]],
-    as_json: bool,
+    as_json: Union[bool, str],
     notes: Optional[Sequence[str]] = None,
     extra: Optional[Dict[str, Any]] = None,
 ) -> None:
     """Print ``rows`` (dicts with the same keys) as a table, or as JSON with the environment.
 
-    ``extra``: more data for the JSON output only (raw samples, sweeps), for plots.
+    ``as_json``: True prints JSON instead of the table; a path (``--json PATH``) writes
+    the JSON to that file and prints the table. ``extra``: more data for the JSON output
+    only (raw samples, sweeps), for plots.
     """
     env = environment()
     if as_json:
-        json.dump({"title": title, "environment": env, "rows": list(rows),
-                   "notes": list(notes or []), "extra": dict(extra or {})}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return
+        data = {"title": title, "environment": env, "rows": list(rows),
+                "notes": list(notes or []), "extra": dict(extra or {})}
+        if as_json is True or as_json == "-":
+            json.dump(data, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return
+        with open(str(as_json), "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
     print(f"{title}  (Python {env['python']}, {env['cores']} cores)")
     if rows:
         keys = list(rows[0])

@@ -1,7 +1,7 @@
 """Run every benchmark of the library and write ``benchmarks/RESULTS.rst`` (issue 7).
 
 Each ``bench_*.py`` script runs in a fresh process with ``--json``; this script gathers
-their rows into one table per area (queue, store, loop, tasks, pusher, asyncio): our figure, the
+their rows into one table per area (queue, store, loop, tasks, pusher, asyncio, redis): our figure, the
 baseline measured in the same run, and the ratio, with the Python version and the
 machine's core count. ``--plot DIR`` also draws PNG charts with matplotlib (the
 ``bench`` extra): throughput by fsync policy, open time against store size, task
@@ -9,7 +9,9 @@ throughput against workers (against ``ThreadPoolExecutor``) and the distribution
 Loop's timed wake-up lateness.
 
 Run: ``python benchmarks/run_all.py [--quick] [--repeat 9] [--plot DIR] [--out FILE]``.
-A full run takes several minutes; ``--quick`` is a smoke test with small sizes.
+A full run takes several minutes; ``--quick`` is a smoke test with small sizes. The
+redis area starts its own ``redis-server``: where none is installed it is left out (with
+a line on stderr), and ``--no-redis`` leaves it out anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +41,7 @@ AREAS = [
      ["--workers", "1", "2", "4", "8", "--with-mq"]),
     ("pusher", "Pusher against queue.Queue", "bench_push.py", []),
     ("asyncio", "asyncio against janus and asyncio.Queue", "bench_async.py", []),
+    ("redis", "RedisMessageQueue against redis-py floors, RQ and huey", "bench_redis.py", []),
 ]
 
 
@@ -98,6 +102,7 @@ ADAPTERS: Dict[str, Callable[[List[Row]], Table]] = {
     "tasks": _tasks,
     "pusher": lambda rows: _generic(rows, "ours", "baseline", "baseline figure"),
     "asyncio": lambda rows: _generic(rows, "ours", "baseline", "baseline figure"),
+    "redis": lambda rows: _generic(rows, "ours", "baseline", "baseline figure"),
 }
 
 HEADER = ["figure", "ours", "baseline", "baseline figure", "ratio", "target"]
@@ -183,11 +188,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--plot", metavar="DIR", help="also write PNG charts into DIR (needs matplotlib)")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.rst"), help="the report to write")
     p.add_argument("--only", nargs="+", choices=[a[0] for a in AREAS], help="run only these areas")
+    p.add_argument("--no-redis", action="store_true",
+                   help="leave out the redis area (it starts a redis-server)")
     args = p.parse_args(argv)
     results: Dict[str, Dict[str, Any]] = {}
     for area, _, script, extra in AREAS:
-        if args.only is None or area in args.only:
-            results[area] = run_script(script, extra, args.quick, args.repeat)
+        if args.only is not None and area not in args.only:
+            continue
+        if area == "redis" and (args.no_redis or shutil.which("redis-server") is None):
+            print("leaving out redis: " + ("--no-redis" if args.no_redis else "no redis-server installed"),
+                  file=sys.stderr)
+            continue
+        results[area] = run_script(script, extra, args.quick, args.repeat)
     plots: List[str] = []
     if args.plot:
         from _plots import draw_all

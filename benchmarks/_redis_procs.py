@@ -1,0 +1,182 @@
+"""Client processes for the Redis benchmark's "4 processes vs 1" figures.
+
+:class:`ClientPool` spawns ``size`` processes once (spawned, not forked: each opens its
+own connections) and keeps them for every repetition. A job runs the same loop in the
+first ``k`` of them at once; each reports when it started and ended
+(``time.monotonic``, one clock for every process of the machine), and the figure is the
+total number of messages over the span from the first start to the last end. So the
+one-process and four-process figures come from the same processes, with the same warm
+connections, measured in turn. Each job names the CPUs its processes (every thread of
+them) may run on: the clients' CPUs only, or every CPU (the server's too).
+
+Jobs: ``"ours"`` (``add`` + ``reserve`` + ``ack`` of one message on a shared queue of a
+:class:`~unidist_queue.RedisMessageQueue`) and ``"floor"`` (``LPUSH`` + ``RPOP`` on a
+shared list, one round trip each); and the wake-up of a caller blocked in the first
+process by an add from this one: ``"wake ours"`` (a blocking ``get``) and
+``"wake floor"`` (``BLPOP``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+from multiprocessing.connection import Connection
+from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Tuple
+
+QUEUE = "shared"
+WAKE_QUEUE, WAKE_LIST = "wake", "floor:wake"
+JOB_TIMEOUT = 600.0
+
+
+def _ours(url: str, namespace: str) -> Any:
+    from unidist_queue import RedisMessageQueue
+
+    return RedisMessageQueue(url, namespace=namespace)
+
+
+def _cycle_ours(mq: Any, payload: Any, n: int) -> None:
+    add, reserve, ack = mq.add, mq.reserve, mq.ack
+    for _ in range(n):
+        add(QUEUE, payload)
+        ack(reserve(QUEUE, timeout=30.0))
+
+
+def _move_to(cpus: FrozenSet[int]) -> None:
+    """Let every thread of this process run on ``cpus`` only (a thread inherits the
+    affinity of the thread that started it, so the queue's own threads need it too)."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def _wake_ours(mq: Any, n: int) -> List[float]:
+    """``n`` blocking ``get``s; each body is the ``time.monotonic()`` of its ``add``."""
+    get = mq.get
+    out = []
+    for _ in range(n):
+        sent = get(WAKE_QUEUE, timeout=30.0)
+        out.append(time.monotonic() - sent)
+    return out
+
+
+def _wake_floor(r: Any, n: int) -> List[float]:
+    """``n`` ``BLPOP``s; each value is the ``time.monotonic()`` of its ``LPUSH``."""
+    blpop = r.blpop
+    out = []
+    for _ in range(n):
+        got = blpop([WAKE_LIST], timeout=30)
+        out.append(time.monotonic() - float(got[1]))
+    return out
+
+
+def serve(conn: Connection, url: str, floor_url: str, namespace: str, payload: Any,
+          with_ours: bool) -> None:
+    """The body of one client process: run jobs sent on ``conn`` until ``None``.
+
+    A job ``(kind, n, cpus)`` answers ``(start, end)`` for the cycles (``"ours"``,
+    ``"floor"``) and the list of wake-up latencies for ``"wake ours"``/``"wake floor"``.
+    """
+    import pickle
+
+    import redis
+    from _redis_floors import push_pop_cycle
+
+    r = redis.Redis.from_url(floor_url)
+    data = pickle.dumps(payload)
+    mq = _ours(url, namespace) if with_ours else None
+    try:
+        conn.send("ready")
+        while True:
+            job: Optional[Tuple[str, int, FrozenSet[int]]] = conn.recv()
+            if job is None:
+                break
+            kind, n, cpus = job
+            _move_to(cpus)
+            t0 = time.monotonic()
+            if kind == "wake ours":
+                conn.send(_wake_ours(mq, n))
+                continue
+            if kind == "wake floor":
+                conn.send(_wake_floor(r, n))
+                continue
+            if kind == "ours":
+                _cycle_ours(mq, payload, n)
+            else:
+                push_pop_cycle(r, data, n)
+            conn.send((t0, time.monotonic()))
+    finally:
+        if mq is not None:
+            mq.close()
+        r.close()
+
+
+class ClientPool:
+    """``size`` spawned client processes, kept for the whole run; ``close()`` ends them."""
+
+    def __init__(self, size: int, url: str, floor_url: str, namespace: str, payload: Any,
+                 with_ours: bool) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conns: List[Connection] = []
+        self.procs: List[Any] = []
+        try:
+            for _ in range(size):
+                mine, theirs = ctx.Pipe()
+                p = ctx.Process(target=serve, args=(theirs, url, floor_url, namespace, payload, with_ours),
+                                daemon=True)
+                p.start()
+                theirs.close()
+                self.conns.append(mine)
+                self.procs.append(p)
+            for c in self.conns:
+                self._recv(c)  # "ready": imported and connected
+        except BaseException:
+            self.close()
+            raise
+
+    def _recv(self, c: Connection) -> Any:
+        if not c.poll(JOB_TIMEOUT):
+            raise RuntimeError("a benchmark client process did not answer")
+        return c.recv()
+
+    def span(self, kind: str, processes: int, per_process: int, cpus: Iterable[int]) -> float:
+        """Seconds from the first start to the last end of ``processes`` clients each
+        running ``per_process`` cycles of ``kind``, on ``cpus``."""
+        conns = self.conns[:processes]
+        for c in conns:
+            c.send((kind, per_process, frozenset(cpus)))
+        spans = [self._recv(c) for c in conns]
+        return float(max(e for _, e in spans) - min(s for s, _ in spans))
+
+    def wake_ups(self, n: int, cpus: Iterable[int], pace: float, send_ours: Optional[Callable[[float], Any]],
+                 send_floor: Callable[[float], Any]) -> Tuple[List[float], List[float]]:
+        """Wake-up latencies (seconds) of a blocking ``get`` in the first client process
+        and of a ``BLPOP`` in the second, taking turns item by item: this process calls
+        ``send_ours(time.monotonic())`` then ``send_floor(time.monotonic())``, ``n`` times,
+        ``pace`` seconds apart, so each caller is blocked again before its next item.
+        ``send_ours=None``: the floor alone (our list is empty)."""
+        ours, floor = self.conns[0], self.conns[1]
+        if send_ours is not None:
+            ours.send(("wake ours", n, frozenset(cpus)))
+        floor.send(("wake floor", n, frozenset(cpus)))
+        time.sleep(pace)
+        for _ in range(n):
+            if send_ours is not None:
+                send_ours(time.monotonic())
+                time.sleep(pace)
+            send_floor(time.monotonic())
+            time.sleep(pace)
+        return (list(self._recv(ours)) if send_ours is not None else []), list(self._recv(floor))
+
+    def close(self) -> None:
+        for c in self.conns:
+            with contextlib.suppress(OSError):
+                c.send(None)
+        for p in self.procs:
+            p.join(timeout=30.0)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=10.0)
+        for c in self.conns:
+            c.close()
