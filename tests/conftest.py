@@ -7,13 +7,13 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, List
 
 import pytest
 from helpers import WAIT
 from hypothesis import settings
 
-from unidist_queue import MessageQueue
+from unidist_queue import MessageQueue, QueueAPI
 from unidist_queue.tasks import TaskHandler
 
 if TYPE_CHECKING:
@@ -146,3 +146,42 @@ def other(redis_url: str) -> Iterator[RedisMessageQueue]:
 
     with RedisMessageQueue(redis_url) as queue:
         yield queue
+
+
+@pytest.fixture(params=["memory", "redis"])
+def either_mq(request: pytest.FixtureRequest) -> Iterator[QueueAPI]:
+    """The contract tests' queue object, once per backend: an in-memory MessageQueue, and
+    a RedisMessageQueue on the flushed test server (DESIGN 12: the same contract on both).
+    A contract module takes it as its ``mq`` (``mq = either_mq`` through a fixture)."""
+    if request.param == "memory":
+        with MessageQueue() as queue:
+            yield queue
+    else:
+        yield request.getfixturevalue("rmq")
+
+
+def memory_only(reason: str) -> pytest.MarkDecorator:
+    """Mark a contract test that checks what DESIGN section 12 lists as different over
+    Redis (``reason`` names it): it runs on the in-memory backend only."""
+    return pytest.mark.memory_only(reason)
+
+
+def redis_gap(reason: str) -> pytest.MarkDecorator:
+    """Mark a contract test that RedisMessageQueue does not pass yet (``reason`` names the
+    gap): its Redis run is skipped with that reason, so the gap stays visible."""
+    return pytest.mark.redis_gap(reason)
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """Leave out the Redis run of a test marked ``memory_only`` or ``redis_gap`` (its
+    reason says why)."""
+    for item in list(items):
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("either_mq") != "redis":
+            continue
+        marker = item.get_closest_marker("memory_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"DESIGN 12, not over Redis: {marker.args[0]}"))
+        gap = item.get_closest_marker("redis_gap")
+        if gap is not None:
+            item.add_marker(pytest.mark.skip(reason=f"not yet over Redis (issue 15): {gap.args[0]}"))

@@ -17,7 +17,13 @@ from typing import Any, Callable, Coroutine, Dict, Tuple
 import pytest
 from async_helpers import exception_of, run
 
-from unidist_queue import Empty, Full, MessageQueue
+from unidist_queue import Empty, Full, MessageQueue, QueueAPI
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 Call = Tuple[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]]
 

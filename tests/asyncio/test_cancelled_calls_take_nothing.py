@@ -14,7 +14,13 @@ from typing import Any, Callable, Coroutine, Dict
 import pytest
 from async_helpers import bounded, in_thread, join, run, settle, thread_calls
 
-from unidist_queue import MessageQueue
+from unidist_queue import MessageQueue, QueueAPI
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 WAITS: Dict[str, Callable[[MessageQueue], Coroutine[Any, Any, Any]]] = {
     "aview.get": lambda mq: mq.aview("q").get(),

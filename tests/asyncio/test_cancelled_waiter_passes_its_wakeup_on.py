@@ -15,7 +15,13 @@ from typing import Any, Callable, Coroutine, Dict, List
 import pytest
 from async_helpers import bounded, run, settle, thread_calls
 
-from unidist_queue import MessageQueue
+from unidist_queue import MessageQueue, QueueAPI
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 Getter = Callable[[MessageQueue], Coroutine[Any, Any, Any]]
 

@@ -14,7 +14,13 @@ from typing import Any, Callable, Coroutine, Dict, List
 import pytest
 from async_helpers import LoopThread, bounded, in_thread, join, run, settle
 
-from unidist_queue import MessageQueue, ShutDown
+from unidist_queue import MessageQueue, QueueAPI, ShutDown
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 
 def assert_shutdown(exc: BaseException) -> None:

@@ -17,7 +17,13 @@ import pytest
 from async_helpers import bounded, in_thread, join, run, settle
 from queue_core import wait_blocked
 
-from unidist_queue import MessageQueue
+from unidist_queue import MessageQueue, QueueAPI
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 N = 200
 

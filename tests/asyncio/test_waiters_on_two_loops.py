@@ -13,7 +13,13 @@ from typing import Any, List
 import pytest
 from async_helpers import LoopThread, bounded, in_thread, join, settle
 
-from unidist_queue import MessageQueue
+from unidist_queue import MessageQueue, QueueAPI
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 STOP = "stop"
 

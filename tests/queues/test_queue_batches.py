@@ -16,8 +16,14 @@ import pytest
 from conftest import ManualClock
 from helpers import in_thread, join
 
-from unidist_queue import Empty, FileStore, Full, Message, MessageQueue, StoreError
+from unidist_queue import Empty, FileStore, Full, Message, MessageQueue, QueueAPI, StoreError
 from unidist_queue.store import archive
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 
 class CountWrites:

@@ -12,10 +12,16 @@ import threading
 from typing import Callable
 
 import pytest
-from conftest import ManualClock
+from conftest import ManualClock, redis_gap
 from helpers import WAIT
 
-from unidist_queue import FileStore, MessageQueue, QueueView
+from unidist_queue import FileStore, MessageQueue, QueueAPI, QueueView
+
+
+@pytest.fixture
+def mq(either_mq: QueueAPI) -> QueueAPI:
+    """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
+    return either_mq
 
 
 def joins(view: QueueView) -> threading.Event:
@@ -34,6 +40,7 @@ def assert_joins(view: QueueView) -> None:
     assert joins(view).wait(WAIT), "join() did not return"
 
 
+@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_returns_when_maxlen_evicted_the_items(mq: MessageQueue) -> None:
     mq.declare("q", maxlen=1)
     view = mq.view("q")
@@ -74,6 +81,7 @@ def test_a_delivered_item_waits_for_its_task_done(mq: MessageQueue) -> None:
     [lambda mq: mq.clear("q"), lambda mq: mq.drop("q")],
     ids=["clear", "drop"],
 )
+@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_returns_when_the_items_were_removed(
     mq: MessageQueue, remove: Callable[[MessageQueue], object]
 ) -> None:
@@ -101,6 +109,7 @@ def test_join_returns_when_the_items_expired(cmq: MessageQueue, clock: ManualClo
     assert cmq.stats("q").expired == 2
 
 
+@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_returns_when_the_item_moved_to_a_dead_letter_queue(mq: MessageQueue) -> None:
     mq.declare("q", max_attempts=1, dead_letter="dlq")
     view = mq.view("q")
@@ -122,6 +131,7 @@ def test_a_nacked_item_is_still_pending(mq: MessageQueue) -> None:
     assert_joins(view)
 
 
+@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_two_views_count_their_own_items(mq: MessageQueue) -> None:
     mq.declare("q", maxlen=2)
     first, second = mq.view("q"), mq.view("q")

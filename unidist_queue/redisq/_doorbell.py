@@ -109,7 +109,17 @@ class Doorbell(Notifying):
                 left = remaining(deadline)
                 if left is not None and left <= 0:
                     return False
-                changed.wait(left)
+                self._sleeping[queue] = self._sleeping.get(queue, 0) + 1
+                try:
+                    changed.wait(left)
+                finally:
+                    self._sleeping[queue] -= 1
+
+    def waiting(self, queue: str) -> int:
+        """How many threads and coroutines wait now for a change of ``queue``. O(1).
+        Thread-safe. For tests and monitoring: it may change at once."""
+        with self._mutex:
+            return self._sleeping.get(queue, 0) + len(self._rooms.get(queue, ()))
 
     async def await_change(self, queue: str, generation: int, timeout: Optional[float]) -> bool:
         """:meth:`wait` for a coroutine: parks a future of the running loop, no task or thread.

@@ -89,6 +89,7 @@ class Notifying:
         self._changed: Dict[str, threading.Condition] = {}
         # parked coroutines (each unparks itself), woken as _changed is
         self._rooms: Dict[str, Deque[Waiter]] = {}
+        self._sleeping: Dict[str, int] = {}  # threads in wait(), per queue
         self._io = threading.Lock()
         self._gens: Dict[str, int] = {}
         self._epoch = 0  # added to every generation: changes for every queue at once

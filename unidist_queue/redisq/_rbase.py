@@ -253,6 +253,11 @@ class RedisBase:
                 self._bell = Doorbell(self._conn.pubsub, self._channel, self._origin.encode())
             return self._bell
 
+    def _bell_if_made(self) -> Optional[Doorbell]:
+        """The doorbell if one was made (``None`` before the first wait)."""
+        with self._mutex:
+            return self._bell
+
     def _channel(self, queue: str) -> str:
         return f"{self._prefix}n:{queue}"
 

@@ -30,6 +30,8 @@ from ..message import MISSING
 
 __all__ = ["RedisViewCore"]
 
+_NOTHING = object()  # oldest()'s default here: nothing ready (MISSING would mean "raise Empty")
+
 Stop = Optional[Callable[[], bool]]
 
 
@@ -177,10 +179,10 @@ class RedisViewCore:
         ready message (each one ``removed()`` for the view's count)."""
         while immediate:
             try:
-                body = self._mq.oldest(name, default=MISSING)
+                body = self._mq.oldest(name, default=_NOTHING)
             except ShutDown:
                 break
-            if body is MISSING:
+            if body is _NOTHING:
                 break
             with self._mutex:
                 removed()

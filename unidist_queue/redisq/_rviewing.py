@@ -24,7 +24,7 @@ Stop = Optional[Callable[[], bool]]
 
 
 class ViewingMixin(TakeMixin):
-    """changes, wait_change, await_change, ring, take_waiting, atake_waiting."""
+    """changes, wait_change, await_change, ring, waiting, take_waiting, atake_waiting."""
 
     def changes(self, queue: str) -> int:
         """Watch ``queue``'s notifications (subscribed once the server confirmed) and return
@@ -58,6 +58,13 @@ class ViewingMixin(TakeMixin):
         except ShutDown:
             return
         bell.ring(queue)
+
+    def waiting(self, queue: str) -> int:
+        """How many callers of this client (threads and coroutines: blocked takes, views'
+        puts waiting for room) wait now on ``queue``. O(1), no round trip. Thread-safe;
+        for tests and monitoring (it may change at once)."""
+        bell = self._bell_if_made()
+        return 0 if bell is None else bell.waiting(queue)
 
     def _stoppable(self, queue: str, stop: Stop) -> Attempt[List[Message]]:
         """A take of the oldest message that raises ``ShutDown`` once ``stop()`` is true
