@@ -25,7 +25,9 @@ class Boom:
 
 def _tamper(url: str, msg_id: int, data: bytes) -> None:
     client = redis.Redis.from_url(url)
-    client.hset("uq:{uq}:q:q:body", str(msg_id), data)
+    key = "uq:{uq}:q:q:body"
+    field = next(f for f in client.hkeys(key) if int(f) == msg_id)  # whatever padding ids have
+    client.hset(key, field, data)
     client.close()
 
 

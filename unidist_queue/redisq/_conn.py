@@ -3,9 +3,11 @@
 :class:`Conn` owns (or borrows) a redis-py client, ``redis.Redis`` or
 ``redis.cluster.RedisCluster``, set to never retry: a request that may have reached the
 server is never sent again (an add could happen twice); the next call reconnects.
-Scripts run with ``EVALSHA``; on ``NOSCRIPT`` (a restart, a failover, ``SCRIPT FLUSH``)
-the same call runs the source with ``EVAL``, which is no resend: ``NOSCRIPT`` means the
-script did not run. Every redis-py error becomes :class:`~unidist_queue.StoreError` with
+Operations run as Redis 7 functions (``FCALL``; the library is loaded once per server);
+on "Function not found" (a restart, a failover, ``FUNCTION FLUSH``) the library is loaded,
+on the node that answered, and the same call is made again, which is no resend: the
+function did not run. A server without functions gets ``EVALSHA`` instead (on
+``NOSCRIPT``, ``EVAL``). Every redis-py error becomes :class:`~unidist_queue.StoreError` with
 redis-py's exception as ``__cause__``.
 """
 
@@ -17,11 +19,11 @@ from typing import Any, Dict, Optional, Sequence, Union
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
 from ..errors import StoreError
-from ._scripts import Script
+from ._scripts import LIBRARY, Script
 
 __all__ = ["Conn"]
 
@@ -63,6 +65,7 @@ class Conn:
         else:
             client.set_retry(_no_retry())
         self.client: Client = client
+        self.functions = True  # False once the server turned FUNCTION LOAD down (Redis < 7)
 
     def run(self, script: Script, args: Sequence[Arg]) -> Any:
         """Run ``script`` with ``KEYS[1]`` = the prefix and ``ARGV`` = ``args``; its reply.
@@ -71,12 +74,40 @@ class Conn:
         """
         client = self.client
         try:
+            if self.functions:
+                try:
+                    return client.fcall(script.function, 1, self.prefix, *args)
+                except ResponseError as exc:
+                    if "function not found" not in str(exc).lower():
+                        raise
+                if self._load():
+                    return client.fcall(script.function, 1, self.prefix, *args)
             try:
                 return client.evalsha(script.sha, 1, self.prefix, *args)
             except NoScriptError:
                 return client.eval(script.source, 1, self.prefix, *args)
         except (RedisError, OSError) as exc:  # OSError: a socket closed under the call
             raise StoreError(f"Redis failed the {script.name} script: {exc}") from exc
+
+    def _load(self) -> bool:
+        """Load the function library on the server holding the namespace; False if the
+        server has no functions (then scripts are used from now on)."""
+        client = self.client
+        try:
+            if isinstance(client, RedisCluster):
+                node = client.get_node_from_key(self.prefix)  # type: ignore[no-untyped-call]
+                client.execute_command("FUNCTION LOAD", LIBRARY, target_nodes=node)  # type: ignore[no-untyped-call]
+            else:
+                client.function_load(LIBRARY)
+        except ResponseError as exc:
+            text = str(exc).lower()
+            if "already exists" in text:  # another client loaded it meanwhile
+                return True
+            if "unknown command" in text or "unknown subcommand" in text:
+                self.functions = False
+                return False
+            raise
+        return True
 
     def pubsub(self) -> Any:
         """A new pub/sub object of the client (for the doorbell)."""

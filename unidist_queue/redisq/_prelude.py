@@ -1,35 +1,43 @@
-"""The Lua prelude every RedisMessageQueue script starts with (internal).
+"""The Lua prelude every RedisMessageQueue operation shares (internal).
 
-:data:`PRELUDE` holds what the scripts of :mod:`._scripts` share: key names, server time,
-promotions, returns, dead letters, news and the reply. ``KEYS[1]`` is the namespace's
-prefix ``uq:{ns}:``; every key a script touches is derived from it, so all carry the
-hash tag ``{ns}`` and a Redis Cluster keeps a namespace on one slot. ``ARGV[1]`` is the
-calling client's origin (the payload of its ``PUBLISH``es).
+:data:`PRELUDE` holds what the operations of :mod:`._scripts` share: key names, server
+time, promotions, returns, dead letters, news and the reply. It is written as the top of
+a Redis 7 function library: its state lives in upvalues that :func:`begin` resets at the
+start of every call (one call runs at a time on a server), so the library is loaded once
+and no closure is rebuilt per call. ``keys[1]`` is the namespace's prefix ``uq:{ns}:``;
+every key an operation touches is derived from it, so all carry the hash tag ``{ns}``
+and a Redis Cluster keeps a namespace on one slot. ``args[1]`` is the calling client's
+origin (the payload of its ``PUBLISH``es); ``A`` holds the call's arguments.
 
 Keys (``P`` = the prefix; ``q`` = a queue name, any characters): ``P seq`` (INCR: ids),
 ``P queues`` (SET of names), ``P fed:<q>`` (SET of the queues whose dead letters go to
-``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> position: appends take
-``tail + 1``, returns ``id - 2**52``, so returns sit at the front in id order),
-``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack with a
-delay, joins the front), ``leased`` (ZSET id -> lease end; in these timed ZSETs, and
-``age``, ids are zero-padded to 16 digits so that equal times keep id order), ``body``/``meta``/``att``
-(HASHes id -> body bytes / enqueued_at / attempts), ``age`` (ZSET id -> enqueued_at of
-the *ready* messages, only with ``max_age``), ``cfg`` and ``stats`` (HASHes).
+``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> the time it joined:
+an append joins now, a delayed message at its due time, so a due message takes its place
+whenever it is promoted; a return gets ``id - 2**52``, so returns sit at the front in id
+order), ``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack
+with a delay, joins the front), ``leased`` (ZSET id -> lease end), ``body``/``meta``/
+``att`` (HASHes id -> body bytes / enqueued_at / attempts), ``age`` (ZSET id ->
+enqueued_at of the *ready* messages, only with ``max_age``), ``cfg`` and ``stats``
+(HASHes). Ids are stored zero-padded to 16 digits everywhere, so that equal scores keep
+id order (Redis orders equal scores by member, as strings).
 
-Every script returns ``{result, news, dead, now, hint}``: ``news`` a flat list of
-``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list of
-six values per message that left past ``max_attempts`` (queue, id, attempts,
+Every operation returns ``{result, news, dead, now, hint}``: ``news`` a flat list of
+``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list
+of six values per message that left past ``max_attempts`` (queue, id, attempts,
 max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
-server time and ``hint`` the queue's next timed change when the script found nothing
-(both as ``%.17g`` strings: Lua numbers become integers in replies).
+server time and ``hint`` the queue's next timed change when it found nothing (both as
+``%.17g`` strings: Lua numbers become integers in replies).
 
-Promotions are bounded: each script applies at most :data:`LIMIT` due changes per
-structure of each queue it touches, in due order (leases, then delays, then expiries at
-equal times), so a backlog of due messages never makes one call slow; ``count`` and
-``stats`` count what is due beyond the bound as ready (evictions and deaths it would
-cause aside), and ``all``/``messages`` (O(n) anyway) apply every due change. A queue's
-``cfg`` keeps ``due``, a lower bound of its next timed change, so a queue with nothing
-due costs a script no look at its timed structures.
+Promotions are bounded: each call applies at most :data:`LIMIT` due changes per structure
+of each queue it touches, in due order, so a backlog of due messages never makes one
+call slow; ``count`` and ``stats`` count what is due beyond the bound as ready. A take
+first applies what decides its result (:func:`catch_up`): every due return (lapsed leases
+and due retries, bounded by the reservations that ran out), the ``n`` due delayed
+messages nearest the end it takes from, and the expiry of what it would return; a queue
+with ``maxlen`` and ``overflow="drop_oldest"`` promotes every due delayed message (the
+evictions depend on all of them). ``all``/``messages`` (O(n) anyway) apply every due
+change. A queue's ``cfg`` keeps ``due``, a lower bound of its next timed change, so a
+queue with nothing due costs a call no look at its timed structures.
 """
 
 from __future__ import annotations
@@ -39,18 +47,20 @@ __all__ = ["LIMIT", "PRELUDE"]
 LIMIT = 100
 
 PRELUDE = r"""
-local P = KEYS[1]
-local ORIGIN = ARGV[1]
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) + tonumber(T[2]) / 1000000
-local LIMIT = __LIMIT__
+local P, ORIGIN, NOW, LIMIT, A
+local NEWS, ORDER, DEAD, CFG, DONE
 local FRONT = 4503599627370496
-local NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
+local BIG = 4294967295
 
+local function begin(keys, args)
+  P, ORIGIN, A = keys[1], args[1], args
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  LIMIT = __LIMIT__
+  NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
+end
 local function K(q, s) return P .. 'q:' .. q .. ':' .. s end
 local function F(x) return string.format('%.17g', x) end
--- members of the timed ZSETs (delayed, retry, leased, age): ids zero-padded, so that equal
--- due times keep id order (Redis orders equal scores by member, as strings)
 local function Z(id) return string.format('%016d', id) end
 local function news(q, kind)
   local k = NEWS[q]
@@ -61,21 +71,38 @@ local function cfg(q)
   local c = CFG[q]
   if c then return c end
   local v = redis.call('HMGET', K(q, 'cfg'), 'maxlen', 'max_age', 'overflow', 'max_attempts',
-                       'dead_letter', 'tail', 'due')
+                       'dead_letter', 'tail', 'due', 'fed')
   c = {maxlen = tonumber(v[1]), max_age = tonumber(v[2]), overflow = v[3] or 'drop_oldest',
        max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, tail = tonumber(v[6]) or 0,
-       due = tonumber(v[7])}
+       due = tonumber(v[7]), fed = v[8]}
   c.tail0, c.due0 = c.tail, c.due
   CFG[q] = c
   return c
 end
+local function set_fed(q, on)
+  if on then redis.call('HSET', K(q, 'cfg'), 'fed', 1) else redis.call('HDEL', K(q, 'cfg'), 'fed') end
+  if CFG[q] then CFG[q].fed = on and '1' or nil end
+end
 local function create(q)
-  if redis.call('SADD', P .. 'queues', q) == 1 then redis.call('HSETNX', K(q, 'cfg'), 'tail', 0) end
+  if redis.call('SADD', P .. 'queues', q) == 1 then
+    redis.call('HSETNX', K(q, 'cfg'), 'tail', 0)
+    if redis.call('SCARD', P .. 'fed:' .. q) > 0 then set_fed(q, true) end
+  end
+end
+local function unfeed(q, d)  -- q no longer sends its dead letters to d
+  redis.call('SREM', P .. 'fed:' .. d, q)
+  if redis.call('SCARD', P .. 'fed:' .. d) == 0 then set_fed(d, false) end
+end
+-- in chunks (unpack has a limit): redis.call(cmd, key, items...) for a flat list of items
+local function each(cmd, key, items, step)
+  for i = 1, #items, step do
+    redis.call(cmd, key, unpack(items, i, math.min(i + step - 1, #items)))
+  end
 end
 -- every entry of a timed structure goes in here: `due` in cfg stays a lower bound of the
 -- queue's next timed change (nil: nothing timed), so promote1 skips a queue with nothing due
 local function timer(q, s, at, id)
-  redis.call('ZADD', K(q, s), at, Z(id))
+  redis.call('ZADD', K(q, s), at, id)
   local c = cfg(q)
   if s == 'age' then at = at + c.max_age end
   if not c.due or at < c.due then c.due = at end
@@ -85,15 +112,19 @@ local function forget(q, id)
   redis.call('HDEL', K(q, 'body'), id)
   redis.call('HDEL', K(q, 'meta'), id)
   redis.call('HDEL', K(q, 'att'), id)
-  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), Z(id)) end
+  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
 end
 local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
 local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'meta'), id)) end
 local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
-local function push_back(q, id, enq)
+-- the score of a message joining the back now (never below an earlier one: the clock may step back)
+local function tail_score(c)
+  if c.tail < NOW then c.tail = NOW end
+  return c.tail
+end
+local function push_back(q, id, enq, at)
   local c = cfg(q)
-  c.tail = c.tail + 1
-  redis.call('ZADD', K(q, 'ready'), c.tail, id)
+  redis.call('ZADD', K(q, 'ready'), at or tail_score(c), id)
   if c.max_age then timer(q, 'age', enq, id) end
   news(q, 1)
 end
@@ -117,7 +148,7 @@ local function dead(q, id, att)
   forget(q, id)
   stat(q, 'dead', 1)
   local d = c.dead_letter
-  local entry = {q, id, att, c.max_attempts, d or '', 0}
+  local entry = {q, tonumber(id), att, c.max_attempts, d or '', 0}
   DEAD[#DEAD + 1] = entry
   if not d then return end
   create(d)
@@ -127,9 +158,9 @@ local function dead(q, id, att)
     return
   end
   local nid = redis.call('INCR', P .. 'seq')
-  redis.call('HSET', K(d, 'body'), nid, body)
-  redis.call('HSET', K(d, 'meta'), nid, F(NOW))
-  push_back(d, nid, NOW)
+  redis.call('HSET', K(d, 'body'), Z(nid), body)
+  redis.call('HSET', K(d, 'meta'), Z(nid), F(NOW))
+  push_back(d, Z(nid), NOW)
   evict(d)
   stat(d, 'added', 1)
   entry[6] = nid
@@ -144,9 +175,9 @@ local function ret(q, id, due, at)
   if due then timer(q, 'retry', due, id) else push_front(q, id, enq) end
 end
 local DUE1  -- due1, defined below
-local function collect(ev, q, s, max, kind, shift)
-  local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, LIMIT)
-  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, tonumber(r[i])} end
+local function collect(ev, q, s, max, kind, shift, limit)
+  local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, limit or LIMIT)
+  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, r[i]} end
 end
 local function before(a, b)
   if a[1] ~= b[1] then return a[1] < b[1] end
@@ -156,16 +187,20 @@ end
 local function apply(q, e)
   local when, kind, id = e[1], e[2], e[3]
   if kind == 1 then
-    if redis.call('ZREM', K(q, 'leased'), Z(id)) == 1 then ret(q, id, nil, when) end
+    if redis.call('ZREM', K(q, 'leased'), id) == 1 then ret(q, id, nil, when) end
   elseif kind == 4 then
     if redis.call('ZREM', K(q, 'ready'), id) == 1 then expire(q, id); news(q, 2) end
   else
     local enq = enq_of(q, id)
-    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), Z(id))
+    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), id)
     if aged(q, enq, when) then expire(q, id)
     elseif kind == 3 then push_front(q, id, enq)
-    else push_back(q, id, enq); evict(q) end
+    else push_back(q, id, enq, when); evict(q) end
   end
+end
+local function run_all(q, ev)
+  table.sort(ev, before)
+  for _, e in ipairs(ev) do apply(q, e) end
 end
 local function promote1(q)
   if DONE[q] then return end
@@ -174,11 +209,10 @@ local function promote1(q)
   if not c.due or c.due > NOW then return end
   local ev = {}
   collect(ev, q, 'leased', NOW, 1, 0)
-  collect(ev, q, 'delayed', NOW, 2, 0)
+  collect(ev, q, 'delayed', NOW, 2, 0, (c.maxlen and c.overflow == 'drop_oldest') and BIG or LIMIT)
   collect(ev, q, 'retry', NOW, 3, 0)
   if c.max_age then collect(ev, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age) end
-  table.sort(ev, before)
-  for _, e in ipairs(ev) do apply(q, e) end
+  run_all(q, ev)
   if c.max_age then  -- messages that joined above and are already too old
     local late = {}
     collect(late, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age)
@@ -187,7 +221,9 @@ local function promote1(q)
   c.due = DUE1(q, nil)  -- exact again (due now if more than LIMIT were due)
 end
 local function promote(q)
-  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do promote1(f) end
+  if cfg(q).fed then
+    for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do promote1(f) end
+  end
   promote1(q)
 end
 local function first_score(q, s)
@@ -208,9 +244,52 @@ local function due1(q, best)
   return best
 end
 DUE1 = due1
+-- before a take of n from `side` ('first' | 'last'): every due return, and up to n due
+-- delayed messages from that side (those nearest it: a delayed message's place does not
+-- depend on when it is promoted)
+local function catch_up(q, side, n, returns)
+  local c = cfg(q)
+  if not c.due or c.due > NOW then return end
+  if returns then
+    local ev = {}
+    collect(ev, q, 'leased', NOW, 1, 0, BIG)
+    collect(ev, q, 'retry', NOW, 3, 0, BIG)
+    run_all(q, ev)
+  end
+  local r
+  if side == 'first' then
+    r = redis.call('ZRANGEBYSCORE', K(q, 'delayed'), '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, n)
+  else
+    r = redis.call('ZREVRANGEBYSCORE', K(q, 'delayed'), NOW, '-inf', 'WITHSCORES', 'LIMIT', 0, n)
+  end
+  for i = 1, #r, 2 do apply(q, {tonumber(r[i + 1]), 2, r[i]}) end
+  c.due = due1(q, nil)
+end
+-- the n ready messages at `side` once every due change that decides them happened
+local function ends(q, side, n)
+  local key, age = K(q, 'ready'), cfg(q).max_age
+  local returns = true
+  while true do
+    catch_up(q, side, n, returns)
+    returns = false
+    local got
+    if side == 'first' then got = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES')
+    else got = redis.call('ZRANGE', key, -n, -1, 'WITHSCORES') end
+    if not age then return got end
+    local clean = true
+    for i = 1, #got, 2 do
+      if aged(q, enq_of(q, got[i]), NOW) then
+        redis.call('ZREM', key, got[i]); expire(q, got[i]); news(q, 2); clean = false
+      end
+    end
+    if clean then return got end
+  end
+end
 local function next_due(q)
   local best = due1(q, nil)
-  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do best = due1(f, best) end
+  if cfg(q).fed then
+    for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do best = due1(f, best) end
+  end
   return best
 end
 local function pending(q)  -- per structure: what is due beyond what promote1 applied (LIMIT)
@@ -224,7 +303,7 @@ local function pending(q)  -- per structure: what is due beyond what promote1 ap
 end
 local function finish(res, hint)
   for q, c in pairs(CFG) do
-    if c.tail ~= c.tail0 and not c.gone then redis.call('HSET', K(q, 'cfg'), 'tail', c.tail) end
+    if c.tail ~= c.tail0 and not c.gone then redis.call('HSET', K(q, 'cfg'), 'tail', F(c.tail)) end
     if c.due ~= c.due0 and not c.gone then
       if c.due then redis.call('HSET', K(q, 'cfg'), 'due', F(c.due))
       else redis.call('HDEL', K(q, 'cfg'), 'due') end
@@ -241,13 +320,13 @@ end
 local function body_rows(q, ids, scores)  -- HMGET in slices: unpack has a limit
   local out = {}
   for i = 1, #ids, 1000 do
-    local part = {}
-    for j = i, math.min(i + 999, #ids) do part[#part + 1] = ids[j] end
-    local bodies = redis.call('HMGET', K(q, 'body'), unpack(part))
-    local metas = redis.call('HMGET', K(q, 'meta'), unpack(part))
-    local atts = redis.call('HMGET', K(q, 'att'), unpack(part))
-    for k, id in ipairs(part) do
-      out[#out + 1] = {tonumber(id), bodies[k], metas[k], tonumber(atts[k]) or 0, scores[i + k - 1]}
+    local j = math.min(i + 999, #ids)
+    local bodies = redis.call('HMGET', K(q, 'body'), unpack(ids, i, j))
+    local metas = redis.call('HMGET', K(q, 'meta'), unpack(ids, i, j))
+    local atts = redis.call('HMGET', K(q, 'att'), unpack(ids, i, j))
+    for k = 1, j - i + 1 do
+      out[#out + 1] = {tonumber(ids[i + k - 1]), bodies[k], metas[k], tonumber(atts[k]) or 0,
+                       scores[i + k - 1]}
     end
   end
   return out
