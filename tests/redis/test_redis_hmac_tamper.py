@@ -25,8 +25,8 @@ class Boom:
 
 def _tamper(url: str, msg_id: int, data: bytes) -> None:
     client = redis.Redis.from_url(url)
-    key = "uq:{uq}:q:q:body"
-    field = next(f for f in client.hkeys(key) if int(f) == msg_id)  # whatever padding ids have
+    key = "uq:{uq}:q:q:msg"
+    field = next(f for f in client.hkeys(key) if f.isdigit() and int(f) == msg_id)  # the body field
     client.hset(key, field, data)
     client.close()
 

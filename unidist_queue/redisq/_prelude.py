@@ -51,11 +51,13 @@ local P, ORIGIN, NOW, LIMIT, A
 local NEWS, ORDER, DEAD, CFG, DONE
 local FRONT = 4503599627370496
 local BIG = 4294967295
+local LAST = 0  -- the latest NOW: kept between calls of a loaded library, so NOW never steps back
 
 local function begin(keys, args)
   P, ORIGIN, A = keys[1], args[1], args
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  if NOW < LAST then NOW = LAST else LAST = NOW end
   LIMIT = __LIMIT__
   NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
 end
@@ -71,11 +73,11 @@ local function cfg(q)
   local c = CFG[q]
   if c then return c end
   local v = redis.call('HMGET', K(q, 'cfg'), 'maxlen', 'max_age', 'overflow', 'max_attempts',
-                       'dead_letter', 'tail', 'due', 'fed')
+                       'dead_letter', 'made', 'due', 'fed')
   c = {maxlen = tonumber(v[1]), max_age = tonumber(v[2]), overflow = v[3] or 'drop_oldest',
-       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, tail = tonumber(v[6]) or 0,
+       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, made = v[6],
        due = tonumber(v[7]), fed = v[8]}
-  c.tail0, c.due0 = c.tail, c.due
+  c.due0 = c.due
   CFG[q] = c
   return c
 end
@@ -84,10 +86,13 @@ local function set_fed(q, on)
   if CFG[q] then CFG[q].fed = on and '1' or nil end
 end
 local function create(q)
+  local c = cfg(q)
+  if c.made then return end
   if redis.call('SADD', P .. 'queues', q) == 1 then
-    redis.call('HSETNX', K(q, 'cfg'), 'tail', 0)
+    redis.call('HSETNX', K(q, 'cfg'), 'made', 1)
     if redis.call('SCARD', P .. 'fed:' .. q) > 0 then set_fed(q, true) end
   end
+  c.made = '1'
 end
 local function unfeed(q, d)  -- q no longer sends its dead letters to d
   redis.call('SREM', P .. 'fed:' .. d, q)
@@ -101,30 +106,41 @@ local function each(cmd, key, items, step)
 end
 -- every entry of a timed structure goes in here: `due` in cfg stays a lower bound of the
 -- queue's next timed change (nil: nothing timed), so promote1 skips a queue with nothing due
+local function due_at(q, at)  -- a timed change at `at` (already in its structure)
+  local c = cfg(q)
+  if not c.due or at < c.due then c.due = at end
+end
 local function timer(q, s, at, id)
   redis.call('ZADD', K(q, s), at, id)
-  local c = cfg(q)
-  if s == 'age' then at = at + c.max_age end
-  if not c.due or at < c.due then c.due = at end
+  due_at(q, s == 'age' and at + cfg(q).max_age or at)
 end
 local function stat(q, field, n) if n ~= 0 then redis.call('HINCRBY', K(q, 'stats'), field, n) end end
 local function forget(q, id)
-  redis.call('HDEL', K(q, 'body'), id)
-  redis.call('HDEL', K(q, 'meta'), id)
-  redis.call('HDEL', K(q, 'att'), id)
+  redis.call('HDEL', K(q, 'msg'), id, id .. ':m', id .. ':a')
   if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
 end
-local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
-local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'meta'), id)) end
-local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
--- the score of a message joining the back now (never below an earlier one: the clock may step back)
-local function tail_score(c)
-  if c.tail < NOW then c.tail = NOW end
-  return c.tail
+local function forget_all(q, ids)  -- forget each of ids, in a few commands
+  local f = {}
+  for _, id in ipairs(ids) do f[#f + 1], f[#f + 2], f[#f + 3] = id, id .. ':m', id .. ':a' end
+  each('HDEL', K(q, 'msg'), f, 999)
+  if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
 end
+-- the replies of redis.call(cmd, key, items...) for a long list, joined
+local function gather(cmd, key, items)
+  local out = {}
+  for i = 1, #items, 1000 do
+    local r = redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items)))
+    for k = 1, #r do out[#out + 1] = r[k] end
+  end
+  return out
+end
+local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
+local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'msg'), id .. ':m')) end
+local function att_of(q, id) return redis.call('HGET', K(q, 'msg'), id .. ':a') end
+local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
 local function push_back(q, id, enq, at)
   local c = cfg(q)
-  redis.call('ZADD', K(q, 'ready'), at or tail_score(c), id)
+  redis.call('ZADD', K(q, 'ready'), at or NOW, id)
   if c.max_age then timer(q, 'age', enq, id) end
   news(q, 1)
 end
@@ -138,13 +154,14 @@ local function evict(q)
   if not c.maxlen or c.overflow ~= 'drop_oldest' then return end
   local over = redis.call('ZCARD', K(q, 'ready')) - c.maxlen
   if over <= 0 then return end
-  local gone = redis.call('ZPOPMIN', K(q, 'ready'), over)
-  for i = 1, #gone, 2 do forget(q, gone[i]) end
+  local gone, ids = redis.call('ZPOPMIN', K(q, 'ready'), over), {}
+  for i = 1, #gone, 2 do ids[#ids + 1] = gone[i] end
+  forget_all(q, ids)
   stat(q, 'dropped', over)
 end
 local function dead(q, id, att)
   local c = cfg(q)
-  local body = redis.call('HGET', K(q, 'body'), id)
+  local body = redis.call('HGET', K(q, 'msg'), id)
   forget(q, id)
   stat(q, 'dead', 1)
   local d = c.dead_letter
@@ -158,8 +175,7 @@ local function dead(q, id, att)
     return
   end
   local nid = redis.call('INCR', P .. 'seq')
-  redis.call('HSET', K(d, 'body'), Z(nid), body)
-  redis.call('HSET', K(d, 'meta'), Z(nid), F(NOW))
+  redis.call('HSET', K(d, 'msg'), Z(nid), body, Z(nid) .. ':m', F(NOW))
   push_back(d, Z(nid), NOW)
   evict(d)
   stat(d, 'added', 1)
@@ -170,7 +186,7 @@ local function ret(q, id, due, at)
   local c = cfg(q)
   local enq = enq_of(q, id)
   if aged(q, enq, at) then expire(q, id); return end
-  local att = tonumber(redis.call('HGET', K(q, 'att'), id)) or 0
+  local att = tonumber(att_of(q, id)) or 0
   if c.max_attempts and att >= c.max_attempts then dead(q, id, att); return end
   if due then timer(q, 'retry', due, id) else push_front(q, id, enq) end
 end
@@ -266,14 +282,17 @@ local function catch_up(q, side, n, returns)
   c.due = due1(q, nil)
 end
 -- the n ready messages at `side` once every due change that decides them happened
-local function ends(q, side, n)
+-- (with `pop`, removed from ready)
+local function ends(q, side, n, pop)
   local key, age = K(q, 'ready'), cfg(q).max_age
   local returns = true
   while true do
     catch_up(q, side, n, returns)
     returns = false
     local got
-    if side == 'first' then got = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES')
+    if pop and not age then
+      return redis.call(side == 'first' and 'ZPOPMIN' or 'ZPOPMAX', key, n)
+    elseif side == 'first' then got = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES')
     else got = redis.call('ZRANGE', key, -n, -1, 'WITHSCORES') end
     if not age then return got end
     local clean = true
@@ -282,7 +301,14 @@ local function ends(q, side, n)
         redis.call('ZREM', key, got[i]); expire(q, got[i]); news(q, 2); clean = false
       end
     end
-    if clean then return got end
+    if clean then
+      if pop and #got > 0 then
+        local ids = {}
+        for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
+        each('ZREM', key, ids, 1000)
+      end
+      return got
+    end
   end
 end
 local function next_due(q)
@@ -303,7 +329,6 @@ local function pending(q)  -- per structure: what is due beyond what promote1 ap
 end
 local function finish(res, hint)
   for q, c in pairs(CFG) do
-    if c.tail ~= c.tail0 and not c.gone then redis.call('HSET', K(q, 'cfg'), 'tail', F(c.tail)) end
     if c.due ~= c.due0 and not c.gone then
       if c.due then redis.call('HSET', K(q, 'cfg'), 'due', F(c.due))
       else redis.call('HDEL', K(q, 'cfg'), 'due') end
@@ -318,15 +343,17 @@ local function finish(res, hint)
   return {res, n, DEAD, F(NOW), hint and F(hint) or false}
 end
 local function body_rows(q, ids, scores)  -- HMGET in slices: unpack has a limit
-  local out = {}
-  for i = 1, #ids, 1000 do
-    local j = math.min(i + 999, #ids)
-    local bodies = redis.call('HMGET', K(q, 'body'), unpack(ids, i, j))
-    local metas = redis.call('HMGET', K(q, 'meta'), unpack(ids, i, j))
-    local atts = redis.call('HMGET', K(q, 'att'), unpack(ids, i, j))
-    for k = 1, j - i + 1 do
-      out[#out + 1] = {tonumber(ids[i + k - 1]), bodies[k], metas[k], tonumber(atts[k]) or 0,
-                       scores[i + k - 1]}
+  local out, key = {}, K(q, 'msg')
+  for i = 1, #ids, 300 do
+    local fields = {}
+    for k = i, math.min(i + 299, #ids) do
+      local id = ids[k]
+      fields[#fields + 1], fields[#fields + 2], fields[#fields + 3] = id, id .. ':m', id .. ':a'
+    end
+    local v = redis.call('HMGET', key, unpack(fields))
+    for k = 1, #v, 3 do
+      local at = i + (k - 1) / 3
+      out[#out + 1] = {tonumber(ids[at]), v[k], v[k + 1], tonumber(v[k + 2]) or 0, scores[at]}
     end
   end
   return out

@@ -30,21 +30,19 @@ if delay == '' and c.maxlen and c.overflow ~= 'drop_oldest' then
 end
 local first = redis.call('INCRBY', P .. 'seq', n) - n + 1
 local enq = F(NOW)
-local bodies, metas, joins = {}, {}, {}
+local msgs, joins = {}, {}
 local due = delay ~= '' and NOW + tonumber(delay) or nil
-local score = due or tail_score(c)
+local score = due or NOW
 for i = 1, n do
   local id = Z(first + i - 1)
-  bodies[2 * i - 1], bodies[2 * i] = id, A[4 + i]
-  metas[2 * i - 1], metas[2 * i] = id, enq
+  msgs[4 * i - 3], msgs[4 * i - 2], msgs[4 * i - 1], msgs[4 * i] = id, A[4 + i], id .. ':m', enq
   joins[2 * i - 1], joins[2 * i] = score, id
   if c.max_age and not due then timer(q, 'age', NOW, id) end
 end
-each('HSET', K(q, 'body'), bodies, 1000)
-each('HSET', K(q, 'meta'), metas, 1000)
+each('HSET', K(q, 'msg'), msgs, 1000)
 if due then
   each('ZADD', K(q, 'delayed'), joins, 1000)
-  timer(q, 'delayed', due, joins[2])
+  due_at(q, due)
 else
   each('ZADD', K(q, 'ready'), joins, 1000)
   news(q, 1)
@@ -58,25 +56,24 @@ return finish({'ok', first})
 TAKE = r"""
 local q, side, n, mode = A[2], A[3], tonumber(A[4]), A[5]
 promote(q)
-local got = ends(q, side, n)
+local got = ends(q, side, n, mode ~= 'peek')
 if #got == 0 then return finish(false, next_due(q)) end
 local ids, scores = {}, {}
 for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
 local rows = body_rows(q, ids, scores)
 if mode == 'peek' then return finish(rows) end
-each('ZREM', K(q, 'ready'), ids, 1000)
 if mode == 'remove' then
-  for _, id in ipairs(ids) do forget(q, id) end
+  forget_all(q, ids)
   stat(q, 'removed', #ids)
 else
   local lease_end = NOW + tonumber(A[6])
-  local att, leases = K(q, 'att'), {}
+  local key, leases = K(q, 'msg'), {}
   for i, id in ipairs(ids) do
-    rows[i][4] = redis.call('HINCRBY', att, id, 1)
+    rows[i][4] = redis.call('HINCRBY', key, id .. ':a', 1)
     leases[2 * i - 1], leases[2 * i] = lease_end, id
   end
   each('ZADD', K(q, 'leased'), leases, 1000)
-  timer(q, 'leased', lease_end, ids[1])
+  due_at(q, lease_end)
   if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
 end
 news(q, 2)
@@ -94,12 +91,11 @@ for i = 4, #A, 5 do
   local id, body, enq, att, score = Z(tonumber(A[i])), A[i + 1], A[i + 2], A[i + 3], A[i + 4]
   local back = true
   if mode == 'remove' then
-    redis.call('HSET', K(q, 'body'), id, body)
-    redis.call('HSET', K(q, 'meta'), id, enq)
-    if att ~= '0' then redis.call('HSET', K(q, 'att'), id, att) end
+    redis.call('HSET', K(q, 'msg'), id, body, id .. ':m', enq)
+    if att ~= '0' then redis.call('HSET', K(q, 'msg'), id .. ':a', att) end
     stat(q, 'removed', -1)
   elseif redis.call('ZREM', K(q, 'leased'), id) == 1 then
-    if redis.call('HINCRBY', K(q, 'att'), id, -1) <= 0 then redis.call('HDEL', K(q, 'att'), id) end
+    if redis.call('HINCRBY', K(q, 'msg'), id .. ':a', -1) <= 0 then redis.call('HDEL', K(q, 'msg'), id .. ':a') end
   else
     back = false
   end
@@ -119,35 +115,49 @@ return finish(n)
 # current one, and a 0/1 per item.
 SETTLE = r"""
 local mode, secs = A[2], A[3]
-local items = {}
-for i = 4, #A, 3 do items[#items + 1] = {A[i], Z(tonumber(A[i + 1])), A[i + 2]} end
-for _, it in ipairs(items) do promote(it[1]) end
 local strict = mode == 'ack' or mode == 'nack' or mode == 'extend'
-local seen, ok = {}, {}
-for i, it in ipairs(items) do
-  local q, id = it[1], it[2]
-  local s = seen[q] or {}
-  seen[q] = s
-  local score = tonumber(redis.call('ZSCORE', K(q, 'leased'), id))
-  local good = not s[id] and score ~= nil and score > NOW and exists(q)
-    and redis.call('HGET', K(q, 'att'), id) == it[3]
-  s[id] = true
-  if strict and not good then return finish({'bad', i}) end
-  ok[i] = good and 1 or 0
+local by, order, items = {}, {}, {}  -- by queue: its ids and their places in items
+for i = 4, #A, 3 do
+  local q, id = A[i], Z(tonumber(A[i + 1]))
+  local g = by[q]
+  if not g then g = {ids = {}, at = {}}; by[q] = g; order[#order + 1] = q end
+  items[#items + 1] = A[i + 2]
+  g.ids[#g.ids + 1], g.at[#g.at + 1] = id, #items
 end
+for _, q in ipairs(order) do promote(q) end
+local ok, bad = {}, nil
+for _, q in ipairs(order) do
+  local g, fields, seen = by[q], {}, {}
+  for k, id in ipairs(g.ids) do fields[k] = id .. ':a' end
+  local ends = gather('ZMSCORE', K(q, 'leased'), g.ids)
+  local atts = gather('HMGET', K(q, 'msg'), fields)
+  for k, id in ipairs(g.ids) do
+    local i, score = g.at[k], tonumber(ends[k])
+    local good = not seen[id] and score ~= nil and score > NOW and atts[k] == items[i]
+    seen[id] = true
+    if strict and not good and (not bad or i < bad) then bad = i end
+    ok[i] = good and 1 or 0
+  end
+end
+if bad then return finish({'bad', bad}) end
 local due = secs ~= '' and NOW + tonumber(secs) or nil
-for i, it in ipairs(items) do
-  if ok[i] == 1 then
-    local q, id = it[1], it[2]
-    if mode == 'ack' then
-      redis.call('ZREM', K(q, 'leased'), id)
-      forget(q, id)
-      stat(q, 'removed', 1)
-    elseif mode == 'nack' or mode == 'release' then
-      redis.call('ZREM', K(q, 'leased'), id)
-      ret(q, id, due, NOW)
+for _, q in ipairs(order) do
+  local g, good = by[q], {}
+  for k, id in ipairs(g.ids) do if ok[g.at[k]] == 1 then good[#good + 1] = id end end
+  if #good > 0 then
+    if mode == 'extend' or mode == 'renew' then
+      local z = {}
+      for k, id in ipairs(good) do z[2 * k - 1], z[2 * k] = due, id end
+      each('ZADD', K(q, 'leased'), z, 1000)
+      due_at(q, due)
     else
-      timer(q, 'leased', due, id)
+      each('ZREM', K(q, 'leased'), good, 1000)
+      if mode == 'ack' then
+        forget_all(q, good)
+        stat(q, 'removed', #good)
+      else
+        for _, id in ipairs(good) do ret(q, id, due, NOW) end
+      end
     end
   end
 end
@@ -228,7 +238,7 @@ news(q, 2)
 return finish('ok')
 """
 
-SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'body', 'meta', 'att', 'age'"
+SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'msg', 'age'"
 
 # ARGV: origin, queue
 CLEAR = r"""
