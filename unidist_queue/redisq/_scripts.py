@@ -95,7 +95,8 @@ for i = 4, #A, 5 do
     if att ~= '0' then redis.call('HSET', K(q, 'msg'), id .. ':a', att) end
     stat(q, 'removed', -1)
   elseif redis.call('ZREM', K(q, 'leased'), id) == 1 then
-    if redis.call('HINCRBY', K(q, 'msg'), id .. ':a', -1) <= 0 then redis.call('HDEL', K(q, 'msg'), id .. ':a') end
+    local key = K(q, 'msg')
+    if redis.call('HINCRBY', key, id .. ':a', -1) <= 0 then redis.call('HDEL', key, id .. ':a') end
   else
     back = false
   end
