@@ -123,11 +123,14 @@ class RedisMessageQueue(ViewingMixin):
         if delay is not None:
             delay = check_seconds("delay", delay)
         deadline = deadline_of(timeout)
-        datas = [self._codec.dumps(m) for m in batch]
-        args: List[Arg] = [queue, seconds_arg(delay), len(datas), *datas]
+        dumps = self._codec.dumps
+        args: List[Arg] = [queue, seconds_arg(delay), len(batch), *[dumps(m) for m in batch]]
+        first = [self._call("add", *args)]
+        if first[0][0][0] == b"ok":  # the usual case: no wait for room
+            return int(first[0][0][1])
 
         def attempt() -> tuple[Optional[int], Optional[float]]:
-            res, now, hint = self._call("add", *args)
+            res, now, hint = first.pop() if first else self._call("add", *args)
             if res[0] == b"ok":
                 return int(res[1]), None
             if res[0] == b"big":
