@@ -67,11 +67,13 @@ if mode == 'remove' then
   stat(q, 'removed', #ids)
 else
   local lease_end = NOW + tonumber(A[6])
-  local key, leases = K(q, 'msg'), {}
+  local atts, leases = {}, {}
   for i, id in ipairs(ids) do
-    rows[i][4] = redis.call('HINCRBY', key, id .. ':a', 1)
+    rows[i][4] = rows[i][4] + 1  -- (body_rows read the attempts)
+    atts[2 * i - 1], atts[2 * i] = id .. ':a', rows[i][4]
     leases[2 * i - 1], leases[2 * i] = lease_end, id
   end
+  each('HSET', K(q, 'msg'), atts, 1000)
   each('ZADD', K(q, 'leased'), leases, 1000)
   due_at(q, lease_end)
   if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
