@@ -27,7 +27,8 @@ def _tamper(url: str, msg_id: int, data: bytes) -> None:
     client = redis.Redis.from_url(url)
     key = "uq:{uq}:q:q:msg"
     field = next(f for f in client.hkeys(key) if f.isdigit() and int(f) == msg_id)  # the body field
-    client.hset(key, field, data)
+    enqueued_at = client.hget(key, field).partition(b"|")[0]  # stored as `enqueued_at|body`
+    client.hset(key, field, enqueued_at + b"|" + data)
     client.close()
 
 

@@ -116,13 +116,13 @@ local function timer(q, s, at, id)
 end
 local function stat(q, field, n) if n ~= 0 then redis.call('HINCRBY', K(q, 'stats'), field, n) end end
 local function forget(q, id)
-  redis.call('HDEL', K(q, 'msg'), id, id .. ':m', id .. ':a')
+  redis.call('HDEL', K(q, 'msg'), id, id .. ':a')
   if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
 end
 local function forget_all(q, ids)  -- forget each of ids, in a few commands
   local f = {}
-  for _, id in ipairs(ids) do f[#f + 1], f[#f + 2], f[#f + 3] = id, id .. ':m', id .. ':a' end
-  each('HDEL', K(q, 'msg'), f, 999)
+  for _, id in ipairs(ids) do f[#f + 1], f[#f + 2] = id, id .. ':a' end
+  each('HDEL', K(q, 'msg'), f, 1000)
   if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
 end
 -- the replies of redis.call(cmd, key, items...) for a long list, joined
@@ -135,7 +135,11 @@ local function gather(cmd, key, items)
   return out
 end
 local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
-local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'msg'), id .. ':m')) end
+-- a message's stored value is `enqueued_at|body`: one field read gives both
+local function enq_of(q, id)
+  local v = redis.call('HGET', K(q, 'msg'), id)
+  return v and tonumber(string.match(v, '^[^|]*')) or nil
+end
 local function att_of(q, id) return redis.call('HGET', K(q, 'msg'), id .. ':a') end
 local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
 local function push_back(q, id, enq, at)
@@ -175,7 +179,8 @@ local function dead(q, id, att)
     return
   end
   local nid = redis.call('INCR', P .. 'seq')
-  redis.call('HSET', K(d, 'msg'), Z(nid), body, Z(nid) .. ':m', F(NOW))
+  local data = body and (string.match(body, '^[^|]*|(.*)$') or body) or ''
+  redis.call('HSET', K(d, 'msg'), Z(nid), F(NOW) .. '|' .. data)
   push_back(d, Z(nid), NOW)
   evict(d)
   stat(d, 'added', 1)
@@ -342,20 +347,19 @@ local function finish(res, hint)
   end
   return {res, n, DEAD, F(NOW), hint and F(hint) or false}
 end
-local function body_rows(q, ids, scores)  -- HMGET in slices: unpack has a limit
-  local out, key = {}, K(q, 'msg')
-  for i = 1, #ids, 300 do
+-- the reply of a take or a look: {ids and scores as ZRANGE WITHSCORES gave them, then
+-- each message's stored value and attempts (HMGET, in slices: unpack has a limit)}
+local function body_rows(q, got)
+  local key, out = K(q, 'msg'), {}
+  for i = 1, #got, 1000 do
     local fields = {}
-    for k = i, math.min(i + 299, #ids) do
-      local id = ids[k]
-      fields[#fields + 1], fields[#fields + 2], fields[#fields + 3] = id, id .. ':m', id .. ':a'
+    for k = i, math.min(i + 999, #got), 2 do
+      local id = got[k]
+      fields[#fields + 1], fields[#fields + 2] = id, id .. ':a'
     end
     local v = redis.call('HMGET', key, unpack(fields))
-    for k = 1, #v, 3 do
-      local at = i + (k - 1) / 3
-      out[#out + 1] = {tonumber(ids[at]), v[k], v[k + 1], tonumber(v[k + 2]) or 0, scores[at]}
-    end
+    for k = 1, #v do out[#out + 1] = v[k] end
   end
-  return out
+  return {got, out}
 end
 """.replace("__LIMIT__", str(LIMIT))

@@ -29,13 +29,13 @@ if delay == '' and c.maxlen and c.overflow ~= 'drop_oldest' then
   end
 end
 local first = redis.call('INCRBY', P .. 'seq', n) - n + 1
-local enq = F(NOW)
+local enq = F(NOW)  -- stored before the body: `enqueued_at|body`
 local msgs, joins = {}, {}
 local due = delay ~= '' and NOW + tonumber(delay) or nil
 local score = due or NOW
 for i = 1, n do
   local id = Z(first + i - 1)
-  msgs[4 * i - 3], msgs[4 * i - 2], msgs[4 * i - 1], msgs[4 * i] = id, A[4 + i], id .. ':m', enq
+  msgs[2 * i - 1], msgs[2 * i] = id, enq .. '|' .. A[4 + i]
   joins[2 * i - 1], joins[2 * i] = score, id
   if c.max_age and not due then timer(q, 'age', NOW, id) end
 end
@@ -58,19 +58,18 @@ local q, side, n, mode = A[2], A[3], tonumber(A[4]), A[5]
 promote(q)
 local got = ends(q, side, n, mode ~= 'peek')
 if #got == 0 then return finish(false, next_due(q)) end
-local ids, scores = {}, {}
-for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
-local rows = body_rows(q, ids, scores)
+local rows = body_rows(q, got)
 if mode == 'peek' then return finish(rows) end
+local ids, v = {}, rows[2]
+for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
 if mode == 'remove' then
   forget_all(q, ids)
   stat(q, 'removed', #ids)
 else
   local lease_end = NOW + tonumber(A[6])
   local atts, leases = {}, {}
-  for i, id in ipairs(ids) do
-    rows[i][4] = rows[i][4] + 1  -- (body_rows read the attempts)
-    atts[2 * i - 1], atts[2 * i] = id .. ':a', rows[i][4]
+  for i, id in ipairs(ids) do  -- (the reply keeps the attempts read: the caller adds 1)
+    atts[2 * i - 1], atts[2 * i] = id .. ':a', (tonumber(v[2 * i]) or 0) + 1
     leases[2 * i - 1], leases[2 * i] = lease_end, id
   end
   each('HSET', K(q, 'msg'), atts, 1000)
@@ -82,18 +81,18 @@ news(q, 2)
 return finish(rows)
 """
 
-# ARGV: origin, queue, mode ('remove' | 'reserve'), then id, body, enqueued_at, attempts, score
+# ARGV: origin, queue, mode ('remove' | 'reserve'), then id, stored value, attempts, score
 # for each message a TAKE took: puts them back where they were (a body failed its check).
 RESTORE = r"""
 local q, mode = A[2], A[3]
 if not exists(q) then return finish(0) end
 local age = cfg(q).max_age
 local n = 0
-for i = 4, #A, 5 do
-  local id, body, enq, att, score = Z(tonumber(A[i])), A[i + 1], A[i + 2], A[i + 3], A[i + 4]
+for i = 4, #A, 4 do
+  local id, value, att, score = Z(tonumber(A[i])), A[i + 1], A[i + 2], A[i + 3]
   local back = true
   if mode == 'remove' then
-    redis.call('HSET', K(q, 'msg'), id, body, id .. ':m', enq)
+    redis.call('HSET', K(q, 'msg'), id, value)
     if att ~= '0' then redis.call('HSET', K(q, 'msg'), id .. ':a', att) end
     stat(q, 'removed', -1)
   elseif redis.call('ZREM', K(q, 'leased'), id) == 1 then
@@ -104,7 +103,7 @@ for i = 4, #A, 5 do
   end
   if back then
     redis.call('ZADD', K(q, 'ready'), score, id)
-    if age then timer(q, 'age', enq, id) end
+    if age then timer(q, 'age', enq_of(q, id) or NOW, id) end
     news(q, 1)
     n = n + 1
   end
@@ -186,11 +185,7 @@ if what == 'stats' then
   for i = 1, 5 do out[#out + 1] = tonumber(s[i]) or 0 end
   return finish(out)
 end
-local ids, scores = {}, {}
-local got = redis.call('ZRANGE', K(q, 'ready'), 0, -1, 'WITHSCORES')
-for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
-local rows = body_rows(q, ids, scores)
-return finish(rows)
+return finish(body_rows(q, redis.call('ZRANGE', K(q, 'ready'), 0, -1, 'WITHSCORES')))
 """
 
 # ARGV: origin, queue, then for each of maxlen, max_age, overflow, max_attempts,
