@@ -15,13 +15,18 @@ Keys (``P`` = the prefix; ``q`` = a queue name, any characters): ``P seq`` (INCR
 an append joins now, a delayed message at its due time, so a due message takes its place
 whenever it is promoted; a return gets ``id - 2**52``, so returns sit at the front in id
 order), ``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack
-with a delay, joins the front), ``leased`` (ZSET id -> lease end), ``body``/``meta``/
-``att`` (HASHes id -> body bytes / enqueued_at / attempts), ``age`` (ZSET id ->
-enqueued_at of the *ready* messages, only with ``max_age``), ``cfg`` and ``stats``
-(HASHes). Ids are stored zero-padded to 16 digits everywhere, so that equal scores keep
-id order (Redis orders equal scores by member, as strings).
+with a delay, joins the front), ``leased`` (ZSET id -> lease end), ``msg`` (HASH: field
+``<id>`` -> ``enqueued_at|body bytes``, so one read gives both, and ``<id>:a`` -> attempts,
+written at the first reservation), ``age`` (ZSET id -> enqueued_at of the *ready*
+messages, only with ``max_age``), ``cfg`` (HASH: the options, ``made`` once created,
+``due``, ``fed`` while other queues send it their dead letters) and ``stats`` (HASH).
+Ids are stored zero-padded to 16 digits everywhere, so that equal scores keep id order
+(Redis orders equal scores by member, as strings). ``NOW`` never steps back while the
+library stays loaded (a stepped clock cannot put an append before an earlier one).
 
-Every operation returns ``{result, news, dead, now, hint}``: ``news`` a flat list of
+Every operation returns ``{result, news, dead, now, hint}`` (a take's or a look's result
+is ``{ids and scores, values and attempts}``: the replies of ``ZRANGE WITHSCORES`` and
+``HMGET`` as they are, no table per message): ``news`` a flat list of
 ``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list
 of six values per message that left past ``max_attempts`` (queue, id, attempts,
 max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the

@@ -283,4 +283,4 @@ class RedisBase:
 
 
 def _triples(items: List[Tuple[int, Tuple[str, int]]]) -> List[Arg]:
-    return [v for msg_id, (q, att) in items for v in (q, msg_id, att)]
+    return [v for msg_id, (q, att) in items for v in (q, b"%016d" % msg_id, att)]

@@ -112,15 +112,15 @@ return finish(n)
 """
 
 # ARGV: origin, mode ('ack' | 'nack' | 'extend' | 'renew' | 'release'), seconds ('' none),
-# then queue, id, attempts for each reservation. ack/nack/extend: all or none ({'bad', i}
-# for the first that is not a current reservation, or given twice); renew/release: each
-# current one, and a 0/1 per item.
+# then queue, id (zero-padded, as stored), attempts for each reservation. ack/nack/extend:
+# all or none ({'bad', i} for the first that is not a current reservation, or given
+# twice); renew/release: each current one, and a 0/1 per item.
 SETTLE = r"""
 local mode, secs = A[2], A[3]
 local strict = mode == 'ack' or mode == 'nack' or mode == 'extend'
 local by, order, items = {}, {}, {}  -- by queue: its ids and their places in items
 for i = 4, #A, 3 do
-  local q, id = A[i], Z(tonumber(A[i + 1]))
+  local q, id = A[i], A[i + 1]
   local g = by[q]
   if not g then g = {ids = {}, at = {}}; by[q] = g; order[#order + 1] = q end
   items[#items + 1] = A[i + 2]

@@ -61,7 +61,8 @@ class RedisMessageQueue(ViewingMixin):
     ignored; :meth:`compact` does nothing); a lost connection fails the call with
     :class:`StoreError` and is never resent (an add may or may not have happened); the
     next call reconnects. Promotions are lazy and bounded (100 due changes per structure
-    per call); counts include what is due beyond that bound. Views check ``maxsize`` in this
+    per call); counts include what is due beyond that bound, and a take first applies
+    every due change that decides its result. Views check ``maxsize`` in this
     client and count ``join`` by ``task_done`` (see :meth:`view`).
 
     Thread-safety: every method may be called from any thread; each is atomic in Redis.
@@ -213,7 +214,8 @@ class RedisMessageQueue(ViewingMixin):
         if not items:
             self._check_open()
             return
-        args: List[Arg] = [v for m in items for v in (m.queue, m.id, m.attempts)]
+        # ids zero-padded, as they are stored
+        args: List[Arg] = [v for m in items for v in (m.queue, b"%016d" % m.id, m.attempts)]
         res, _, _ = self._call("settle", mode, seconds_arg(seconds), *args)
         if res[0] == b"bad":
             raise _not_reserved(items[res[1] - 1])
