@@ -25,7 +25,10 @@ class Boom:
 
 def _tamper(url: str, msg_id: int, data: bytes) -> None:
     client = redis.Redis.from_url(url)
-    client.hset("uq:{uq}:q:q:body", str(msg_id), data)
+    key = "uq:{uq}:q:q:msg"
+    field = next(f for f in client.hkeys(key) if f.isdigit() and int(f) == msg_id)  # the body field
+    enqueued_at = client.hget(key, field).partition(b"|")[0]  # stored as `enqueued_at|body`
+    client.hset(key, field, enqueued_at + b"|" + data)
     client.close()
 
 

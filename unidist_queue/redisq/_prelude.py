@@ -1,35 +1,48 @@
-"""The Lua prelude every RedisMessageQueue script starts with (internal).
+"""The Lua prelude every RedisMessageQueue operation shares (internal).
 
-:data:`PRELUDE` holds what the scripts of :mod:`._scripts` share: key names, server time,
-promotions, returns, dead letters, news and the reply. ``KEYS[1]`` is the namespace's
-prefix ``uq:{ns}:``; every key a script touches is derived from it, so all carry the
-hash tag ``{ns}`` and a Redis Cluster keeps a namespace on one slot. ``ARGV[1]`` is the
-calling client's origin (the payload of its ``PUBLISH``es).
+:data:`PRELUDE` holds what the operations of :mod:`._scripts` share: key names, server
+time, promotions, returns, dead letters, news and the reply. It is written as the top of
+a Redis 7 function library: its state lives in upvalues that :func:`begin` resets at the
+start of every call (one call runs at a time on a server), so the library is loaded once
+and no closure is rebuilt per call. ``keys[1]`` is the namespace's prefix ``uq:{ns}:``;
+every key an operation touches is derived from it, so all carry the hash tag ``{ns}``
+and a Redis Cluster keeps a namespace on one slot. ``args[1]`` is the calling client's
+origin (the payload of its ``PUBLISH``es); ``A`` holds the call's arguments.
 
 Keys (``P`` = the prefix; ``q`` = a queue name, any characters): ``P seq`` (INCR: ids),
 ``P queues`` (SET of names), ``P fed:<q>`` (SET of the queues whose dead letters go to
-``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> position: appends take
-``tail + 1``, returns ``id - 2**52``, so returns sit at the front in id order),
-``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack with a
-delay, joins the front), ``leased`` (ZSET id -> lease end; in these timed ZSETs, and
-``age``, ids are zero-padded to 16 digits so that equal times keep id order), ``body``/``meta``/``att``
-(HASHes id -> body bytes / enqueued_at / attempts), ``age`` (ZSET id -> enqueued_at of
-the *ready* messages, only with ``max_age``), ``cfg`` and ``stats`` (HASHes).
+``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> the time it joined:
+an append joins now, a delayed message at its due time, so a due message takes its place
+whenever it is promoted; a return gets ``id - 2**52``, so returns sit at the front in id
+order), ``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack
+with a delay, joins the front), ``leased`` (ZSET id -> lease end), ``msg`` (HASH: field
+``<id>`` -> ``enqueued_at|body bytes``, so one read gives both, and ``<id>:a`` -> attempts,
+written at the first reservation), ``age`` (ZSET id -> enqueued_at of the *ready*
+messages, only with ``max_age``), ``cfg`` (HASH: the options, ``made`` once created,
+``due``, ``fed`` while other queues send it their dead letters) and ``stats`` (HASH).
+Ids are stored zero-padded to 16 digits everywhere, so that equal scores keep id order
+(Redis orders equal scores by member, as strings). ``NOW`` never steps back while the
+library stays loaded (a stepped clock cannot put an append before an earlier one).
 
-Every script returns ``{result, news, dead, now, hint}``: ``news`` a flat list of
-``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list of
-six values per message that left past ``max_attempts`` (queue, id, attempts,
+Every operation returns ``{result, news, dead, now, hint}`` (a take's or a look's result
+is ``{ids and scores, values and attempts}``: the replies of ``ZRANGE WITHSCORES`` and
+``HMGET`` as they are, no table per message): ``news`` a flat list of
+``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list
+of six values per message that left past ``max_attempts`` (queue, id, attempts,
 max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
-server time and ``hint`` the queue's next timed change when the script found nothing
-(both as ``%.17g`` strings: Lua numbers become integers in replies).
+server time and ``hint`` the queue's next timed change when it found nothing (both as
+``%.17g`` strings: Lua numbers become integers in replies).
 
-Promotions are bounded: each script applies at most :data:`LIMIT` due changes per
-structure of each queue it touches, in due order (leases, then delays, then expiries at
-equal times), so a backlog of due messages never makes one call slow; ``count`` and
-``stats`` count what is due beyond the bound as ready (evictions and deaths it would
-cause aside), and ``all``/``messages`` (O(n) anyway) apply every due change. A queue's
-``cfg`` keeps ``due``, a lower bound of its next timed change, so a queue with nothing
-due costs a script no look at its timed structures.
+Promotions are bounded: each call applies at most :data:`LIMIT` due changes per structure
+of each queue it touches, in due order, so a backlog of due messages never makes one
+call slow; ``count`` and ``stats`` count what is due beyond the bound as ready. A take
+first applies what decides its result (:func:`catch_up`): every due return (lapsed leases
+and due retries, bounded by the reservations that ran out), the ``n`` due delayed
+messages nearest the end it takes from, and the expiry of what it would return; a queue
+with ``maxlen`` and ``overflow="drop_oldest"`` promotes every due delayed message (the
+evictions depend on all of them). ``all``/``messages`` (O(n) anyway) apply every due
+change. A queue's ``cfg`` keeps ``due``, a lower bound of its next timed change, so a
+queue with nothing due costs a call no look at its timed structures.
 """
 
 from __future__ import annotations
@@ -39,18 +52,22 @@ __all__ = ["LIMIT", "PRELUDE"]
 LIMIT = 100
 
 PRELUDE = r"""
-local P = KEYS[1]
-local ORIGIN = ARGV[1]
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) + tonumber(T[2]) / 1000000
-local LIMIT = __LIMIT__
+local P, ORIGIN, NOW, LIMIT, A
+local NEWS, ORDER, DEAD, CFG, DONE
 local FRONT = 4503599627370496
-local NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
+local BIG = 4294967295
+local LAST = 0  -- the latest NOW: kept between calls of a loaded library, so NOW never steps back
 
+local function begin(keys, args)
+  P, ORIGIN, A = keys[1], args[1], args
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  if NOW < LAST then NOW = LAST else LAST = NOW end
+  LIMIT = __LIMIT__
+  NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
+end
 local function K(q, s) return P .. 'q:' .. q .. ':' .. s end
 local function F(x) return string.format('%.17g', x) end
--- members of the timed ZSETs (delayed, retry, leased, age): ids zero-padded, so that equal
--- due times keep id order (Redis orders equal scores by member, as strings)
 local function Z(id) return string.format('%016d', id) end
 local function news(q, kind)
   local k = NEWS[q]
@@ -61,39 +78,78 @@ local function cfg(q)
   local c = CFG[q]
   if c then return c end
   local v = redis.call('HMGET', K(q, 'cfg'), 'maxlen', 'max_age', 'overflow', 'max_attempts',
-                       'dead_letter', 'tail', 'due')
+                       'dead_letter', 'made', 'due', 'fed')
   c = {maxlen = tonumber(v[1]), max_age = tonumber(v[2]), overflow = v[3] or 'drop_oldest',
-       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, tail = tonumber(v[6]) or 0,
-       due = tonumber(v[7])}
-  c.tail0, c.due0 = c.tail, c.due
+       max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, made = v[6],
+       due = tonumber(v[7]), fed = v[8]}
+  c.due0 = c.due
   CFG[q] = c
   return c
 end
+local function set_fed(q, on)
+  if on then redis.call('HSET', K(q, 'cfg'), 'fed', 1) else redis.call('HDEL', K(q, 'cfg'), 'fed') end
+  if CFG[q] then CFG[q].fed = on and '1' or nil end
+end
 local function create(q)
-  if redis.call('SADD', P .. 'queues', q) == 1 then redis.call('HSETNX', K(q, 'cfg'), 'tail', 0) end
+  local c = cfg(q)
+  if c.made then return end
+  if redis.call('SADD', P .. 'queues', q) == 1 then
+    redis.call('HSETNX', K(q, 'cfg'), 'made', 1)
+    if redis.call('SCARD', P .. 'fed:' .. q) > 0 then set_fed(q, true) end
+  end
+  c.made = '1'
+end
+local function unfeed(q, d)  -- q no longer sends its dead letters to d
+  redis.call('SREM', P .. 'fed:' .. d, q)
+  if redis.call('SCARD', P .. 'fed:' .. d) == 0 then set_fed(d, false) end
+end
+-- in chunks (unpack has a limit): redis.call(cmd, key, items...) for a flat list of items
+local function each(cmd, key, items, step)
+  for i = 1, #items, step do
+    redis.call(cmd, key, unpack(items, i, math.min(i + step - 1, #items)))
+  end
 end
 -- every entry of a timed structure goes in here: `due` in cfg stays a lower bound of the
 -- queue's next timed change (nil: nothing timed), so promote1 skips a queue with nothing due
-local function timer(q, s, at, id)
-  redis.call('ZADD', K(q, s), at, Z(id))
+local function due_at(q, at)  -- a timed change at `at` (already in its structure)
   local c = cfg(q)
-  if s == 'age' then at = at + c.max_age end
   if not c.due or at < c.due then c.due = at end
+end
+local function timer(q, s, at, id)
+  redis.call('ZADD', K(q, s), at, id)
+  due_at(q, s == 'age' and at + cfg(q).max_age or at)
 end
 local function stat(q, field, n) if n ~= 0 then redis.call('HINCRBY', K(q, 'stats'), field, n) end end
 local function forget(q, id)
-  redis.call('HDEL', K(q, 'body'), id)
-  redis.call('HDEL', K(q, 'meta'), id)
-  redis.call('HDEL', K(q, 'att'), id)
-  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), Z(id)) end
+  redis.call('HDEL', K(q, 'msg'), id, id .. ':a')
+  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
+end
+local function forget_all(q, ids)  -- forget each of ids, in a few commands
+  local f = {}
+  for _, id in ipairs(ids) do f[#f + 1], f[#f + 2] = id, id .. ':a' end
+  each('HDEL', K(q, 'msg'), f, 1000)
+  if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
+end
+-- the replies of redis.call(cmd, key, items...) for a long list, joined
+local function gather(cmd, key, items)
+  local out = {}
+  for i = 1, #items, 1000 do
+    local r = redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items)))
+    for k = 1, #r do out[#out + 1] = r[k] end
+  end
+  return out
 end
 local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
-local function enq_of(q, id) return tonumber(redis.call('HGET', K(q, 'meta'), id)) end
+-- a message's stored value is `enqueued_at|body`: one field read gives both
+local function enq_of(q, id)
+  local v = redis.call('HGET', K(q, 'msg'), id)
+  return v and tonumber(string.match(v, '^[^|]*')) or nil
+end
+local function att_of(q, id) return redis.call('HGET', K(q, 'msg'), id .. ':a') end
 local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
-local function push_back(q, id, enq)
+local function push_back(q, id, enq, at)
   local c = cfg(q)
-  c.tail = c.tail + 1
-  redis.call('ZADD', K(q, 'ready'), c.tail, id)
+  redis.call('ZADD', K(q, 'ready'), at or NOW, id)
   if c.max_age then timer(q, 'age', enq, id) end
   news(q, 1)
 end
@@ -107,17 +163,18 @@ local function evict(q)
   if not c.maxlen or c.overflow ~= 'drop_oldest' then return end
   local over = redis.call('ZCARD', K(q, 'ready')) - c.maxlen
   if over <= 0 then return end
-  local gone = redis.call('ZPOPMIN', K(q, 'ready'), over)
-  for i = 1, #gone, 2 do forget(q, gone[i]) end
+  local gone, ids = redis.call('ZPOPMIN', K(q, 'ready'), over), {}
+  for i = 1, #gone, 2 do ids[#ids + 1] = gone[i] end
+  forget_all(q, ids)
   stat(q, 'dropped', over)
 end
 local function dead(q, id, att)
   local c = cfg(q)
-  local body = redis.call('HGET', K(q, 'body'), id)
+  local body = redis.call('HGET', K(q, 'msg'), id)
   forget(q, id)
   stat(q, 'dead', 1)
   local d = c.dead_letter
-  local entry = {q, id, att, c.max_attempts, d or '', 0}
+  local entry = {q, tonumber(id), att, c.max_attempts, d or '', 0}
   DEAD[#DEAD + 1] = entry
   if not d then return end
   create(d)
@@ -127,9 +184,9 @@ local function dead(q, id, att)
     return
   end
   local nid = redis.call('INCR', P .. 'seq')
-  redis.call('HSET', K(d, 'body'), nid, body)
-  redis.call('HSET', K(d, 'meta'), nid, F(NOW))
-  push_back(d, nid, NOW)
+  local data = body and (string.match(body, '^[^|]*|(.*)$') or body) or ''
+  redis.call('HSET', K(d, 'msg'), Z(nid), F(NOW) .. '|' .. data)
+  push_back(d, Z(nid), NOW)
   evict(d)
   stat(d, 'added', 1)
   entry[6] = nid
@@ -139,14 +196,14 @@ local function ret(q, id, due, at)
   local c = cfg(q)
   local enq = enq_of(q, id)
   if aged(q, enq, at) then expire(q, id); return end
-  local att = tonumber(redis.call('HGET', K(q, 'att'), id)) or 0
+  local att = tonumber(att_of(q, id)) or 0
   if c.max_attempts and att >= c.max_attempts then dead(q, id, att); return end
   if due then timer(q, 'retry', due, id) else push_front(q, id, enq) end
 end
 local DUE1  -- due1, defined below
-local function collect(ev, q, s, max, kind, shift)
-  local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, LIMIT)
-  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, tonumber(r[i])} end
+local function collect(ev, q, s, max, kind, shift, limit)
+  local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, limit or LIMIT)
+  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, r[i]} end
 end
 local function before(a, b)
   if a[1] ~= b[1] then return a[1] < b[1] end
@@ -156,16 +213,20 @@ end
 local function apply(q, e)
   local when, kind, id = e[1], e[2], e[3]
   if kind == 1 then
-    if redis.call('ZREM', K(q, 'leased'), Z(id)) == 1 then ret(q, id, nil, when) end
+    if redis.call('ZREM', K(q, 'leased'), id) == 1 then ret(q, id, nil, when) end
   elseif kind == 4 then
     if redis.call('ZREM', K(q, 'ready'), id) == 1 then expire(q, id); news(q, 2) end
   else
     local enq = enq_of(q, id)
-    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), Z(id))
+    redis.call('ZREM', K(q, kind == 2 and 'delayed' or 'retry'), id)
     if aged(q, enq, when) then expire(q, id)
     elseif kind == 3 then push_front(q, id, enq)
-    else push_back(q, id, enq); evict(q) end
+    else push_back(q, id, enq, when); evict(q) end
   end
+end
+local function run_all(q, ev)
+  table.sort(ev, before)
+  for _, e in ipairs(ev) do apply(q, e) end
 end
 local function promote1(q)
   if DONE[q] then return end
@@ -174,11 +235,10 @@ local function promote1(q)
   if not c.due or c.due > NOW then return end
   local ev = {}
   collect(ev, q, 'leased', NOW, 1, 0)
-  collect(ev, q, 'delayed', NOW, 2, 0)
+  collect(ev, q, 'delayed', NOW, 2, 0, (c.maxlen and c.overflow == 'drop_oldest') and BIG or LIMIT)
   collect(ev, q, 'retry', NOW, 3, 0)
   if c.max_age then collect(ev, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age) end
-  table.sort(ev, before)
-  for _, e in ipairs(ev) do apply(q, e) end
+  run_all(q, ev)
   if c.max_age then  -- messages that joined above and are already too old
     local late = {}
     collect(late, q, 'age', '(' .. F(NOW - c.max_age), 4, c.max_age)
@@ -187,7 +247,9 @@ local function promote1(q)
   c.due = DUE1(q, nil)  -- exact again (due now if more than LIMIT were due)
 end
 local function promote(q)
-  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do promote1(f) end
+  if cfg(q).fed then
+    for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do promote1(f) end
+  end
   promote1(q)
 end
 local function first_score(q, s)
@@ -208,9 +270,62 @@ local function due1(q, best)
   return best
 end
 DUE1 = due1
+-- before a take of n from `side` ('first' | 'last'): every due return, and up to n due
+-- delayed messages from that side (those nearest it: a delayed message's place does not
+-- depend on when it is promoted)
+local function catch_up(q, side, n, returns)
+  local c = cfg(q)
+  if not c.due or c.due > NOW then return end
+  if returns then
+    local ev = {}
+    collect(ev, q, 'leased', NOW, 1, 0, BIG)
+    collect(ev, q, 'retry', NOW, 3, 0, BIG)
+    run_all(q, ev)
+  end
+  local r
+  if side == 'first' then
+    r = redis.call('ZRANGEBYSCORE', K(q, 'delayed'), '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, n)
+  else
+    r = redis.call('ZREVRANGEBYSCORE', K(q, 'delayed'), NOW, '-inf', 'WITHSCORES', 'LIMIT', 0, n)
+  end
+  for i = 1, #r, 2 do apply(q, {tonumber(r[i + 1]), 2, r[i]}) end
+  c.due = due1(q, nil)
+end
+-- the n ready messages at `side` once every due change that decides them happened
+-- (with `pop`, removed from ready)
+local function ends(q, side, n, pop)
+  local key, age = K(q, 'ready'), cfg(q).max_age
+  local returns = true
+  while true do
+    catch_up(q, side, n, returns)
+    returns = false
+    local got
+    if pop and not age then
+      return redis.call(side == 'first' and 'ZPOPMIN' or 'ZPOPMAX', key, n)
+    elseif side == 'first' then got = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES')
+    else got = redis.call('ZRANGE', key, -n, -1, 'WITHSCORES') end
+    if not age then return got end
+    local clean = true
+    for i = 1, #got, 2 do
+      if aged(q, enq_of(q, got[i]), NOW) then
+        redis.call('ZREM', key, got[i]); expire(q, got[i]); news(q, 2); clean = false
+      end
+    end
+    if clean then
+      if pop and #got > 0 then
+        local ids = {}
+        for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
+        each('ZREM', key, ids, 1000)
+      end
+      return got
+    end
+  end
+end
 local function next_due(q)
   local best = due1(q, nil)
-  for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do best = due1(f, best) end
+  if cfg(q).fed then
+    for _, f in ipairs(redis.call('SMEMBERS', P .. 'fed:' .. q)) do best = due1(f, best) end
+  end
   return best
 end
 local function pending(q)  -- per structure: what is due beyond what promote1 applied (LIMIT)
@@ -224,7 +339,6 @@ local function pending(q)  -- per structure: what is due beyond what promote1 ap
 end
 local function finish(res, hint)
   for q, c in pairs(CFG) do
-    if c.tail ~= c.tail0 and not c.gone then redis.call('HSET', K(q, 'cfg'), 'tail', c.tail) end
     if c.due ~= c.due0 and not c.gone then
       if c.due then redis.call('HSET', K(q, 'cfg'), 'due', F(c.due))
       else redis.call('HDEL', K(q, 'cfg'), 'due') end
@@ -238,18 +352,19 @@ local function finish(res, hint)
   end
   return {res, n, DEAD, F(NOW), hint and F(hint) or false}
 end
-local function body_rows(q, ids, scores)  -- HMGET in slices: unpack has a limit
-  local out = {}
-  for i = 1, #ids, 1000 do
-    local part = {}
-    for j = i, math.min(i + 999, #ids) do part[#part + 1] = ids[j] end
-    local bodies = redis.call('HMGET', K(q, 'body'), unpack(part))
-    local metas = redis.call('HMGET', K(q, 'meta'), unpack(part))
-    local atts = redis.call('HMGET', K(q, 'att'), unpack(part))
-    for k, id in ipairs(part) do
-      out[#out + 1] = {tonumber(id), bodies[k], metas[k], tonumber(atts[k]) or 0, scores[i + k - 1]}
+-- the reply of a take or a look: {ids and scores as ZRANGE WITHSCORES gave them, then
+-- each message's stored value and attempts (HMGET, in slices: unpack has a limit)}
+local function body_rows(q, got)
+  local key, out = K(q, 'msg'), {}
+  for i = 1, #got, 1000 do
+    local fields = {}
+    for k = i, math.min(i + 999, #got), 2 do
+      local id = got[k]
+      fields[#fields + 1], fields[#fields + 2] = id, id .. ':a'
     end
+    local v = redis.call('HMGET', key, unpack(fields))
+    for k = 1, #v do out[#out + 1] = v[k] end
   end
-  return out
+  return {got, out}
 end
 """.replace("__LIMIT__", str(LIMIT))

@@ -38,7 +38,7 @@ __all__ = ["RedisBase", "check_name", "seconds_arg"]
 logger = logging.getLogger("unidist_queue.redisq")
 
 SWEEP = 1024  # held reservations before the first sweep of lapsed ones (see RedisBase._sweep)
-Row = List[Any]  # id, body bytes, enqueued_at bytes, attempts, position (see _scripts)
+Rows = List[List[Any]]  # [id, score, id, score...], [value, attempts, ...] (see _prelude's body_rows)
 
 
 def check_name(queue: Any) -> str:
@@ -154,18 +154,27 @@ class RedisBase:
 
     # -- bodies ----------------------------------------------------------------------------
 
-    def _messages(self, queue: str, rows: List[Row], mode: str) -> List[Message]:
-        """Envelopes of the rows a script returned. A body that fails its check puts every
-        message a ``remove``/``reserve`` took back where it was, then raises.
+    def _messages(self, queue: str, rows: Rows, mode: str) -> List[Message]:
+        """Envelopes of the messages a script returned (a reservation's attempts are the
+        stored ones plus 1). A body that fails its check puts every message a
+        ``remove``/``reserve`` took back where it was, then raises.
 
         :raises StoreError: a body fails its HMAC check or cannot be decoded.
         """
-        loads = self._codec.loads
+        loads, (pairs, values) = self._codec.loads, rows
+        ids, vals, atts = pairs[0::2], values[0::2], values[1::2]
+        bump = 1 if mode == "reserve" else 0
         try:
-            return [Message(r[0], queue, loads(r[1]), float(r[2]), r[3]) for r in rows]
+            try:  # (each value is `enqueued_at|body`)
+                return [Message(int(i), queue, loads(v.partition(b"|")[2]), float(v.partition(b"|")[0]),
+                                int(a or 0) + bump) for i, v, a in zip(ids, vals, atts, strict=True)]
+            except (ValueError, AttributeError) as exc:  # not of that form: changed in Redis
+                raise StoreError(f"a message of queue {queue!r} was changed in Redis: it was not "
+                                 "deserialized") from exc
         except StoreError:
             if mode != "peek":
-                flat: List[Arg] = [v for r in rows for v in r]
+                flat: List[Arg] = [x for i, v, a, score in zip(ids, vals, atts, pairs[1::2], strict=True)
+                                   for x in (i, v, a or b"0", score)]
                 try:
                     self._run("restore", (queue, mode, *flat))
                 except StoreError:
@@ -279,4 +288,4 @@ class RedisBase:
 
 
 def _triples(items: List[Tuple[int, Tuple[str, int]]]) -> List[Arg]:
-    return [v for msg_id, (q, att) in items for v in (q, msg_id, att)]
+    return [v for msg_id, (q, att) in items for v in (q, b"%016d" % msg_id, att)]

@@ -1,8 +1,10 @@
 """The Lua source of every RedisMessageQueue operation: one script per operation (internal).
 
-Each script is the shared prelude (:mod:`._prelude`, where the keys and the reply are
-described) followed by its own body; :class:`Script` pairs the source with the SHA1 that
-``EVALSHA`` names it by.
+Each operation is a body that runs after the shared prelude (:mod:`._prelude`, where the
+keys and the reply are described). All of them together make one Redis 7 function library
+(:data:`LIBRARY`, loaded once per server, called with ``FCALL``: nothing is rebuilt per
+call); each also makes a stand-alone script (:class:`Script`) for ``EVALSHA`` on a server
+without functions.
 """
 
 from __future__ import annotations
@@ -12,87 +14,96 @@ from typing import Dict
 
 from ._prelude import LIMIT, PRELUDE
 
-__all__ = ["LIMIT", "SCRIPTS", "Script"]
+__all__ = ["LIBRARY", "LIMIT", "SCRIPTS", "VERSION", "Script"]
 
 # ARGV: origin, queue, delay ('' none), n, body 1 .. body n
 ADD = r"""
-local q, delay, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local q, delay, n = A[2], A[3], tonumber(A[4])
 create(q)
 promote(q)
 local c = cfg(q)
 if delay == '' and c.maxlen and c.overflow ~= 'drop_oldest' then
   if c.overflow == 'block' and n > c.maxlen then return finish({'big', c.maxlen}) end
-  if redis.call('ZCARD', K(q, 'ready')) + n > c.maxlen then
+  if redis.call('ZCARD', K(q, 'ready')) + pending(q).all + n > c.maxlen then
     return finish({'full', c.maxlen, c.overflow}, next_due(q))
   end
 end
 local first = redis.call('INCRBY', P .. 'seq', n) - n + 1
-local enq = F(NOW)
+local enq = F(NOW)  -- stored before the body: `enqueued_at|body`
+local msgs, joins = {}, {}
 local due = delay ~= '' and NOW + tonumber(delay) or nil
+local score = due or NOW
 for i = 1, n do
-  local id = first + i - 1
-  redis.call('HSET', K(q, 'body'), id, ARGV[4 + i])
-  redis.call('HSET', K(q, 'meta'), id, enq)
-  if due then timer(q, 'delayed', due, id) else push_back(q, id, NOW) end
+  local id = Z(first + i - 1)
+  msgs[2 * i - 1], msgs[2 * i] = id, enq .. '|' .. A[4 + i]
+  joins[2 * i - 1], joins[2 * i] = score, id
+  if c.max_age and not due then timer(q, 'age', NOW, id) end
 end
-if not due then evict(q) end
+each('HSET', K(q, 'msg'), msgs, 1000)
+if due then
+  each('ZADD', K(q, 'delayed'), joins, 1000)
+  due_at(q, due)
+else
+  each('ZADD', K(q, 'ready'), joins, 1000)
+  news(q, 1)
+  evict(q)
+end
 stat(q, 'added', n)
 return finish({'ok', first})
 """
 
 # ARGV: origin, queue, end ('first' | 'last'), n, mode ('peek' | 'remove' | 'reserve'), lease
 TAKE = r"""
-local q, side, n, mode = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local q, side, n, mode = A[2], A[3], tonumber(A[4]), A[5]
 promote(q)
-local key = K(q, 'ready')
-local got
-if mode == 'peek' then
-  if side == 'first' then got = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES')
-  else got = redis.call('ZRANGE', key, -n, -1, 'WITHSCORES') end
-elseif side == 'first' then got = redis.call('ZPOPMIN', key, n)
-else got = redis.call('ZPOPMAX', key, n) end
+local got = ends(q, side, n, mode ~= 'peek')
 if #got == 0 then return finish(false, next_due(q)) end
-local ids, scores = {}, {}
-for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
-local rows = body_rows(q, ids, scores)
+local rows = body_rows(q, got)
+if mode == 'peek' then return finish(rows) end
+local ids, v = {}, rows[2]
+for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
 if mode == 'remove' then
-  for _, id in ipairs(ids) do forget(q, id) end
+  forget_all(q, ids)
   stat(q, 'removed', #ids)
-elseif mode == 'reserve' then
-  local lease_end = NOW + tonumber(ARGV[6])
-  for i, id in ipairs(ids) do
-    rows[i][4] = redis.call('HINCRBY', K(q, 'att'), id, 1)
-    timer(q, 'leased', lease_end, id)
-    if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), Z(id)) end
+else
+  local lease_end = NOW + tonumber(A[6])
+  local atts, leases = {}, {}
+  for i, id in ipairs(ids) do  -- (the reply keeps the attempts read: the caller adds 1)
+    atts[2 * i - 1], atts[2 * i] = id .. ':a', (tonumber(v[2 * i]) or 0) + 1
+    leases[2 * i - 1], leases[2 * i] = lease_end, id
   end
+  each('HSET', K(q, 'msg'), atts, 1000)
+  each('ZADD', K(q, 'leased'), leases, 1000)
+  due_at(q, lease_end)
+  if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
 end
-if mode ~= 'peek' then news(q, 2) end
+news(q, 2)
 return finish(rows)
 """
 
-# ARGV: origin, queue, mode ('remove' | 'reserve'), then id, body, enqueued_at, attempts, score
+# ARGV: origin, queue, mode ('remove' | 'reserve'), then id, stored value, attempts, score
 # for each message a TAKE took: puts them back where they were (a body failed its check).
 RESTORE = r"""
-local q, mode = ARGV[2], ARGV[3]
+local q, mode = A[2], A[3]
 if not exists(q) then return finish(0) end
 local age = cfg(q).max_age
 local n = 0
-for i = 4, #ARGV, 5 do
-  local id, body, enq, att, score = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+for i = 4, #A, 4 do
+  local id, value, att, score = Z(tonumber(A[i])), A[i + 1], A[i + 2], A[i + 3]
   local back = true
   if mode == 'remove' then
-    redis.call('HSET', K(q, 'body'), id, body)
-    redis.call('HSET', K(q, 'meta'), id, enq)
-    if att ~= '0' then redis.call('HSET', K(q, 'att'), id, att) end
+    redis.call('HSET', K(q, 'msg'), id, value)
+    if att ~= '0' then redis.call('HSET', K(q, 'msg'), id .. ':a', att) end
     stat(q, 'removed', -1)
-  elseif redis.call('ZREM', K(q, 'leased'), Z(id)) == 1 then
-    if redis.call('HINCRBY', K(q, 'att'), id, -1) <= 0 then redis.call('HDEL', K(q, 'att'), id) end
+  elseif redis.call('ZREM', K(q, 'leased'), id) == 1 then
+    local key = K(q, 'msg')
+    if redis.call('HINCRBY', key, id .. ':a', -1) <= 0 then redis.call('HDEL', key, id .. ':a') end
   else
     back = false
   end
   if back then
     redis.call('ZADD', K(q, 'ready'), score, id)
-    if age then timer(q, 'age', enq, id) end
+    if age then timer(q, 'age', enq_of(q, id) or NOW, id) end
     news(q, 1)
     n = n + 1
   end
@@ -101,40 +112,54 @@ return finish(n)
 """
 
 # ARGV: origin, mode ('ack' | 'nack' | 'extend' | 'renew' | 'release'), seconds ('' none),
-# then queue, id, attempts for each reservation. ack/nack/extend: all or none ({'bad', i}
-# for the first that is not a current reservation, or given twice); renew/release: each
-# current one, and a 0/1 per item.
+# then queue, id (zero-padded, as stored), attempts for each reservation. ack/nack/extend:
+# all or none ({'bad', i} for the first that is not a current reservation, or given
+# twice); renew/release: each current one, and a 0/1 per item.
 SETTLE = r"""
-local mode, secs = ARGV[2], ARGV[3]
-local items = {}
-for i = 4, #ARGV, 3 do items[#items + 1] = {ARGV[i], ARGV[i + 1], ARGV[i + 2]} end
-for _, it in ipairs(items) do promote(it[1]) end
+local mode, secs = A[2], A[3]
 local strict = mode == 'ack' or mode == 'nack' or mode == 'extend'
-local seen, ok = {}, {}
-for i, it in ipairs(items) do
-  local q, id = it[1], it[2]
-  local s = seen[q] or {}
-  seen[q] = s
-  local score = tonumber(redis.call('ZSCORE', K(q, 'leased'), Z(id)))
-  local good = not s[id] and score ~= nil and score > NOW and exists(q)
-    and redis.call('HGET', K(q, 'att'), id) == it[3]
-  s[id] = true
-  if strict and not good then return finish({'bad', i}) end
-  ok[i] = good and 1 or 0
+local by, order, items = {}, {}, {}  -- by queue: its ids and their places in items
+for i = 4, #A, 3 do
+  local q, id = A[i], A[i + 1]
+  local g = by[q]
+  if not g then g = {ids = {}, at = {}}; by[q] = g; order[#order + 1] = q end
+  items[#items + 1] = A[i + 2]
+  g.ids[#g.ids + 1], g.at[#g.at + 1] = id, #items
 end
+for _, q in ipairs(order) do promote(q) end
+local ok, bad = {}, nil
+for _, q in ipairs(order) do
+  local g, fields, seen = by[q], {}, {}
+  for k, id in ipairs(g.ids) do fields[k] = id .. ':a' end
+  local ends = gather('ZMSCORE', K(q, 'leased'), g.ids)
+  local atts = gather('HMGET', K(q, 'msg'), fields)
+  for k, id in ipairs(g.ids) do
+    local i, score = g.at[k], tonumber(ends[k])
+    local good = not seen[id] and score ~= nil and score > NOW and atts[k] == items[i]
+    seen[id] = true
+    if strict and not good and (not bad or i < bad) then bad = i end
+    ok[i] = good and 1 or 0
+  end
+end
+if bad then return finish({'bad', bad}) end
 local due = secs ~= '' and NOW + tonumber(secs) or nil
-for i, it in ipairs(items) do
-  if ok[i] == 1 then
-    local q, id = it[1], it[2]
-    if mode == 'ack' then
-      redis.call('ZREM', K(q, 'leased'), Z(id))
-      forget(q, id)
-      stat(q, 'removed', 1)
-    elseif mode == 'nack' or mode == 'release' then
-      redis.call('ZREM', K(q, 'leased'), Z(id))
-      ret(q, id, due, NOW)
+for _, q in ipairs(order) do
+  local g, good = by[q], {}
+  for k, id in ipairs(g.ids) do if ok[g.at[k]] == 1 then good[#good + 1] = id end end
+  if #good > 0 then
+    if mode == 'extend' or mode == 'renew' then
+      local z = {}
+      for k, id in ipairs(good) do z[2 * k - 1], z[2 * k] = due, id end
+      each('ZADD', K(q, 'leased'), z, 1000)
+      due_at(q, due)
     else
-      timer(q, 'leased', due, id)
+      each('ZREM', K(q, 'leased'), good, 1000)
+      if mode == 'ack' then
+        forget_all(q, good)
+        stat(q, 'removed', #good)
+      else
+        for _, id in ipairs(good) do ret(q, id, due, NOW) end
+      end
     end
   end
 end
@@ -143,7 +168,7 @@ return finish({'ok', ok})
 
 # ARGV: origin, what ('count' | 'exists' | 'all' | 'stats' | 'next_due' | 'queues'), queue
 LOOK = r"""
-local what, q = ARGV[2], ARGV[3]
+local what, q = A[2], A[3]
 if what == 'queues' then return finish(redis.call('SMEMBERS', P .. 'queues')) end
 if what == 'all' then LIMIT = 4294967295 end  -- O(n) anyway: every due change, not a bounded part
 promote(q)
@@ -160,22 +185,18 @@ if what == 'stats' then
   for i = 1, 5 do out[#out + 1] = tonumber(s[i]) or 0 end
   return finish(out)
 end
-local ids, scores = {}, {}
-local got = redis.call('ZRANGE', K(q, 'ready'), 0, -1, 'WITHSCORES')
-for i = 1, #got, 2 do ids[#ids + 1] = got[i]; scores[#scores + 1] = got[i + 1] end
-local rows = body_rows(q, ids, scores)
-return finish(rows)
+return finish(body_rows(q, redis.call('ZRANGE', K(q, 'ready'), 0, -1, 'WITHSCORES')))
 """
 
 # ARGV: origin, queue, then for each of maxlen, max_age, overflow, max_attempts,
 # dead_letter: '' (not passed), 'n' (None) or 'v' followed by the value.
 DECLARE = r"""
-local q = ARGV[2]
+local q = A[2]
 local c = cfg(q)
 local names = {'maxlen', 'max_age', 'overflow', 'max_attempts', 'dead_letter'}
 local new = {}
 for i, name in ipairs(names) do
-  local a = ARGV[2 + i]
+  local a = A[2 + i]
   if a == '' then new[name] = c[name] elseif a == 'n' then new[name] = false
   else new[name] = string.sub(a, 2) end
 end
@@ -184,7 +205,7 @@ new.max_age = tonumber(new.max_age) or nil
 new.max_attempts = tonumber(new.max_attempts) or nil
 new.overflow = new.overflow or 'drop_oldest'
 if not new.maxlen and new.overflow ~= 'drop_oldest' then
-  return finish({'bound', new.overflow, ARGV[3] == 'n' and 1 or 0})
+  return finish({'bound', new.overflow, A[3] == 'n' and 1 or 0})
 end
 create(q)
 promote(q)
@@ -195,12 +216,15 @@ for _, name in ipairs(names) do
   else redis.call('HSET', key, name, type(v) == 'number' and F(v) or v) end
 end
 if new.dead_letter ~= c.dead_letter then
-  if c.dead_letter then redis.call('SREM', P .. 'fed:' .. c.dead_letter, q) end
-  if new.dead_letter then redis.call('SADD', P .. 'fed:' .. new.dead_letter, q) end
+  if c.dead_letter then unfeed(q, c.dead_letter) end
+  if new.dead_letter then
+    redis.call('SADD', P .. 'fed:' .. new.dead_letter, q)
+    set_fed(new.dead_letter, true)
+  end
 end
 if new.max_age and not c.max_age then
   local ids = redis.call('ZRANGE', K(q, 'ready'), 0, -1)
-  for _, id in ipairs(ids) do redis.call('ZADD', K(q, 'age'), enq_of(q, id), Z(id)) end  -- due: below
+  for _, id in ipairs(ids) do redis.call('ZADD', K(q, 'age'), enq_of(q, id), id) end  -- due: below
 elseif c.max_age and not new.max_age then
   redis.call('DEL', K(q, 'age'))
 end
@@ -212,11 +236,11 @@ news(q, 2)
 return finish('ok')
 """
 
-SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'body', 'meta', 'att', 'age'"
+SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'msg', 'age'"
 
 # ARGV: origin, queue
 CLEAR = r"""
-local q = ARGV[2]
+local q = A[2]
 if not exists(q) then return finish(0) end
 promote(q)
 local n = 0
@@ -230,11 +254,11 @@ return finish(n)
 
 # ARGV: origin, queue
 DROP = r"""
-local q = ARGV[2]
+local q = A[2]
 if not exists(q) then return finish(0) end
 local c = cfg(q)
 redis.call('SREM', P .. 'queues', q)
-if c.dead_letter then redis.call('SREM', P .. 'fed:' .. c.dead_letter, q) end
+if c.dead_letter then unfeed(q, c.dead_letter) end
 for _, s in ipairs({__SUFFIXES__, 'cfg', 'stats'}) do redis.call('UNLINK', K(q, s)) end
 c.gone = true
 news(q, 2)
@@ -242,23 +266,40 @@ return finish(1)
 """.replace("__SUFFIXES__", SUFFIXES)
 
 
+BODIES = (("add", ADD), ("take", TAKE), ("restore", RESTORE), ("settle", SETTLE), ("look", LOOK),
+          ("declare", DECLARE), ("clear", CLEAR), ("drop", DROP))
+VERSION = hashlib.sha1((PRELUDE + "".join(b for _, b in BODIES)).encode("utf-8")).hexdigest()[:12]
+
+
 class Script:
-    """One operation's Lua source (the prelude included) and its SHA1 for ``EVALSHA``.
+    """One operation: the name of its Redis function (``FCALL``), and its stand-alone Lua
+    source with the SHA1 that ``EVALSHA`` names it by (for servers without functions).
 
     Immutable and thread-safe.
     """
 
-    __slots__ = ("name", "sha", "source")
+    __slots__ = ("function", "name", "sha", "source")
 
     def __init__(self, name: str, body: str) -> None:
         self.name = name
-        self.source = PRELUDE + body
+        self.function = f"uq{VERSION}_{name}"
+        self.source = PRELUDE + "begin(KEYS, ARGV)\n" + body
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()  # Redis names scripts by SHA1
 
 
-SCRIPTS: Dict[str, Script] = {
-    name: Script(name, body)
-    for name, body in (("add", ADD), ("take", TAKE), ("restore", RESTORE), ("settle", SETTLE),
-                       ("look", LOOK), ("declare", DECLARE), ("clear", CLEAR), ("drop", DROP))
-}
+SCRIPTS: Dict[str, Script] = {name: Script(name, body) for name, body in BODIES}
 """Every script by operation name."""
+
+
+def _library() -> str:
+    parts = [f"#!lua name=uq{VERSION}\n", PRELUDE]
+    for name, body in BODIES:
+        parts.append(f"local function op_{name}(keys, args)\nbegin(keys, args)\n{body}end\n"
+                     f"redis.register_function('{SCRIPTS[name].function}', op_{name})\n")
+    return "".join(parts)
+
+
+LIBRARY = _library()
+"""The Redis 7 function library of every operation (``FUNCTION LOAD`` it once per server);
+its name carries :data:`VERSION`, so clients of different versions never replace each
+other's functions."""

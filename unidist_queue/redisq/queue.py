@@ -61,7 +61,8 @@ class RedisMessageQueue(ViewingMixin):
     ignored; :meth:`compact` does nothing); a lost connection fails the call with
     :class:`StoreError` and is never resent (an add may or may not have happened); the
     next call reconnects. Promotions are lazy and bounded (100 due changes per structure
-    per call); counts include what is due beyond that bound. Views check ``maxsize`` in this
+    per call); counts include what is due beyond that bound, and a take first applies
+    every due change that decides its result. Views check ``maxsize`` in this
     client and count ``join`` by ``task_done`` (see :meth:`view`).
 
     Thread-safety: every method may be called from any thread; each is atomic in Redis.
@@ -123,11 +124,14 @@ class RedisMessageQueue(ViewingMixin):
         if delay is not None:
             delay = check_seconds("delay", delay)
         deadline = deadline_of(timeout)
-        datas = [self._codec.dumps(m) for m in batch]
-        args: List[Arg] = [queue, seconds_arg(delay), len(datas), *datas]
+        dumps = self._codec.dumps
+        args: List[Arg] = [queue, seconds_arg(delay), len(batch), *[dumps(m) for m in batch]]
+        first = [self._call("add", *args)]
+        if first[0][0][0] == b"ok":  # the usual case: no wait for room
+            return int(first[0][0][1])
 
         def attempt() -> tuple[Optional[int], Optional[float]]:
-            res, now, hint = self._call("add", *args)
+            res, now, hint = first.pop() if first else self._call("add", *args)
             if res[0] == b"ok":
                 return int(res[1]), None
             if res[0] == b"big":
@@ -210,7 +214,8 @@ class RedisMessageQueue(ViewingMixin):
         if not items:
             self._check_open()
             return
-        args: List[Arg] = [v for m in items for v in (m.queue, m.id, m.attempts)]
+        # ids zero-padded, as they are stored
+        args: List[Arg] = [v for m in items for v in (m.queue, b"%016d" % m.id, m.attempts)]
         res, _, _ = self._call("settle", mode, seconds_arg(seconds), *args)
         if res[0] == b"bad":
             raise _not_reserved(items[res[1] - 1])
