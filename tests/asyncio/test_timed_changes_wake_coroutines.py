@@ -43,7 +43,6 @@ def body_of(taken: Any) -> Any:
 
 
 @pytest.mark.parametrize("take", list(TAKES))
-@redis_gap("a delayed add (or delayed nack) by any client does not yet wake waiters to re-time their wait")
 def test_a_delayed_add_made_while_waiting_wakes_the_coroutine(mq: MessageQueue, take: str) -> None:
     async def main() -> Any:
         task = asyncio.create_task(TAKES[take](mq))
@@ -87,7 +86,6 @@ def test_a_delayed_nack_made_while_waiting_wakes_the_coroutine(mq: MessageQueue)
     assert (m.body, m.attempts) == ("x", 2)
 
 
-@redis_gap("a delayed add (or delayed nack) by any client does not yet wake waiters to re-time their wait")
 def test_a_delayed_add_wakes_a_coroutine_of_another_loop(mq: MessageQueue) -> None:
     async def waiting() -> asyncio.Task[Any]:
         task = asyncio.create_task(mq.aget("q"))
@@ -103,7 +101,6 @@ def test_a_delayed_add_wakes_a_coroutine_of_another_loop(mq: MessageQueue) -> No
         assert w.call(result(task)) == "later"
 
 
-@redis_gap("a delayed add (or delayed nack) by any client does not yet wake waiters to re-time their wait")
 def test_coroutines_waiting_on_several_delays_each_wake(mq: MessageQueue) -> None:
     async def main() -> Any:
         tasks = [asyncio.create_task(mq.aget("q", timeout=30)) for _ in range(3)]

@@ -12,7 +12,7 @@ import threading
 from typing import Any, List
 
 import pytest
-from conftest import ManualClock, redis_gap
+from conftest import ManualClock
 from helpers import WAIT, in_thread, join
 from queue_core import wait_blocked
 
@@ -167,7 +167,6 @@ def test_a_getter_blocked_on_the_dead_letter_queue_wakes(mq: MessageQueue) -> No
     assert results == [("ok", "poison")]
 
 
-@redis_gap("a getter of a dead-letter queue does not yet time its wait by its feeders' leases")
 def test_a_getter_blocked_on_the_dead_letter_queue_wakes_when_a_lease_lapses(mq: MessageQueue) -> None:
     """Nobody touches ``q``: the getter's own timer (the next due change of the queues that
     feed ``dlq``) finds the lapsed lease and the move."""

@@ -7,7 +7,7 @@ import threading
 from typing import Any, List
 
 import pytest
-from conftest import memory_only, redis_gap
+from conftest import memory_only
 from helpers import in_thread, join
 from queue_core import wait_blocked
 
@@ -372,7 +372,6 @@ def test_subscribers_hear_of_a_delayed_message_when_it_is_promoted(cmq: MessageQ
     assert seen == ["q"]
 
 
-@redis_gap("a delayed add (or delayed nack) by any client does not yet wake waiters to re-time their wait")
 def test_blocked_get_wakes_when_delayed_message_is_due(mq: MessageQueue) -> None:
     t, results = in_thread(lambda: mq.get("q", timeout=120))
     wait_blocked(mq, "q", getters=1)

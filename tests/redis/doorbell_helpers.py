@@ -56,9 +56,10 @@ def publisher(url: str) -> Iterator[redis.Redis]:
         client.close()
 
 
-def notify(client: redis.Redis, queue: str, origin: bytes = b"another-client") -> None:
-    """PUBLISH what a script of the client ``origin`` publishes for a change to ``queue``."""
-    client.publish(channel_of(queue), origin)
+def notify(client: redis.Redis, queue: str, origin: bytes = b"another-client", kind: int = 1) -> None:
+    """PUBLISH what a script of the client ``origin`` publishes for a change to ``queue``
+    (``origin:kind``; kind 1: messages became ready)."""
+    client.publish(channel_of(queue), origin + b":%d" % kind)
 
 
 def eventually(check: Callable[[], bool]) -> None:

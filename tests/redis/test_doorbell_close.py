@@ -97,6 +97,6 @@ def test_a_listener_may_close_the_doorbell(bell: Doorbell, pub: redis.Redis) -> 
         heard.set()
 
     bell.listen("q", close_it)
-    pub.publish("uq:{t}:n:q", b"another-client")
+    pub.publish("uq:{t}:n:q", b"another-client:1")
     assert heard.wait(WAIT)
     eventually(lambda: not notifiers())

@@ -1,7 +1,8 @@
 """Listeners hear other clients' notifications, in the notifier thread (issue 15).
 
-``listen(queue, callback)`` calls ``callback(queue)`` for notifications whose payload
-(the publishing client's origin) is not this doorbell's; ``listen(None, ...)`` hears
+``listen(queue, callback)`` calls ``callback(queue)`` for notifications ``origin:1``
+(messages became ready) whose origin is not this doorbell's (not for takes, kind 2, or
+timed changes, kind 3); ``listen(None, ...)`` hears
 every queue through one PSUBSCRIBE; a raising callback is logged at ERROR with its
 traceback and the others still run; the unsubscriber stops the calls.
 """
@@ -64,6 +65,21 @@ def test_own_notifications_still_change_the_generation(bell: Doorbell, pub: redi
     g = bell.generation("q")
     notify(pub, "q", ORIGIN)  # a promotion made by one of our scripts: waiters look
     assert bell.wait("q", g, WAIT) is True
+
+
+def test_takes_and_timed_changes_wake_waiters_but_call_no_listener(
+        bell: Doorbell, pub: redis.Redis) -> None:
+    calls: stdlib_queue.Queue[str] = stdlib_queue.Queue()
+    bell.listen("q", calls.put)
+    bell.listen(None, calls.put)
+    for kind in (2, 3):
+        g = bell.generation("q")
+        notify(pub, "q", kind=kind)
+        assert bell.wait("q", g, WAIT) is True
+    notify(pub, "q", kind=1)
+    assert calls.get(timeout=WAIT) == "q"
+    assert calls.get(timeout=WAIT) == "q"
+    assert heard(calls) == []
 
 
 def test_listening_to_none_hears_every_queue(bell: Doorbell, pub: redis.Redis) -> None:

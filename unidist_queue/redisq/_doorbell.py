@@ -49,8 +49,10 @@ class Doorbell(Notifying):
     checks, if on, run only when a notification is read, never while idle.
     ``channel_of(queue)`` names a queue's channel and must be a fixed prefix followed
     by the queue's name (``listen(None, ...)`` subscribes to that prefix's pattern).
-    ``origin`` is the payload this client's scripts publish: listeners are not told of
-    those (waiters are: a script's promotions are announced by the server only).
+    ``origin`` identifies this client: its scripts publish ``origin:kind`` (kind 1:
+    messages became ready, 2: messages left, 3: a timed change may come sooner).
+    Waiters are woken by every notification; listeners only by kind 1 from another
+    client (a script's promotions are announced by the server only).
 
     Cost: one pub/sub connection and one daemon thread, made on first use, whatever
     the number of queues and waiters; an idle doorbell sends the server nothing.
@@ -194,7 +196,9 @@ class Doorbell(Notifying):
         self._subscribe(("c", self._channel_of(queue)))
 
     def listen(self, queue: Optional[str], callback: Listener) -> Callable[[], None]:
-        """Call ``callback(queue)`` for every notification of ``queue`` from another client.
+        """Call ``callback(queue)`` for every notification of ``queue`` from another client
+        that messages became ready (payload ``origin:1``; takes and timed changes are not
+        told).
 
         ``queue=None``: every queue (through PSUBSCRIBE on the channels' prefix).
         Called in the notifier thread, in the order notifications arrive (they may be

@@ -221,12 +221,13 @@ class Notifying:
         if kind not in ("message", "pmessage"):  # pragma: no cover - redis-py eats its PONGs
             return
         queue = name[len(self._prefix):]  # a queue's channel is the prefix and its name
-        ours = _raw(message["data"]) == self._origin
+        origin, _, change = _raw(message["data"]).rpartition(b":")
+        told = change == b"1" and origin != self._origin  # ready messages, from another client
         with self._mutex:
             if kind == "message":  # (a pattern's copy of it only goes to listeners)
                 self._bump(queue)
             found = self._listeners.get(queue if kind == "message" else None)
-            callbacks = [] if ours or not found else list(found.values())
+            callbacks = list(found.values()) if told and found else []
         for callback in callbacks:
             try:
                 callback(queue)

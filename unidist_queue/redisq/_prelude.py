@@ -27,7 +27,8 @@ library stays loaded (a stepped clock cannot put an append before an earlier one
 Every operation returns ``{result, news, dead, now, hint}`` (a take's or a look's result
 is ``{ids and scores, values and attempts}``: the replies of ``ZRANGE WITHSCORES`` and
 ``HMGET`` as they are, no table per message): ``news`` a flat list of
-``queue, kind`` (1: messages became ready, 2: only ready messages left), ``dead`` a list
+``queue, kind`` (1: messages became ready, 2: only ready messages left, 3: a timed change
+may now come sooner: waiters look again; each is PUBLISHed as ``origin:kind``), ``dead`` a list
 of six values per message that left past ``max_attempts`` (queue, id, attempts,
 max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
 server time and ``hint`` the queue's next timed change when it found nothing (both as
@@ -198,7 +199,7 @@ local function ret(q, id, due, at)
   if aged(q, enq, at) then expire(q, id); return end
   local att = tonumber(att_of(q, id)) or 0
   if c.max_attempts and att >= c.max_attempts then dead(q, id, att); return end
-  if due then timer(q, 'retry', due, id) else push_front(q, id, enq) end
+  if due then timer(q, 'retry', due, id); news(q, 3) else push_front(q, id, enq) end
 end
 local DUE1  -- due1, defined below
 local function collect(ev, q, s, max, kind, shift, limit)
@@ -346,7 +347,7 @@ local function finish(res, hint)
   end
   local n = {}
   for _, q in ipairs(ORDER) do
-    redis.call('PUBLISH', P .. 'n:' .. q, ORIGIN)
+    redis.call('PUBLISH', P .. 'n:' .. q, ORIGIN .. ':' .. NEWS[q])
     n[#n + 1] = q
     n[#n + 1] = NEWS[q]
   end

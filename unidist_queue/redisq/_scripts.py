@@ -43,6 +43,7 @@ each('HSET', K(q, 'msg'), msgs, 1000)
 if due then
   each('ZADD', K(q, 'delayed'), joins, 1000)
   due_at(q, due)
+  news(q, 3)  -- waiters time their wait again
 else
   each('ZADD', K(q, 'ready'), joins, 1000)
   news(q, 1)
@@ -76,6 +77,8 @@ else
   each('ZADD', K(q, 'leased'), leases, 1000)
   due_at(q, lease_end)
   if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
+  local c = cfg(q)  -- a lapse may send them on: the dead-letter queue's getters look again
+  if c.dead_letter and c.max_attempts then news(c.dead_letter, 3) end
 end
 news(q, 2)
 return finish(rows)
@@ -152,6 +155,10 @@ for _, q in ipairs(order) do
       for k, id in ipairs(good) do z[2 * k - 1], z[2 * k] = due, id end
       each('ZADD', K(q, 'leased'), z, 1000)
       due_at(q, due)
+      if mode == 'extend' then  -- (a shorter lease: due sooner)
+        news(q, 3)
+        if cfg(q).dead_letter then news(cfg(q).dead_letter, 3) end
+      end
     else
       each('ZREM', K(q, 'leased'), good, 1000)
       if mode == 'ack' then
