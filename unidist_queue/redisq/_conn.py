@@ -70,6 +70,11 @@ def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
+MAX_CONNECTIONS = 2**31
+"""The pool of a client made from a URL: unbounded in practice (as redis-py before 8),
+so a call never fails for want of a connection; it holds one only while it runs."""
+
+
 class Conn:
     """One client, the namespace prefix its scripts route by, and the server's settings.
 
@@ -89,7 +94,9 @@ class Conn:
         if client is None:
             if not isinstance(url, str):
                 raise TypeError(f"url must be a str, not {type(url).__name__}")
-            client = redis.Redis.from_url(url, retry=_no_retry())
+            # one connection per thread in a call at once, as many as that takes (redis-py 8
+            # caps a pool at 100 by default and then fails calls: "Too many connections")
+            client = redis.Redis.from_url(url, retry=_no_retry(), max_connections=MAX_CONNECTIONS)
         elif not isinstance(client, (redis.Redis, RedisCluster)):
             raise TypeError(f"client must be a redis.Redis or redis.cluster.RedisCluster, "
                             f"not {type(client).__name__}")
