@@ -16,6 +16,7 @@ from typing import Iterator, List, NoReturn, Optional, Tuple
 
 from .. import __version__
 from ..errors import CorruptArchive, StoreError
+from .redisurl import is_url
 from .target import Refused, missing_code
 
 __all__ = ["main"]
@@ -63,9 +64,24 @@ def _run(args: argparse.Namespace) -> int:
     from .target import target
     from .verify import verify
 
-    command = {"inspect": inspect, "verify": verify, "compact": compact, "dump": dump}[args.command]
     with _library_log():
+        if is_url(args.path):
+            return _on_redis(args)
+        command = {"inspect": inspect, "verify": verify, "compact": compact, "dump": dump}[args.command]
         return command(target(args.path, args.hmac_key_env), args)
+
+
+def _on_redis(args: argparse.Namespace) -> int:
+    """``inspect`` or ``dump`` of a namespace of a Redis server (PATH is its URL)."""
+    from .redisurl import redis_dump, redis_inspect
+
+    if args.command == "inspect":
+        return redis_inspect(args)
+    if args.command == "dump":
+        if args.salvage:
+            raise Refused("--salvage reads a store directory, not a Redis server")
+        return redis_dump(args)
+    raise Refused(f"{args.command} works on a store directory; a Redis server keeps its own files")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,7 +99,8 @@ class _Parser(argparse.ArgumentParser):
         demo.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)  # the demo's first run
         for name, text in _STORE_COMMANDS.items():
             sub = commands.add_parser(name, help=text, description=text)
-            sub.add_argument("path", metavar="PATH", help="the store's directory")
+            sub.add_argument("path", metavar="PATH",
+                             help="the store's directory (inspect, dump: or a redis:// URL)")
             sub.add_argument("--hmac-key-env", metavar="VAR",
                              help="environment variable holding the HMAC key of a signed store")
             if name == "dump":
@@ -91,6 +108,11 @@ class _Parser(argparse.ArgumentParser):
                 sub.add_argument("--json", action="store_true", help="one JSON object per line")
             if name in ("dump", "compact"):
                 sub.add_argument("--salvage", action="store_true", help=_SALVAGE)
+            if name in ("inspect", "dump"):
+                sub.add_argument("--namespace", default="uq", metavar="NS",
+                                 help="with a redis:// URL: the namespace of the queues (default uq)")
+                sub.add_argument("--serializer", default="pickle", choices=("pickle", "json"),
+                                 help="with a redis:// URL: how the bodies were serialized (default pickle)")
         return parser
 
 
