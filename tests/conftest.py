@@ -172,12 +172,29 @@ def redis_gap(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.redis_gap(reason)
 
 
+REDIS_ELSEWHERE = ("UQ_REDIS_TESTS=skip: CI runs the Redis tests on one interpreter "
+                   "(see .ci/run), to keep its time down")
+
+
+def _needs_redis(item: pytest.Item) -> bool:
+    """Whether ``item`` talks to a Redis server (its folder, or a Redis fixture)."""
+    names = getattr(item, "fixturenames", ())
+    return ("tests/redis/" in item.nodeid or "Redis" in item.nodeid
+            or any("redis" in name or name in ("rmq", "other") for name in names))
+
+
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
     """Leave out the Redis run of a test marked ``memory_only`` or ``redis_gap`` (its
-    reason says why)."""
+    reason says why), and, with ``UQ_REDIS_TESTS=skip`` in the environment, every test
+    that talks to Redis (CI runs those on one interpreter)."""
+    skip_redis = os.environ.get("UQ_REDIS_TESTS") == "skip"
     for item in list(items):
         callspec = getattr(item, "callspec", None)
-        if callspec is None or callspec.params.get("either_mq") != "redis":
+        over_redis = callspec is not None and callspec.params.get("either_mq") == "redis"
+        if skip_redis and (over_redis or _needs_redis(item)):
+            item.add_marker(pytest.mark.skip(reason=REDIS_ELSEWHERE))
+            continue
+        if not over_redis:
             continue
         marker = item.get_closest_marker("memory_only")
         if marker is not None:
