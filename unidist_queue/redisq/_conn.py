@@ -20,6 +20,7 @@ redis-py's exception as ``__cause__``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -59,11 +60,12 @@ def _packer(client: Client) -> Optional[Packer]:
     encoder = client.get_encoder()
     if (encoder.encoding, encoder.encoding_errors) != ("utf-8", "strict"):
         return None
-    try:
-        from hiredis import pack_command
+    try:  # by name: hiredis is optional and ships no type stubs
+        hiredis = importlib.import_module("hiredis")
     except ImportError:  # pragma: no cover - redis-py works without hiredis
         return None
-    return pack_command
+    packer: Packer = hiredis.pack_command
+    return packer
 
 
 def _no_retry() -> Retry:
