@@ -53,6 +53,13 @@ class SettleMixin(TimedMixin):
             pairs.append((q, m))
         return pairs, seq, None
 
+    def _due_in_dead_letter(self, q: QueueState) -> int:
+        """With the mutex held: apply the timed changes due now in ``q``'s dead-letter queue
+        (a delayed message that fell due joins it before a message a nack moves there
+        now, as if it had joined when due); return a seq to commit."""
+        d = None if q.dead_letter is None else self._queues.get(q.dead_letter)
+        return self._refresh(d) if d is not None and d.exists and d.timed else 0
+
     @staticmethod
     def _not_reserved(message: Message) -> ValueError:
         return ValueError(
@@ -92,6 +99,7 @@ class SettleMixin(TimedMixin):
                     for (q, _), record in zip(pairs, records, strict=True):
                         self._apply_settle(q, record, False)
                 for q, m in dead:
+                    seq = self._due_in_dead_letter(q) or seq  # its due changes come first
                     seq = self._move_dead(q, m.id, now) or seq
         self._commit(seq)
         if bad is not None:

@@ -421,3 +421,17 @@ def test_a_move_a_failed_call_left_behind_happens_at_close(path: str, clock: Man
             mq.nack_many([current, "not a message"])  # type: ignore[list-item]
     with opened(path, clock) as mq:
         assert mq.all("dlq") == ["a"]
+
+
+def test_a_nack_moves_the_message_behind_what_fell_due_in_the_dead_letter_queue(
+    cmq: MessageQueue, clock: ManualClock
+) -> None:
+    """A delayed message of the dead-letter queue that fell due before the nack joined it
+    then, so the moved message lands behind it (found by the timed-changes state machine)."""
+    cmq.declare("q", max_attempts=1, dead_letter="dlq")
+    early = cmq.add("dlq", "delayed", delay=0.5)
+    clock.advance(0.5)
+    cmq.add("q", "poison")
+    cmq.nack(cmq.reserve("q", timeout=0))
+    assert cmq.all("dlq") == ["delayed", "poison"]
+    assert cmq.reserve("dlq", timeout=0).id == early
