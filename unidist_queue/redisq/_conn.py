@@ -200,7 +200,8 @@ class Conn:
 
     def pubsub(self) -> Any:
         """A new pub/sub object of the client (for the doorbell)."""
-        return self.client.pubsub()
+        client: Any = self.client  # redis-py types pubsub() in some releases, not in others
+        return client.pubsub()
 
     def info(self, section: str) -> Dict[str, Any]:
         """``INFO section`` of the server that holds the namespace (its node, in a cluster).
