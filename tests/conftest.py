@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List
+from typing import TYPE_CHECKING, Any, Iterator, List
 
 import pytest
 from helpers import WAIT
@@ -202,3 +202,21 @@ def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
         gap = item.get_closest_marker("redis_gap")
         if gap is not None:
             item.add_marker(pytest.mark.skip(reason=f"not yet over Redis (issue 15): {gap.args[0]}"))
+
+
+@pytest.fixture
+def bell(redis_url: str) -> Iterator[Any]:
+    """A Doorbell of the Redis tests (tests/redis/doorbell_helpers.py) on the test server."""
+    from doorbell_helpers import doorbell
+
+    with doorbell(redis_url) as b:
+        yield b
+
+
+@pytest.fixture
+def pub(redis_url: str) -> Iterator[Any]:
+    """A plain redis-py client that publishes on the doorbell's channels."""
+    from doorbell_helpers import publisher
+
+    with publisher(redis_url) as client:
+        yield client

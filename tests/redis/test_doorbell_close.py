@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Iterator
 
 import pytest
 import redis
-from doorbell_helpers import WAIT, LoopThread, doorbell, eventually, in_thread, publisher, subscribers
+from doorbell_helpers import WAIT, LoopThread, eventually, in_thread, subscribers
 
 from unidist_queue.errors import ShutDown
 from unidist_queue.redisq._doorbell import Doorbell
-
-
-@pytest.fixture
-def bell(redis_url: str) -> Iterator[Doorbell]:
-    with doorbell(redis_url) as b:
-        yield b
-
-
-@pytest.fixture
-def pub(redis_url: str) -> Iterator[redis.Redis]:
-    with publisher(redis_url) as client:
-        yield client
 
 
 def notifiers() -> list[threading.Thread]:

@@ -12,25 +12,13 @@ from __future__ import annotations
 import logging
 import queue as stdlib_queue
 import threading
-from typing import Iterator, List
+from typing import List
 
 import pytest
 import redis
-from doorbell_helpers import ORIGIN, WAIT, doorbell, notify, publisher
+from doorbell_helpers import ORIGIN, WAIT, notify
 
 from unidist_queue.redisq._doorbell import Doorbell
-
-
-@pytest.fixture
-def bell(redis_url: str) -> Iterator[Doorbell]:
-    with doorbell(redis_url) as b:
-        yield b
-
-
-@pytest.fixture
-def pub(redis_url: str) -> Iterator[redis.Redis]:
-    with publisher(redis_url) as client:
-        yield client
 
 
 def heard(calls: stdlib_queue.Queue[str]) -> List[str]:

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 import redis
-from doorbell_helpers import WAIT, LoopThread, channel_of, doorbell, eventually, in_thread, notify, publisher
+from doorbell_helpers import WAIT, LoopThread, channel_of, doorbell, eventually, in_thread, notify
 from redisserver import free_port
 
 from unidist_queue.errors import StoreError
@@ -28,12 +28,6 @@ def bell(redis_url: str, request: pytest.FixtureRequest) -> Iterator[Doorbell]:
     """A doorbell on a client without retries (as the queue's) or with redis-py's."""
     with doorbell(redis_url, retries=request.param == "redis-py retries") as b:
         yield b
-
-
-@pytest.fixture
-def pub(redis_url: str) -> Iterator[redis.Redis]:
-    with publisher(redis_url) as client:
-        yield client
 
 
 def kill_pubsub(client: redis.Redis) -> None:

@@ -11,29 +11,17 @@ from __future__ import annotations
 import queue as stdlib_queue
 import threading
 import time
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 import redis
-from doorbell_helpers import WAIT, channel_of, doorbell, in_thread, notify, publisher
+from doorbell_helpers import WAIT, channel_of, in_thread, notify
 from redis.backoff import NoBackoff
 from redis.client import PubSub
 from redis.retry import Retry
 
 from unidist_queue.errors import ShutDown, StoreError
 from unidist_queue.redisq._doorbell import Doorbell
-
-
-@pytest.fixture
-def bell(redis_url: str) -> Iterator[Doorbell]:
-    with doorbell(redis_url) as b:
-        yield b
-
-
-@pytest.fixture
-def pub(redis_url: str) -> Iterator[redis.Redis]:
-    with publisher(redis_url) as client:
-        yield client
 
 
 def test_a_listener_may_watch_another_queue(bell: Doorbell, pub: redis.Redis) -> None:

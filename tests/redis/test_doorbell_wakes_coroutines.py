@@ -10,25 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 import redis
-from doorbell_helpers import WAIT, LoopThread, doorbell, in_thread, notify, publisher
+from doorbell_helpers import WAIT, LoopThread, in_thread, notify
 
 from unidist_queue.redisq._doorbell import Doorbell
-
-
-@pytest.fixture
-def bell(redis_url: str) -> Iterator[Doorbell]:
-    with doorbell(redis_url) as b:
-        yield b
-
-
-@pytest.fixture
-def pub(redis_url: str) -> Iterator[redis.Redis]:
-    with publisher(redis_url) as client:
-        yield client
 
 
 def test_a_publish_wakes_a_coroutine_of_a_loop_in_another_thread(bell: Doorbell, pub: redis.Redis) -> None:

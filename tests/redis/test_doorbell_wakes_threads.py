@@ -9,25 +9,12 @@ notification published right after it is never missed.
 from __future__ import annotations
 
 import threading
-from typing import Iterator
 
 import pytest
 import redis
-from doorbell_helpers import WAIT, doorbell, in_thread, notify, publisher, subscribers
+from doorbell_helpers import WAIT, in_thread, notify, subscribers
 
 from unidist_queue.redisq._doorbell import Doorbell
-
-
-@pytest.fixture
-def bell(redis_url: str) -> Iterator[Doorbell]:
-    with doorbell(redis_url) as b:
-        yield b
-
-
-@pytest.fixture
-def pub(redis_url: str) -> Iterator[redis.Redis]:
-    with publisher(redis_url) as client:
-        yield client
 
 
 def test_a_publish_from_another_connection_wakes_a_blocked_thread(bell: Doorbell, pub: redis.Redis) -> None:
