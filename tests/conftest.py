@@ -220,3 +220,29 @@ def pub(redis_url: str) -> Iterator[Any]:
 
     with publisher(redis_url) as client:
         yield client
+
+
+# -- the time the Redis tests take (issue 15 asks for it in CI) ------------------------------
+_redis_time = {"tests": 0.0, "seconds": 0.0}
+
+
+def _over_redis(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return (callspec is not None and callspec.params.get("either_mq") == "redis") or _needs_redis(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Add the time of each phase (set-up, call, tear-down) of a test that talks to Redis."""
+    yield
+    if _over_redis(item):
+        _redis_time["seconds"] += call.duration
+        _redis_time["tests"] += call.when == "call"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line: how many tests ran against Redis and how long they took (set-up included)."""
+    if _redis_time["tests"]:
+        terminalreporter.write_line(
+            f"Redis tests: {int(_redis_time['tests'])} ran in {_redis_time['seconds']:.1f} s "
+            "(set-up, call and tear-down; the private servers' start included)")
