@@ -11,9 +11,12 @@ them) may run on: the clients' CPUs only, or every CPU (the server's too).
 
 Jobs: ``"ours"`` (``add`` + ``reserve`` + ``ack`` of one message on a shared queue of a
 :class:`~unidist_queue.RedisMessageQueue`) and ``"floor"`` (``LPUSH`` + ``RPOP`` on a
-shared list, one round trip each); and the wake-up of a caller blocked in the first
+shared list, one round trip each); the wake-up of a caller blocked in the first
 process by an add from this one: ``"wake ours"`` (a blocking ``get``) and
-``"wake floor"`` (``BLPOP``).
+``"wake floor"`` (``BLPOP``); and ``"tasks"``: a worker-only
+:class:`~unidist_queue.TaskHandler` over the process's queue client, made for the job
+(``n`` workers) and shut down when this process says ``"stop"`` (see
+:meth:`ClientPool.tasks_begin`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,21 @@ def _wake_ours(mq: Any, n: int) -> List[float]:
     return out
 
 
+def _run_tasks(conn: Connection, mq: Any, workers: int) -> None:
+    """A worker-only handler with ``workers`` workers runs the tasks waiting in ``mq``
+    until this process's parent sends ``"stop"``; then it shuts down (waiting)."""
+    from unidist_queue import TaskHandler
+
+    th = TaskHandler(max_workers=workers, mq=mq)
+    try:
+        conn.send("running")
+        stop = conn.recv()
+        assert stop == "stop", stop
+    finally:
+        th.shutdown(wait=True, timeout=60.0)
+    conn.send("stopped")
+
+
 def _wake_floor(r: Any, n: int) -> List[float]:
     """``n`` ``BLPOP``s; each value is the ``time.monotonic()`` of its ``LPUSH``."""
     blpop = r.blpop
@@ -100,6 +118,9 @@ def serve(conn: Connection, url: str, floor_url: str, namespace: str, payload: A
                 continue
             if kind == "wake floor":
                 conn.send(_wake_floor(r, n))
+                continue
+            if kind == "tasks":
+                _run_tasks(conn, mq, n)
                 continue
             if kind == "ours":
                 _cycle_ours(mq, payload, n)
@@ -168,6 +189,20 @@ class ClientPool:
             send_floor(time.monotonic())
             time.sleep(pace)
         return (list(self._recv(ours)) if send_ours is not None else []), list(self._recv(floor))
+
+    def tasks_begin(self, workers: int, cpus: Iterable[int]) -> None:
+        """Start a worker-only handler with ``workers`` workers in the last client process
+        (on ``cpus``); it runs tasks until :meth:`tasks_end`. Returns at once: the
+        handler is made (and starts taking) while this process goes on."""
+        self.conns[-1].send(("tasks", workers, frozenset(cpus)))
+
+    def tasks_end(self) -> None:
+        """Wait until the handler started by :meth:`tasks_begin` runs, then shut it down
+        (its process stays for the next job)."""
+        c = self.conns[-1]
+        assert self._recv(c) == "running"
+        c.send("stop")
+        assert self._recv(c) == "stopped"
 
     def close(self) -> None:
         for c in self.conns:

@@ -21,7 +21,11 @@ interleaved in every repetition, the two sides of each ratio taking turns chunk 
   <= 2.5x, goal 1.5x; p99 reported);
 * peers, same kind of work: enqueue one no-op (our ``add``) and take-run-settle one (our
   ``reserve`` + ``ack``) against RQ (``Queue.enqueue``, a burst ``SimpleWorker``) and
-  huey (calling a task, ``dequeue`` + ``execute``), each noted with its guarantee.
+  huey (calling a task, ``dequeue`` + ``execute``), each noted with its guarantee;
+* ``TaskHandler`` over Redis: no-op tasks submitted here, run by a worker-only handler
+  in another process (``_redis_handler.py``), vs RQ's ``SimpleWorker`` (target >= 10x)
+  and huey's ``dequeue`` + ``execute`` (target >= 1.5x, goal 3x), the same number of
+  tasks as huey's.
 
 Ratios are ours / baseline; only ratios within one run count (the machine is shared).
 Our rows need ``unidist_queue.RedisMessageQueue``; without it they read ``None`` and
@@ -49,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redis
 from _harness import Case, body, parser, report, run_cases
 from _redis_floors import LIST, LuaPair, lpush_chunk
+from _redis_handler import WORKERS, TasksSide
 from _redis_peers import HueyPeer, RQPeer, installed, noop
 from _redis_procs import WAKE_LIST, WAKE_QUEUE, ClientPool
 from _redis_server import INSTALL_HINT, PinnedServer
@@ -175,12 +180,15 @@ class Run:
         self.rq: Optional[RQPeer] = None
         self.huey: Optional[HueyPeer] = None
         self.pool: Optional[ClientPool] = None
+        self.tasks: Optional[TasksSide] = None
         try:
             self.ours = Ours(server.url_db(OURS_DB)) if have_ours() else None
             self.rq = RQPeer(server.url_db(RQ_DB)) if installed("rq") else None
             self.huey = HueyPeer(server.url_db(HUEY_DB)) if installed("huey") else None
             self.pool = ClientPool(PROCESSES, server.url_db(OURS_DB), server.url_db(FLOOR_DB), NAMESPACE,
                                    body(0), with_ours=self.ours is not None)
+            if self.ours is not None:
+                self.tasks = TasksSide(server.url_db(OURS_DB), NAMESPACE, self.pool, server.client_cpus)
         except BaseException:
             self.close()
             raise
@@ -228,6 +236,8 @@ class Run:
             if peer is not None:
                 cases += [(f"{name} enqueue", lambda p=peer, n=n: p.enqueue_rate(n)),
                           (f"{name} run", lambda p=peer, n=n: p.run_rate(n))]
+        if self.tasks is not None:
+            cases.append(("tasks", lambda t=self.tasks, n=s["huey"]: t.rate(n)))
         return cases
 
     def wake_ups(self, n: int) -> float:
@@ -251,8 +261,8 @@ class Run:
 
     def close(self) -> None:
         """Close every client and end the client processes (whatever was made)."""
-        closers: List[Callable[[], None]] = [x.close for x in (self.pool, self.ours, self.rq, self.huey)
-                                             if x is not None]
+        made = (self.tasks, self.pool, self.ours, self.rq, self.huey)
+        closers: List[Callable[[], None]] = [x.close for x in made if x is not None]
         for close in [*closers, self.floor.close]:
             close()
 
@@ -285,6 +295,10 @@ def rows_of(r: Dict[str, float], lat: Dict[str, float]) -> List[Dict[str, Any]]:
             "RQ SimpleWorker, jobs run (at-most-once run)", g("RQ run"), "(report)"),
         row("take, run a no-op, settle: reserve + ack (at-least-once)", g("reserve+ack"),
             "huey dequeue + execute (at-most-once)", g("huey run"), "(report)"),
+        row("TaskHandler over Redis, no-op tasks, workers in another process (tasks/s)", g("tasks"),
+            "RQ SimpleWorker", g("RQ run"), ">= 10x"),
+        row("TaskHandler over Redis, no-op tasks, workers in another process (tasks/s)", g("tasks"),
+            "huey dequeue + execute", g("huey run"), ">= 1.5x (goal 3x)"),
     ]
 
 
@@ -315,6 +329,12 @@ def notes_of(server: PinnedServer, aof: bool, sizes: Dict[str, int]) -> List[str
         f"of {BATCH}, {sizes['per_process']:,} cycles per client process, {sizes['rq']} RQ jobs, "
         f"{sizes['huey']:,} huey tasks, {sizes['wake']} wake-ups each side (in turns, {PACE * 1e3:g} ms "
         "apart; the time from just before the add or LPUSH to the return of the get or BLPOP).",
+        f"TaskHandler: {sizes['huey']:,} no-op tasks submitted here (untimed) through "
+        "TaskHandler(max_workers=0, mq=RedisMessageQueue(...)), then run by TaskHandler(mq=..., "
+        f"max_workers={WORKERS}) made in a client process (pinned off the server's CPU, kept across "
+        "repetitions); timed from the 'go' (handler start-up included, as RQ's worker's) until every "
+        f"future here is resolved. {WORKERS} workers: a no-op task is all round trips, which a few "
+        "threads overlap; more only contend for the GIL and the one client CPU.",
         *([] if have_ours() else ["ours: None = unidist_queue.RedisMessageQueue is not in this checkout."]),
     ]
 

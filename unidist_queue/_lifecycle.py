@@ -197,6 +197,7 @@ class LifecycleMixin(PoolBase):
                 self._watch.join(remaining(deadline) if deadline is not None else None)
             seen = set(unfinished)  # a durable queue lists its unserved tasks again
             unfinished += [t for t in self._after_wait(workers) if t not in seen]
+            self._tasks.settled(remaining(deadline) if deadline is not None else None)
         if first:
             seen = set(unfinished)
             unfinished += [t for t in self._tasks.unresolved() if t not in seen and t.future.cancel()]

@@ -57,7 +57,7 @@ class PoolBase:
 
     def __init__(self, mq: Optional[QueueAPI]) -> None:
         self._private = mq is None
-        queued = None if mq is None else QueueTasks(mq, self.ring, self._recovered)
+        queued = None if mq is None else QueueTasks(mq, self.ring, self._recovered, self._spare)
         self._tasks: TaskQueue = MemoryTasks() if queued is None else queued
         self._replies: Optional[Replies] = None if queued is None else queued.replies
         # One lock for the routing tables, series and workers (a worker's tasks and
@@ -93,6 +93,12 @@ class PoolBase:
     ) -> Job:
         """A job for a stored task found in a queue (nobody waits on its future)."""
         return Job(next(self._task_ids), series, fn, args, kwargs, FUTURE(), _monotonic(), 0, True)
+
+    def _spare(self, s: Series[Worker]) -> int:
+        """With the lock held: the slots of the workers qualified for ``s`` (the prefetch
+        of its queue: :mod:`unidist_queue._prefetch`). O(workers of ``s``)."""
+        workers = self._workers
+        return sum(workers[i].slots for i in s.qualified if i in workers)
 
     # -- hearing of ready tasks (any thread, no lock) -----------------------------------------
 
@@ -155,12 +161,15 @@ class PoolBase:
 
     def _take_for(self, worker: Worker, n: int) -> List[Job]:
         """Up to ``n`` of the oldest waiting tasks of ``worker``'s series, in its listed
-        order, claimed for it."""
+        order, claimed for it. Tasks that this take prefetched go to the other free
+        workers at once (:meth:`_pump`)."""
         jobs: List[Job] = []
         for _, s in worker.series:
             for job in self._tasks.take(s, n - len(jobs)):
                 self._claim(worker, s, job)
                 jobs.append(job)
+            if s.has_free() and self._tasks.prefetched(s):
+                self._pump(s)
             if len(jobs) >= n:
                 break
         return jobs

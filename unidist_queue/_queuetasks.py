@@ -13,17 +13,20 @@ backend): it uses its public methods only. Series ``S`` waits in queue ``"task:S
   the fast path: whichever handler of the process takes it resolves its future.
 * Workers take tasks with ``reserve_many(queue, n, timeout=0)``, ``n`` bounded by their
   free slots; a finished task is acked; tasks given back are nacked (to the front, in id
-  order). A message with no live job here (submitted by another handler, left by a
-  process that died, added by other code) gets a ``recovered`` job built from its stored
-  form (its function imported when run, :class:`~unidist_queue._stored.Deferred`); its
-  outcome goes to the reply queue its body names, if any, before the ack
-  (:mod:`unidist_queue._replies`), and this handler's own reply queue resolves the
-  futures of its tasks others ran. A task of this handler met under another message id
-  (moved by ``retry_dead``) runs as its live job; one whose future is already done (a
-  second delivery) is acked without running. A message that is no task is removed and
-  logged. A stored task whose function cannot be imported did not run: its message
-  moves to ``"task-dead:S"`` (:mod:`unidist_queue._deadletter`); :meth:`QueueTasks.revive`
-  moves such tasks back.
+  order). Over a backend that is not an in-process ``MessageQueue``, takes go through
+  the handler's prefetch (:mod:`unidist_queue._prefetch`: up to one extra task per
+  worker slot held in hand) and finished tasks are settled in batches
+  (:mod:`unidist_queue._settles`: a group commit). A message with no live job here
+  (submitted by another handler, left by a process that died, added by other code) gets
+  a ``recovered`` job built from its stored form (its function imported when run,
+  :class:`~unidist_queue._stored.Deferred`); its outcome goes to the reply queue its
+  body names, if any, before the ack (:mod:`unidist_queue._replies`), and this handler's
+  own reply queue resolves the futures of its tasks others ran. A task of this handler
+  met under another message id (moved by ``retry_dead``) runs as its live job; one whose
+  future is already done (a second delivery) is acked without running. A message that is
+  no task is removed and logged. A stored task whose function cannot be imported did not
+  run: its message moves to ``"task-dead:S"`` (:mod:`unidist_queue._deadletter`);
+  :meth:`QueueTasks.revive` moves such tasks back.
 * Every task submitted here is remembered while it waits in ``mq`` (a durable one in
   ``_live`` by message id, any other in ``_waiting``, left by whoever takes it), so that
   once ``mq`` is closed under the handler the futures of those still waiting can be
@@ -55,7 +58,9 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._deadletter import bury, revive, settle
+from ._prefetch import Prefetch
 from ._replies import Replies, send
+from ._settles import Settles
 from ._stored import Deferred, Stored, body_of, parse_body
 from ._task import Job
 from ._waiting import job_id
@@ -80,16 +85,22 @@ class QueueTasks:
 
     ``ring(queue_name)``: called by ``mq`` whenever messages become ready in a watched
     queue, in the thread that made the change; it must only wake, never block.
+    ``spare(s)``: the prefetch of series ``s`` (see :mod:`unidist_queue._prefetch`).
     """
 
-    def __init__(self, mq: QueueAPI, ring: Callable[[str], Any], make: MakeJob) -> None:
+    def __init__(
+        self, mq: QueueAPI, ring: Callable[[str], Any], make: MakeJob, spare: Callable[[Series[Any]], int]
+    ) -> None:
         self.mq = mq
         self._ring = ring
         self._make = make
         self._live: Dict[int, Job] = {}  # stored message id -> its live Job, while it waits
         self._adding = threading.Lock()
         self._stores: Dict[str, bool] = {}  # queue -> whether tasks are stored (looked up once)
+        self._durables: Dict[str, bool] = {}  # queue -> whether durable (see _durable)
         self._in_process = isinstance(mq, MessageQueue)
+        self._prefetch = None if self._in_process else Prefetch(mq, spare)
+        self._settles = None if self._in_process else Settles(mq)
         #: This handler's reply queue and the stored tasks whose outcome it awaits.
         self.replies = Replies(mq, self._live)
         self._unsubscribe: List[Callable[[], None]] = []
@@ -181,6 +192,8 @@ class QueueTasks:
         """Up to ``n`` ready messages of ``s``, reserved (``[]``: none, or ``mq`` failed)."""
         mq = self.mq
         try:
+            if self._prefetch is not None:
+                return self._prefetch.take(s, n)
             if not mq.count(s.queue):  # a reserve that finds nothing costs ~30 times more
                 return []
             return mq.reserve_many(s.queue, n, timeout=0)
@@ -240,7 +253,15 @@ class QueueTasks:
         return job
 
     def _durable(self, s: Series[Any]) -> bool:
-        return self._durable_queue(s.queue)
+        """Whether ``s``'s queue is durable: asked each time of an in-process
+        ``MessageQueue`` (O(1)), once per series of any other backend (a round trip; on
+        Redis it is the server's AOF setting)."""
+        if self._prefetch is None:
+            return self._durable_queue(s.queue)
+        known = self._durables.get(s.queue)
+        if known is None:
+            known = self._durables[s.queue] = self._durable_queue(s.queue)
+        return known
 
     def _durable_queue(self, queue: str) -> bool:
         try:
@@ -260,8 +281,15 @@ class QueueTasks:
             bury(self.mq, job.series, message, fn.missing)
             return
         reply = job.reply
+        if self._settles is not None:  # batched (see _settles); an undelivered error is logged there
+            if reply is not None and not job.future.running():
+                reply = job.reply = None  # skipped: no outcome to send
+            elif reply is None and not job.recovered:
+                self.replies.let_go(job)
+            self._settles.commit(None if reply is None else (reply[0], (reply[1], value, failed)), message)
+            return
         if reply is not None:  # a skipped one's future is not running; undelivered: logged
-            sent = job.future.running() and send(self.mq, *reply, value, failed, not self._in_process)
+            sent = job.future.running() and send(self.mq, *reply, value, failed, False)
             if not sent:
                 job.reply = None
         elif not job.recovered:
@@ -282,6 +310,11 @@ class QueueTasks:
         """
         if not job.msg_id or self._live.pop(job.msg_id, None) is None:
             return  # not waiting here (taken meanwhile), or not durable
+        held = self._prefetch and self._prefetch.pop(s, job.msg_id)
+        if held:  # in this handler's prefetch
+            self.replies.let_go(job)
+            self._settle([held], ack=True)
+            return
         front: List[Message] = []
         try:
             ids = [m.id for m in self.mq.messages(s.queue)]
@@ -298,7 +331,10 @@ class QueueTasks:
         self._settle([m for m in front if m.id != job.msg_id], ack=False)
 
     def requeue(self, s: Series[Any], jobs: Sequence[Job]) -> None:
-        self._settle(self._handed_back(jobs), ack=False)
+        messages = self._handed_back(jobs)
+        if self._prefetch is not None:  # back in the queue in id order, with those held
+            messages = sorted(messages + self._prefetch.give_back(s), key=lambda m: m.id)
+        self._settle(messages, ack=False)
 
     def _handed_back(self, jobs: Sequence[Job]) -> List[Message]:
         """The reservations of ``jobs``, oldest first; each job's live entry restored."""
@@ -339,6 +375,8 @@ class QueueTasks:
                 messages = self.mq.messages(s.queue)
             except ShutDown:
                 return []
+            if self._prefetch is not None:
+                messages = sorted(self._prefetch.messages(s) + messages, key=lambda m: m.id)
             listed = [self._live.get(m.id) for m in messages]
             return [job for job in listed if job is not None]
         jobs = self.take(s, sys.maxsize)
@@ -348,9 +386,12 @@ class QueueTasks:
 
     def waiting(self, s: Series[Any]) -> int:
         try:
-            return self.mq.count(s.queue)
+            return self.mq.count(s.queue) + self.prefetched(s)
         except ShutDown:
             return 0
+
+    def prefetched(self, s: Series[Any]) -> int:
+        return self._prefetch.held(s) if self._prefetch is not None else 0
 
     def next_due(self, s: Series[Any]) -> Optional[float]:
         try:
@@ -366,6 +407,8 @@ class QueueTasks:
         wait in ``mq`` or run elsewhere (no worker here holds them, not done; a reassigned
         task whose future is running included), oldest first. The pool takes tasks
         under its lock, so none of its own workers takes one meanwhile."""
+        if self._prefetch is not None:
+            self._prefetch.stop()  # held with the closed session: nothing to give back
         jobs = [
             job for job in [*self._live.values(), *list(self._waiting)]
             if not (job.recovered or job.message is not None or job.future.done())
@@ -387,7 +430,17 @@ class QueueTasks:
         :func:`unidist_queue._deadletter.revive`). The subscription rings a worker."""
         return revive(self.mq, s.name, s.queue)
 
+    def settled(self, timeout: Optional[float]) -> None:
+        """At shutdown, once the workers are done: wait (at most ``timeout`` seconds) for
+        a batch of settles being written, then write what is left (see :mod:`unidist_queue._settles`)."""
+        if self._settles is not None:
+            self._settles.drain(timeout)
+
     def close(self) -> None:
+        """The pool shuts down: give back the held tasks (nacked, to the front, in id
+        order: another process can take them at once), hold no more, stop listening."""
+        if self._prefetch is not None:
+            self._settle(self._prefetch.stop(), ack=False)
         for unsubscribe in self._unsubscribe:
             try:
                 unsubscribe()

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from ._task import Job
     from .api import QueueAPI
 
-__all__ = ["REPLY_MAX_AGE", "REPLY_PREFIX", "Replies", "send"]
+__all__ = ["REPLY_MAX_AGE", "REPLY_PREFIX", "Outcome", "Replies", "send", "send_many"]
 
 logger = logging.getLogger("unidist_queue.tasks")
 
@@ -61,6 +61,9 @@ REPLY_PREFIX = "task-reply:"
 REPLY_MAX_AGE = 3600.0
 """Seconds a reply waits in a reply queue nobody reads before it expires (one hour: a
 live submitter reads its replies at once; this only bounds what a dead one leaves)."""
+
+Outcome = Tuple[int, Any, bool]
+"""One task's outcome for :func:`send_many`: ``(key, value, failed)``."""
 
 _KINDS = ("result", "error", "unserializable", "result_pickle", "error_pickle")
 
@@ -190,6 +193,34 @@ def send(mq: QueueAPI, reply_to: str, key: int, value: Any, failed: bool, packed
     except Exception:
         logger.exception("could not send the outcome of task %d to %r", key, reply_to)
     return False
+
+
+def send_many(mq: QueueAPI, reply_to: str, outcomes: List[Outcome], packed: bool) -> List[bool]:
+    """Add several outcomes to ``reply_to`` in one ``add_many``, if that queue exists (a
+    batched :func:`send`); whether each was sent, in order.
+
+    Each body is the one :func:`send` tries first; if the backend refuses one
+    (``SerializationError``), each outcome is sent alone by :func:`send`. Never raises
+    (failures are logged, as :func:`send` does). Cost: two queue calls (``exists``,
+    ``add_many``) for the whole batch.
+    """
+    if len(outcomes) == 1 or not reply_to.startswith(REPLY_PREFIX):
+        return [send(mq, reply_to, key, value, failed, packed) for key, value, failed in outcomes]
+    try:
+        if not mq.exists(reply_to):
+            logger.debug("the submitter of %d tasks is gone (%r dropped): no reply sent",
+                         len(outcomes), reply_to)
+            return [False] * len(outcomes)
+        try:
+            mq.add_many(reply_to, [next(_bodies(key, v, failed, packed)) for key, v, failed in outcomes])
+            return [True] * len(outcomes)
+        except SerializationError:
+            return [send(mq, reply_to, key, value, failed, packed) for key, value, failed in outcomes]
+    except ShutDown:
+        logger.debug("the task queues are closed: the outcomes of %d tasks were not sent", len(outcomes))
+    except Exception:
+        logger.exception("could not send the outcomes of %d tasks to %r", len(outcomes), reply_to)
+    return [False] * len(outcomes)
 
 
 def _bodies(key: int, value: Any, failed: bool, packed: bool) -> Iterator[Dict[str, Any]]:

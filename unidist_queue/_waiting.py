@@ -78,6 +78,15 @@ class TaskQueue(Protocol):
     def waiting(self, s: Series[Any]) -> int:
         """How many tasks of ``s`` wait (a cancelled one counts until it is skipped)."""
 
+    def prefetched(self, s: Series[Any]) -> int:
+        """How many tasks of ``s`` this handler holds in hand, reserved, for its workers
+        (its prefetch; counted by :meth:`waiting` too). O(1)."""
+
+    def settled(self, timeout: Optional[float]) -> None:
+        """At shutdown, once the workers are done (no lock held): write the settles of
+        finished tasks still pending, waiting at most ``timeout`` seconds for a batch
+        being written."""
+
     def next_due(self, s: Series[Any]) -> Optional[float]:
         """When a task of ``s`` may become ready by itself (a delay or a lease ending), as
         the queue's ``next_due`` tells it (its clock time); ``None``: never."""
@@ -161,6 +170,12 @@ class MemoryTasks:
 
     def waiting(self, s: Series[Any]) -> int:
         return len(self._queues[s.name])
+
+    def prefetched(self, s: Series[Any]) -> int:
+        return 0  # every waiting task is in the deque
+
+    def settled(self, timeout: Optional[float]) -> None:
+        pass  # nothing to settle
 
     def next_due(self, s: Series[Any]) -> Optional[float]:
         return None  # nothing is timed here (never called: workers of a private pool are not timed)
