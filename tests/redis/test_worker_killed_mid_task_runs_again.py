@@ -151,3 +151,23 @@ def test_every_task_of_a_killed_worker_process_runs_in_another_none_lost(
     assert Counter(n for n, _ in started) == Counter({n: 1 + (n in dict(in_a)) for n in range(5)})
     assert sorted(runs(client, "five", "done")) == [(n, b.pid) for n in range(5)]
     assert mq.stats(QUEUE).removed == 5
+
+
+def test_a_worker_process_already_running_runs_the_task_of_one_killed_beside_it(
+        tmp_path: Path, redis_url: str, client: redis.Redis,
+        submitter: Tuple[RedisMessageQueue, TaskHandler]) -> None:
+    """Two worker processes serve the series; the one that took the task is killed: the
+    other, idle meanwhile, runs it once the lease lapses."""
+    mq, th = submitter
+    with worker(tmp_path, redis_url, 1) as a, worker(tmp_path, redis_url, 1) as b:
+        future = th.submit(_crash_tasks.record_then_wait, redis_url, "beside", 0)
+        first = wait_for(lambda: runs(client, "beside"), "the task started in one of them")
+        dead, alive = (a, b) if first == [(0, a.pid)] else (b, a)
+        assert first == [(0, dead.pid)]
+        dead.kill()
+        wait_for(lambda: len(runs(client, "beside")) == 2, "the task started again")
+        assert runs(client, "beside") == [(0, dead.pid), (0, alive.pid)]
+        let_go(client, "beside", 0, alive.pid)
+        assert future.result(timeout=WAIT) == (0, alive.pid)
+        wait_for(lambda: settled(mq), "the task acked")
+        stop(alive)
