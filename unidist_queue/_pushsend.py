@@ -5,7 +5,9 @@ in the Pusher's :class:`~unidist_queue.Loop` thread: one pass looks at the queue
 out ``buffer_delay`` or the backoff, reserves a batch (``reserve_many``: a batch is
 reserved by one Pusher, even when several share the queue), calls ``send`` and acks the
 batch, or nacks it and backs off (doubling from ``retry_delay`` up to
-``max_retry_delay``; probes are batches of one). It also holds the state the loop's
+``max_retry_delay``; probes are batches of one). Finding nothing ready, it waits for a
+push, or for the queue's next timed change (``next_due``: a lapsing lease of a batch
+whose sender died, a delayed add) if that comes first. It also holds the state the loop's
 thread shares with ``push``, ``flush`` and ``close``, under the Pusher's mutex.
 
 The loop's thread never calls the queue, ``send`` or the logger while it holds the
@@ -31,7 +33,7 @@ Sender = Callable[[List[Message]], Any]
 _Settle = Callable[[Message], None]
 
 # What the loop's thread is doing, as seen by push() (read and written under the mutex).
-IDLE = 0  # nothing queued as far as the loop knows; no timer: push must ring
+IDLE = 0  # nothing queued as far as the loop knows; push must ring (a timer only for next_due)
 ARMED = 1  # a pass is rung or running: it will look at the queue
 WAITING = 2  # healthy, a timer waits out buffer_delay: a full batch must ring
 BACKOFF = 3  # the last attempt failed, a timer waits out the backoff: never ring
@@ -72,6 +74,7 @@ class Sending:
         self._durable_seen = durable  # whether the queue was durable, as last seen (for close)
         self._unsettled: List[Tuple[_Settle, Message]] = []  # acks/nacks the store refused
         self._thread_id: Optional[int] = None  # the loop's thread, once it has run a pass
+        self._looked: Optional[float] = None  # a next_due looked at once it passed (loop's thread)
         # Messages this Pusher holds reserved (the batch being reserved or sent, and the
         # settles the store refused), and how often that number went down: a flush counts
         # the queue's ready events plus these, never another Pusher's batch in flight.
@@ -112,6 +115,7 @@ class Sending:
             self._rung = False
             pushes = self._pushes
         pending = self._mq.count(self._queue)
+        wake = None if pending else self._timed_wake()
         now = self._clock()
         with self._mutex:
             self._steps += 1
@@ -124,7 +128,7 @@ class Sending:
                     self._state = ARMED
                     return now
                 self._state = IDLE
-                return None
+                return None if wake is None else now + wake
             failures, due = self._failures, self._due
             if now < due and (failures or not (self._urgent or pending >= self._batch_size)):
                 if failures:
@@ -142,6 +146,25 @@ class Sending:
         if batch:
             self._attempt(batch)
         return self._clock()  # at once: the next pass decides (another batch, wait, idle)
+
+    def _timed_wake(self) -> Optional[float]:
+        """Seconds until the queue's next timed change (``next_due``), which may make events
+        ready with nobody ringing this Pusher: a delayed add by other code or, over a
+        backend shared by processes, the lapse of the lease of a batch whose Pusher's
+        process died (another Pusher then sends it). ``None``: nothing timed, or the same
+        due time again once it passed (the queue's clock is not :func:`time.time`): wait
+        for a push. Called by the loop's thread only, without the mutex.
+        """
+        due = self._mq.next_due(self._queue)
+        if due is None:
+            return None
+        wait = due - time.time()
+        if wait > 0:
+            return wait
+        if due == self._looked:
+            return None
+        self._looked = due
+        return 0.0
 
     def _hold_locked(self, n: int) -> None:
         """This Pusher now holds ``n`` messages reserved (see :meth:`_init_state`)."""

@@ -86,6 +86,12 @@ class Pusher(Sending):
       (also when the receiver had in fact taken it), and a batch in flight when the
       process died is sent again after a restart; the ids let the receiver drop
       duplicates. Each one's :meth:`flush` waits for its own batches, not the others'.
+      Over a backend shared by processes (``RedisMessageQueue``), a batch whose Pusher's
+      process died comes back when its lease lapses: a Pusher that finds nothing ready
+      (when made, or once it sent what was) waits for the queue's next timed change
+      (``next_due``, a lease end or a delayed add by other code) and sends what it made
+      ready. A timed change made after that, while it idles (a batch another process
+      reserved since), is seen at its next push or flush.
 
     :param send: called with each batch, in the Pusher's thread.
     :param mq: the MessageQueue holding the events; a private in-memory one if omitted
@@ -139,6 +145,8 @@ class Pusher(Sending):
             with self._mutex:
                 self._state = ARMED
                 self._due = now + self._buffer_delay
+            self._loop.trigger()
+        elif first.delayed or first.reserved:  # ready later: a pass sets a timer for then
             self._loop.trigger()
 
     # -- pushing -----------------------------------------------------------------------------

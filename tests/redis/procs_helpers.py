@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 
 import pytest
 from conftest import child_env
@@ -40,15 +40,16 @@ class Child:
     ``line()`` returns its next stdout line (fails the test if none comes within
     :data:`WAIT` or the child ends); ``send()`` writes a line to its stdin; ``kill()``
     SIGKILLs it; ``finish()`` waits for a clean exit. A context manager: leaving it
-    kills the child if it still runs and joins the reader thread.
+    kills the child if it still runs and joins the reader thread. ``paths`` go on the
+    child's ``PYTHONPATH`` after this checkout (a folder of modules it must import).
     """
 
-    def __init__(self, tmp: Path, script: str, *args: object) -> None:
+    def __init__(self, tmp: Path, script: str, *args: object, paths: Sequence[str] = ()) -> None:
         self.stderr_path = tmp / f"child-{time.monotonic_ns()}.stderr"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", PRELUDE + script, *map(str, args)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=child_env(),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=child_env(*paths),
                 cwd=str(tmp),
             )
         assert self.proc.stdout is not None
