@@ -119,13 +119,27 @@ class RedisMessageQueue(ViewingMixin):
         first = self._add(queue, batch, delay, timeout)
         return list(range(first, first + len(batch)))
 
-    def _add(self, queue: str, batch: List[Any], delay: Optional[float], timeout: Optional[float]) -> int:
+    def view_add(self, queue: str, message: Any, counted: List[int]) -> int:
+        """:meth:`add` for a view of this client: the message is marked as put by this
+        client's views, so that its leaving undelivered is recorded for them (see
+        :mod:`._rview`); ``counted``: ids this client counted already, taken out of its
+        record of gone items in the same call. Package use (the view core)."""
+        return self._add(queue, [message], None, None, [b"%016d" % i for i in counted])
+
+    def _undelivered(self, ids: List[int]) -> None:
+        self._views.left_undelivered(ids)
+
+    def _add(self, queue: str, batch: List[Any], delay: Optional[float], timeout: Optional[float],
+             counted: Optional[Iterable[bytes]] = None) -> int:
         check_name(queue)
         if delay is not None:
             delay = check_seconds("delay", delay)
         deadline = deadline_of(timeout)
         dumps = self._codec.dumps
-        args: List[Arg] = [queue, seconds_arg(delay), len(batch), *[dumps(m) for m in batch]]
+        args: List[Arg] = [queue, seconds_arg(delay), len(batch), "" if counted is None else "v",
+                           *[dumps(m) for m in batch]]
+        if counted is not None:
+            args.extend(counted)
         first = [self._call("add", *args)]
         if first[0][0][0] == b"ok":  # the usual case: no wait for room
             return int(first[0][0][1])
