@@ -149,3 +149,17 @@ def test_a_client_that_never_joins_leaves_a_record_that_expires(
     keys: List[bytes] = list(raw.scan_iter(match="uq:{uq}:gone:*"))
     assert len(keys) == 1 and raw.zcard(keys[0]) == 10
     assert 0 < raw.ttl(keys[0]) <= 86400  # the record expires if nobody collects it
+
+
+def test_a_view_that_put_many_delivered_items_still_counts_one_that_left(
+    rmq: RedisMessageQueue, other: RedisMessageQueue
+) -> None:
+    view = rmq.view("q")
+    for i in range(1500):  # more than the view core remembers before it forgets delivered ones
+        view.put(i)
+        assert other.get("q", timeout=0) == i
+        view.task_done()
+    view.put("a")
+    view.put("b")
+    other.clear("q")  # both left undelivered
+    assert joins(view).wait(WAIT)

@@ -18,13 +18,16 @@ order), ``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due:
 with a delay, joins the front), ``leased`` (ZSET id -> lease end), ``msg`` (HASH: field
 ``<id>`` -> ``enqueued_at|body bytes``, so one read gives both, and ``<id>:a`` -> attempts,
 written at the first reservation), ``age`` (ZSET id -> enqueued_at of the *ready*
-messages, only with ``max_age``), ``cfg`` (HASH: the options, ``made`` once created,
-``due``, ``fed`` while other queues send it their dead letters) and ``stats`` (HASH).
+messages, only with ``max_age``), ``viewed`` (HASH: id -> the origin of the client whose
+view put the message, until it leaves), ``cfg`` (HASH: the options, ``made`` once created,
+``due``, ``fed`` while other queues send it their dead letters, ``viewed`` once a view put
+a message) and ``stats`` (HASH); per client ``P gone:<origin>`` (ZSET id -> server time:
+the messages its views put that left undelivered, see ``left_undelivered``).
 Ids are stored zero-padded to 16 digits everywhere, so that equal scores keep id order
 (Redis orders equal scores by member, as strings). ``NOW`` never steps back while the
 library stays loaded (a stepped clock cannot put an append before an earlier one).
 
-Every operation returns ``{result, news, dead, now, hint}`` (a take's or a look's result
+Every operation returns ``{result, news, dead, now, hint, gone}`` (a take's or a look's result
 is ``{ids and scores, values and attempts}``: the replies of ``ZRANGE WITHSCORES`` and
 ``HMGET`` as they are, no table per message): ``news`` a flat list of
 ``queue, kind`` (1: messages became ready, 2: only ready messages left, 3: a timed change
@@ -32,7 +35,8 @@ may now come sooner: waiters look again; each is PUBLISHed as ``origin:kind``), 
 of six values per message that left past ``max_attempts`` (queue, id, attempts,
 max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
 server time and ``hint`` the queue's next timed change when it found nothing (both as
-``%.17g`` strings: Lua numbers become integers in replies).
+``%.17g`` strings: Lua numbers become integers in replies), ``gone`` the ids of the
+messages this client's views put that left undelivered in this call.
 
 Promotions are bounded: each call applies at most :data:`LIMIT` due changes per structure
 of each queue it touches, in due order, so a backlog of due messages never makes one

@@ -5,8 +5,9 @@
 ``PUBLISH``es, so its own notifications are told apart), the doorbell (made on the first
 blocking call or ``subscribe``), the session reservations and the local subscribers.
 Every operation is one script: :meth:`RedisBase._call` runs it and then, outside every
-lock, rings the doorbell and tells local subscribers of the queues where messages became
-ready, and logs the messages that died past ``max_attempts``.
+lock, tells the view core of the items this client's views put that left undelivered
+(:meth:`RedisBase._undelivered`), rings the doorbell and tells local subscribers of the
+queues where messages became ready, and logs the messages that died past ``max_attempts``.
 
 Locking: one mutex (``_mutex``) guards ``_closed``, the reservations (``_held``,
 ``_session_ids``, ``_ends``), ``_subscribers`` and ``_bell``; it is never held during a

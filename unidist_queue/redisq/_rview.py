@@ -15,7 +15,8 @@ dead past ``max_attempts``) records it in the putting client's *gone record* (a 
 :data:`~._prelude.GONE_MAX`), and a script of this client also returns them in its reply
 (:meth:`RedisViewCore.left_undelivered`: the view counts them at once, so
 ``unfinished_tasks`` is exact after the call that evicted). Taking a message for good
-(a remove or an ack) unmarks it. This core remembers the ids its views put (``_put``:
+(a remove or an ack) unmarks it (a message put back after a failed body check is
+no longer marked: it counts as delivered). This core remembers the ids its views put (``_put``:
 id -> the queue and the putting view's ``left``) and, when a view joins, asks Redis in
 one round trip what became of them (:meth:`ViewingMixin.view_states`): a gone one is
 counted as done for its view, a delivered one is forgotten (it waits for its
@@ -37,12 +38,13 @@ Differences from the in-memory core, written in the views' docs too:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from .._awaiting import Waiter, sleep_on, unpark, wake_every
-from ..errors import Full, ShutDown
+from ..errors import Full, ShutDown, StoreError
 from ..message import MISSING, Message
 
 __all__ = ["RedisViewCore"]
@@ -177,7 +179,8 @@ class RedisViewCore:
             self._put[msg_id] = (name, left)
             prune = len(self._put) >= self._prune_at
         if prune:
-            self._look("")
+            with contextlib.suppress(StoreError, ShutDown):  # added: the next prune looks again
+                self._look("")
             with self._mutex:
                 self._prune_at = max(PRUNE, 2 * len(self._put))
 
@@ -253,6 +256,9 @@ class RedisViewCore:
 
         :raises StoreError: Redis failed while looking.
         """
+        with done:
+            if not unfinished():
+                return  # (no round trip)
         token = object()
         try:
             while True:
@@ -285,6 +291,9 @@ class RedisViewCore:
     async def view_ajoin(self, name: str, unfinished: Callable[[], int], room: Deque[Waiter]) -> None:
         """:meth:`view_join` for coroutines, parked in ``room`` (woken by the view, and by
         the hook through it). Each look is one synchronous round trip on the loop's thread."""
+        with self._mutex:
+            if not unfinished():
+                return  # (no round trip)
         token, closed = object(), False
         while True:
             try:
