@@ -166,12 +166,6 @@ def memory_only(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.memory_only(reason)
 
 
-def redis_gap(reason: str) -> pytest.MarkDecorator:
-    """Mark a contract test that RedisMessageQueue does not pass yet (``reason`` names the
-    gap): its Redis run is skipped with that reason, so the gap stays visible."""
-    return pytest.mark.redis_gap(reason)
-
-
 REDIS_ELSEWHERE = ("UQ_REDIS_TESTS=skip: CI runs the Redis tests on one interpreter "
                    "(see .ci/run), to keep its time down")
 
@@ -184,9 +178,9 @@ def _needs_redis(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
-    """Leave out the Redis run of a test marked ``memory_only`` or ``redis_gap`` (its
-    reason says why), and, with ``UQ_REDIS_TESTS=skip`` in the environment, every test
-    that talks to Redis (CI runs those on one interpreter)."""
+    """Leave out the Redis run of a test marked ``memory_only`` (its reason says why),
+    and, with ``UQ_REDIS_TESTS=skip`` in the environment, every test that talks to Redis
+    (CI runs those on one interpreter)."""
     skip_redis = os.environ.get("UQ_REDIS_TESTS") == "skip"
     for item in list(items):
         callspec = getattr(item, "callspec", None)
@@ -199,9 +193,6 @@ def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
         marker = item.get_closest_marker("memory_only")
         if marker is not None:
             item.add_marker(pytest.mark.skip(reason=f"DESIGN 12, not over Redis: {marker.args[0]}"))
-        gap = item.get_closest_marker("redis_gap")
-        if gap is not None:
-            item.add_marker(pytest.mark.skip(reason=f"not yet over Redis (issue 15): {gap.args[0]}"))
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any, Callable, Coroutine, Dict
 
 import pytest
 from async_helpers import LoopThread, bounded, in_thread, join, run, settle
-from conftest import redis_gap
 
 from unidist_queue import MessageQueue, QueueAPI
 
@@ -112,7 +111,6 @@ def test_coroutines_waiting_on_several_delays_each_wake(mq: MessageQueue) -> Non
     assert sorted(run(main)) == [0, 1, 2]
 
 
-@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_is_woken_when_the_items_put_expire(mq: MessageQueue) -> None:
     mq.declare("q", max_age=SHORT)
     aq = mq.aview("q")
@@ -125,7 +123,6 @@ def test_join_is_woken_when_the_items_put_expire(mq: MessageQueue) -> None:
     assert mq.count("q") == 0 and mq.stats("q").expired == 1
 
 
-@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_is_woken_when_a_thread_evicts_the_items_put(mq: MessageQueue) -> None:
     mq.declare("q", maxlen=1)
     aq = mq.aview("q")

@@ -12,7 +12,7 @@ import threading
 from typing import Callable
 
 import pytest
-from conftest import ManualClock, redis_gap
+from conftest import ManualClock
 from helpers import WAIT
 
 from unidist_queue import FileStore, MessageQueue, QueueAPI, QueueView
@@ -40,7 +40,6 @@ def assert_joins(view: QueueView) -> None:
     assert joins(view).wait(WAIT), "join() did not return"
 
 
-@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_returns_when_maxlen_evicted_the_items(mq: MessageQueue) -> None:
     mq.declare("q", maxlen=1)
     view = mq.view("q")
@@ -81,7 +80,6 @@ def test_a_delivered_item_waits_for_its_task_done(mq: MessageQueue) -> None:
     [lambda mq: mq.clear("q"), lambda mq: mq.drop("q")],
     ids=["clear", "drop"],
 )
-@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_returns_when_the_items_were_removed(
     mq: MessageQueue, remove: Callable[[MessageQueue], object]
 ) -> None:
@@ -109,7 +107,6 @@ def test_join_returns_when_the_items_expired(cmq: MessageQueue, clock: ManualClo
     assert cmq.stats("q").expired == 2
 
 
-@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_join_returns_when_the_item_moved_to_a_dead_letter_queue(mq: MessageQueue) -> None:
     mq.declare("q", max_attempts=1, dead_letter="dlq")
     view = mq.view("q")
@@ -131,7 +128,6 @@ def test_a_nacked_item_is_still_pending(mq: MessageQueue) -> None:
     assert_joins(view)
 
 
-@redis_gap("join does not yet count items that leave Redis undelivered (evicted, expired, removed, dead)")
 def test_two_views_count_their_own_items(mq: MessageQueue) -> None:
     mq.declare("q", maxlen=2)
     first, second = mq.view("q"), mq.view("q")

@@ -176,6 +176,16 @@ class Doorbell(Notifying):
         with self._mutex:
             self._bump(queue)
 
+    def on_change(self, hook: Callable[[Optional[str]], None]) -> None:
+        """Call ``hook(queue)`` after every notification of a watched queue (any kind, any
+        client's), and ``hook(None)`` whenever notifications may have been missed (the
+        connection lost, or subscribed again after a loss) and at :meth:`close`: in the
+        notifier thread (at close, in the closing one), with no lock held; an exception it
+        raises is logged. One hook per doorbell: a new one replaces it. O(1). Thread-safe.
+        """
+        with self._mutex:
+            self._hook = hook
+
     # -- subscriptions -----------------------------------------------------------------
 
     def watch(self, queue: str) -> None:
@@ -270,12 +280,15 @@ class Doorbell(Notifying):
         O(w) for w waiters. Thread-safe.
         """
         with self._mutex:
-            if not self._closed:
+            closing = not self._closed
+            if closing:
                 self._closed = True
                 self._bump_all()
                 self._subscribed.notify_all()
                 self._retry.notify_all()
             thread = self._thread
+        if closing:
+            self._tell_hook(None)
         if thread is not None and thread is not threading.current_thread():
             thread.join(2 * POLL + 0.5)
 

@@ -104,7 +104,18 @@ class Notifying:
         self._failures = 0  # failed connection attempts so far
         self._error: Optional[BaseException] = None  # the last failed attempt's error
         self._listeners: Dict[Optional[str], Dict[object, Listener]] = {}
+        # told of every notification of a queue, and (None) of every possible miss
+        self._hook: Optional[Callable[[Optional[str]], None]] = None
         self._thread: Optional[threading.Thread] = None
+
+    def _tell_hook(self, queue: Optional[str]) -> None:
+        """With no lock held: call the change hook, if any, for ``queue`` (``None``: all)."""
+        hook = self._hook
+        if hook is not None:
+            try:
+                hook(queue)
+            except Exception:
+                logger.exception("doorbell: change hook %r raised for queue %r", hook, queue)
 
     def _bump(self, queue: str) -> None:
         """Change ``queue``'s generation, wake its threads and coroutines (mutex held). O(w)."""
@@ -216,7 +227,8 @@ class Notifying:
         """Handle one message: a subscription's confirmation or a notification."""
         kind, name = message["type"], _text(message["channel"])
         if kind in ("subscribe", "psubscribe"):
-            self._confirm(("p" if kind == "psubscribe" else "c", name))
+            if self._confirm(("p" if kind == "psubscribe" else "c", name)):
+                self._tell_hook(None)
             return
         if kind not in ("message", "pmessage"):  # pragma: no cover - redis-py eats its PONGs
             return
@@ -228,24 +240,31 @@ class Notifying:
                 self._bump(queue)
             found = self._listeners.get(queue if kind == "message" else None)
             callbacks = list(found.values()) if told and found else []
+        if kind == "message":
+            self._tell_hook(queue)
         for callback in callbacks:
             try:
                 callback(queue)
             except Exception:
                 logger.exception("doorbell: listener %r raised for queue %r", callback, queue)
 
-    def _confirm(self, key: Key) -> None:
-        """The server confirmed ``key`` on the connection in use."""
+    def _confirm(self, key: Key) -> bool:
+        """The server confirmed ``key`` on the connection in use; whether every generation
+        changed (notifications may have been missed)."""
+        bumped = False
         with self._mutex:
             if key in self._confirmed:  # pragma: no cover - a read failing after can_read
                 self._bump_all()  # redis-py connected again by itself and subscribed again
+                bumped = True
             self._confirmed.add(key)
             if self._sent <= self._confirmed:
                 self._settled = True
                 if self._lost:
                     self._lost = False
                     self._bump_all()  # subscribed again: look at what was missed meanwhile
+                    bumped = True
             self._subscribed.notify_all()
+        return bumped
 
     def _teardown(self, ps: PubSub) -> bool:
         """Forget ``ps``, change every generation, disconnect it; whether it had settled."""
@@ -257,4 +276,5 @@ class Notifying:
             self._bump_all()  # notifications may be missed until subscribed again
         with self._io:
             ps.close()  # (redis-py's reset: disconnects, never raises)
+        self._tell_hook(None)
         return settled

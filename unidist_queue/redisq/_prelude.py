@@ -18,13 +18,16 @@ order), ``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due:
 with a delay, joins the front), ``leased`` (ZSET id -> lease end), ``msg`` (HASH: field
 ``<id>`` -> ``enqueued_at|body bytes``, so one read gives both, and ``<id>:a`` -> attempts,
 written at the first reservation), ``age`` (ZSET id -> enqueued_at of the *ready*
-messages, only with ``max_age``), ``cfg`` (HASH: the options, ``made`` once created,
-``due``, ``fed`` while other queues send it their dead letters) and ``stats`` (HASH).
+messages, only with ``max_age``), ``viewed`` (HASH: id -> the origin of the client whose
+view put the message, until it leaves), ``cfg`` (HASH: the options, ``made`` once created,
+``due``, ``fed`` while other queues send it their dead letters, ``viewed`` once a view put
+a message) and ``stats`` (HASH); per client ``P gone:<origin>`` (ZSET id -> server time:
+the messages its views put that left undelivered, see ``left_undelivered``).
 Ids are stored zero-padded to 16 digits everywhere, so that equal scores keep id order
 (Redis orders equal scores by member, as strings). ``NOW`` never steps back while the
 library stays loaded (a stepped clock cannot put an append before an earlier one).
 
-Every operation returns ``{result, news, dead, now, hint}`` (a take's or a look's result
+Every operation returns ``{result, news, dead, now, hint, gone}`` (a take's or a look's result
 is ``{ids and scores, values and attempts}``: the replies of ``ZRANGE WITHSCORES`` and
 ``HMGET`` as they are, no table per message): ``news`` a flat list of
 ``queue, kind`` (1: messages became ready, 2: only ready messages left, 3: a timed change
@@ -32,7 +35,8 @@ may now come sooner: waiters look again; each is PUBLISHed as ``origin:kind``), 
 of six values per message that left past ``max_attempts`` (queue, id, attempts,
 max_attempts, dead-letter queue or ``""``, new id, 0 dropped, -1 refused), ``now`` the
 server time and ``hint`` the queue's next timed change when it found nothing (both as
-``%.17g`` strings: Lua numbers become integers in replies).
+``%.17g`` strings: Lua numbers become integers in replies), ``gone`` the ids of the
+messages this client's views put that left undelivered in this call.
 
 Promotions are bounded: each call applies at most :data:`LIMIT` due changes per structure
 of each queue it touches, in due order, so a backlog of due messages never makes one
@@ -48,13 +52,18 @@ queue with nothing due costs a call no look at its timed structures.
 
 from __future__ import annotations
 
-__all__ = ["LIMIT", "PRELUDE"]
+__all__ = ["GONE_HORIZON", "GONE_MAX", "LIMIT", "PRELUDE"]
 
 LIMIT = 100
+GONE_HORIZON = 86400
+"""Seconds a client's record of its views' items that left undelivered keeps an entry
+(and the record itself, after its last write) when the client does not collect it."""
+GONE_MAX = 100000
+"""The most entries a client's record of gone view items keeps (the oldest go first)."""
 
 PRELUDE = r"""
 local P, ORIGIN, NOW, LIMIT, A
-local NEWS, ORDER, DEAD, CFG, DONE
+local NEWS, ORDER, DEAD, CFG, DONE, GONE
 local FRONT = 4503599627370496
 local BIG = 4294967295
 local LAST = 0  -- the latest NOW: kept between calls of a loaded library, so NOW never steps back
@@ -65,7 +74,7 @@ local function begin(keys, args)
   NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
   if NOW < LAST then NOW = LAST else LAST = NOW end
   LIMIT = __LIMIT__
-  NEWS, ORDER, DEAD, CFG, DONE = {}, {}, {}, {}, {}
+  NEWS, ORDER, DEAD, CFG, DONE, GONE = {}, {}, {}, {}, {}, {}
 end
 local function K(q, s) return P .. 'q:' .. q .. ':' .. s end
 local function F(x) return string.format('%.17g', x) end
@@ -79,10 +88,10 @@ local function cfg(q)
   local c = CFG[q]
   if c then return c end
   local v = redis.call('HMGET', K(q, 'cfg'), 'maxlen', 'max_age', 'overflow', 'max_attempts',
-                       'dead_letter', 'made', 'due', 'fed')
+                       'dead_letter', 'made', 'due', 'fed', 'viewed')
   c = {maxlen = tonumber(v[1]), max_age = tonumber(v[2]), overflow = v[3] or 'drop_oldest',
        max_attempts = tonumber(v[4]), dead_letter = v[5] or nil, made = v[6],
-       due = tonumber(v[7]), fed = v[8]}
+       due = tonumber(v[7]), fed = v[8], viewed = v[9]}
   c.due0 = c.due
   CFG[q] = c
   return c
@@ -121,16 +130,6 @@ local function timer(q, s, at, id)
   due_at(q, s == 'age' and at + cfg(q).max_age or at)
 end
 local function stat(q, field, n) if n ~= 0 then redis.call('HINCRBY', K(q, 'stats'), field, n) end end
-local function forget(q, id)
-  redis.call('HDEL', K(q, 'msg'), id, id .. ':a')
-  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
-end
-local function forget_all(q, ids)  -- forget each of ids, in a few commands
-  local f = {}
-  for _, id in ipairs(ids) do f[#f + 1], f[#f + 2] = id, id .. ':a' end
-  each('HDEL', K(q, 'msg'), f, 1000)
-  if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
-end
 -- the replies of redis.call(cmd, key, items...) for a long list, joined
 local function gather(cmd, key, items)
   local out = {}
@@ -139,6 +138,51 @@ local function gather(cmd, key, items)
     for k = 1, #r do out[#out + 1] = r[k] end
   end
   return out
+end
+-- ids of q (zero-padded) leave it undelivered: those a view put are recorded as gone for
+-- the client whose view put them (its `gone:<origin>` ZSET, id -> NOW: trimmed to the last
+-- GONE_HORIZON seconds and GONE_MAX entries, expiring GONE_HORIZON after its last write),
+-- and the calling client's own are also returned in the reply (GONE)
+local function left_undelivered(q, ids)
+  if not cfg(q).viewed or #ids == 0 then return end
+  local key = K(q, 'viewed')
+  local owners, found, by = gather('HMGET', key, ids), {}, {}
+  for i, id in ipairs(ids) do
+    local o = owners[i]
+    if o then
+      found[#found + 1] = id
+      if o == ORIGIN then GONE[#GONE + 1] = id end
+      local t = by[o]
+      if not t then t = {}; by[o] = t end
+      t[#t + 1], t[#t + 2] = NOW, id
+    end
+  end
+  if #found == 0 then return end
+  each('HDEL', key, found, 1000)
+  for o, t in pairs(by) do
+    local g = P .. 'gone:' .. o
+    each('ZADD', g, t, 1000)
+    redis.call('ZREMRANGEBYSCORE', g, '-inf', '(' .. F(NOW - __GONE_HORIZON__))
+    local over = redis.call('ZCARD', g) - __GONE_MAX__
+    if over > 0 then redis.call('ZREMRANGEBYRANK', g, 0, over - 1) end
+    redis.call('EXPIRE', g, __GONE_HORIZON__)
+  end
+end
+-- a message leaves undelivered (expired, dead)
+local function forget(q, id)
+  left_undelivered(q, {id})
+  redis.call('HDEL', K(q, 'msg'), id, id .. ':a')
+  if cfg(q).max_age then redis.call('ZREM', K(q, 'age'), id) end
+end
+-- each of ids leaves: `taken` (delivered: removed or acked), else undelivered (evicted)
+local function forget_all(q, ids, taken)
+  if not cfg(q).viewed then
+  elseif taken then each('HDEL', K(q, 'viewed'), ids, 1000)
+  else left_undelivered(q, ids) end
+  local f = {}
+  for _, id in ipairs(ids) do f[#f + 1], f[#f + 2] = id, id .. ':a' end
+  each('HDEL', K(q, 'msg'), f, 1000)
+  if cfg(q).max_age then each('ZREM', K(q, 'age'), ids, 1000) end
 end
 local function expire(q, id) forget(q, id); stat(q, 'expired', 1) end
 -- a message's stored value is `enqueued_at|body`: one field read gives both
@@ -351,7 +395,7 @@ local function finish(res, hint)
     n[#n + 1] = q
     n[#n + 1] = NEWS[q]
   end
-  return {res, n, DEAD, F(NOW), hint and F(hint) or false}
+  return {res, n, DEAD, F(NOW), hint and F(hint) or false, GONE}
 end
 -- the reply of a take or a look: {ids and scores as ZRANGE WITHSCORES gave them, then
 -- each message's stored value and attempts (HMGET, in slices: unpack has a limit)}
@@ -368,4 +412,5 @@ local function body_rows(q, got)
   end
   return {got, out}
 end
-""".replace("__LIMIT__", str(LIMIT))
+""".replace("__LIMIT__", str(LIMIT)).replace("__GONE_HORIZON__", str(GONE_HORIZON)).replace(
+    "__GONE_MAX__", str(GONE_MAX))

@@ -5,8 +5,9 @@
 ``PUBLISH``es, so its own notifications are told apart), the doorbell (made on the first
 blocking call or ``subscribe``), the session reservations and the local subscribers.
 Every operation is one script: :meth:`RedisBase._call` runs it and then, outside every
-lock, rings the doorbell and tells local subscribers of the queues where messages became
-ready, and logs the messages that died past ``max_attempts``.
+lock, tells the view core of the items this client's views put that left undelivered
+(:meth:`RedisBase._undelivered`), rings the doorbell and tells local subscribers of the
+queues where messages became ready, and logs the messages that died past ``max_attempts``.
 
 Locking: one mutex (``_mutex``) guards ``_closed``, the reservations (``_held``,
 ``_session_ids``, ``_ends``), ``_subscribers`` and ``_bell``; it is never held during a
@@ -119,9 +120,11 @@ class RedisBase:
 
     def _run(self, name: str, args: Sequence[Arg]) -> Tuple[Any, float, Optional[float]]:
         """:meth:`_call` even once closed (``close`` gives reservations back with it)."""
-        res, news, dead, now, hint = self._conn.run(SCRIPTS[name], (self._origin, *args))
+        res, news, dead, now, hint, gone = self._conn.run(SCRIPTS[name], (self._origin, *args))
         if dead:
             self._log_dead(dead)
+        if gone:
+            self._undelivered([int(i) for i in gone])
         if news:
             self._tell(news)
         return res, float(now), None if hint is None else float(hint)
@@ -136,6 +139,10 @@ class RedisBase:
                 bell.ring(name)
             if news[i + 1] == 1 and self._subscribers:
                 notify_subscribers(self._subscribers, name)
+
+    def _undelivered(self, ids: List[int]) -> None:
+        """Outside every lock: messages put by this client's views left their queue
+        undelivered in the script just run (the queue counts them for the views)."""
 
     @staticmethod
     def _log_dead(dead: List[Any]) -> None:

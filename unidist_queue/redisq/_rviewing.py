@@ -4,19 +4,21 @@
 :class:`~unidist_queue.redisq._rview.RedisViewCore` needs and the queue API does not
 have: the generation of a queue's notifications and a wait for it to change (a put
 waiting for room wakes on any take, here or in another client), a local ring (a view
-shut down wakes this client's waiters), and a blocking take that also ends when the
-view is shut down. They are methods, not attributes, so the view core (another object)
-uses nothing private.
+shut down wakes this client's waiters), a blocking take that also ends when the
+view is shut down, and for ``join``: a hook called on every notification, and the
+look-up of what became of the messages this client's views put (:meth:`view_states`).
+They are methods, not attributes, so the view core (another object) uses nothing private.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .._util import deadline_of
 from ..errors import ShutDown
 from ..message import Message
-from ._rtake import Attempt, TakeMixin
+from ._conn import Arg
+from ._rtake import EPSILON, Attempt, TakeMixin
 
 __all__ = ["ViewingMixin"]
 
@@ -37,6 +39,45 @@ class ViewingMixin(TakeMixin):
         bell = self._doorbell()
         bell.watch(queue)
         return bell.generation(queue)
+
+    def generation(self, queue: str) -> int:
+        """``queue``'s generation now, as :meth:`changes` returns it but without watching
+        (call :meth:`changes` first). No round trip, never waits: O(1). Thread-safe.
+
+        :raises ShutDown: closed.
+        """
+        return self._doorbell().generation(queue)
+
+    def on_change(self, callback: Callable[[Optional[str]], None]) -> None:
+        """Call ``callback(queue)`` for every notification of a watched queue (any kind,
+        any client's, this one's included) and ``callback(None)`` when notifications may
+        have been missed (a lost connection, close): from the doorbell's thread, with no
+        lock held. One callback per client (the view core's); a new one replaces it.
+
+        :raises ShutDown: closed. Thread-safe.
+        """
+        self._doorbell().on_change(callback)
+
+    def view_states(self, queue: str, items: Sequence[Tuple[str, int]], counted: Sequence[int]
+                    ) -> Tuple[List[int], Optional[float]]:
+        """What became of messages this client's views put, as ``(queue, id)`` pairs, in
+        one round trip: per pair 1 (still in its queue: ready, delayed or reserved), 2 (it
+        left undelivered: taken out of this client's record of gone items) or 0
+        (delivered); and the seconds until ``queue``'s next timed change (``None``:
+        none), its due changes applied first (``queue`` ``""``: none applied).
+        ``counted``: ids already counted, taken out of the record too. Package use.
+
+        :raises ShutDown: closed. :raises StoreError: Redis failed.
+        """
+        flat: List[Arg] = [v for q, i in items for v in (q, b"%016d" % i)]
+        res, now, hint = self._call("viewed", queue, len(items), *flat, *(b"%016d" % i for i in counted))
+        return [int(s) for s in res], None if hint is None else max(0.0, hint - now) + EPSILON
+
+    def take_now(self, queue: str) -> Optional[Message]:
+        """Remove and return the oldest ready message (``None``: nothing ready). One round
+        trip. Thread-safe. :raises ShutDown: closed."""
+        msgs, _ = self._take(queue, "first", 1, "remove", None)
+        return msgs[0] if msgs else None
 
     def wait_change(self, queue: str, generation: int, timeout: Optional[float]) -> bool:
         """Wait until ``queue``'s generation is no longer ``generation`` (``True``) or

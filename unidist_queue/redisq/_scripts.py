@@ -16,9 +16,10 @@ from ._prelude import LIMIT, PRELUDE
 
 __all__ = ["LIBRARY", "LIMIT", "SCRIPTS", "VERSION", "Script"]
 
-# ARGV: origin, queue, delay ('' none), n, body 1 .. body n
+# ARGV: origin, queue, delay ('' none), n, view ('' or 'v': put by a view of this client),
+# body 1 .. body n, then ids this client counted already that leave its gone record
 ADD = r"""
-local q, delay, n = A[2], A[3], tonumber(A[4])
+local q, delay, n, view = A[2], A[3], tonumber(A[4]), A[5] ~= ''
 create(q)
 promote(q)
 local c = cfg(q)
@@ -35,11 +36,20 @@ local due = delay ~= '' and NOW + tonumber(delay) or nil
 local score = due or NOW
 for i = 1, n do
   local id = Z(first + i - 1)
-  msgs[2 * i - 1], msgs[2 * i] = id, enq .. '|' .. A[4 + i]
+  msgs[2 * i - 1], msgs[2 * i] = id, enq .. '|' .. A[5 + i]
   joins[2 * i - 1], joins[2 * i] = score, id
   if c.max_age and not due then timer(q, 'age', NOW, id) end
 end
 each('HSET', K(q, 'msg'), msgs, 1000)
+if view then  -- marked with this client's origin (see left_undelivered)
+  if not c.viewed then redis.call('HSET', K(q, 'cfg'), 'viewed', 1); c.viewed = '1' end
+  local v = {}
+  for i = 1, n do v[2 * i - 1], v[2 * i] = Z(first + i - 1), ORIGIN end
+  each('HSET', K(q, 'viewed'), v, 1000)
+  local done = {}
+  for i = 6 + n, #A do done[#done + 1] = A[i] end
+  if #done > 0 then each('ZREM', P .. 'gone:' .. ORIGIN, done, 1000) end
+end
 if due then
   each('ZADD', K(q, 'delayed'), joins, 1000)
   due_at(q, due)
@@ -64,7 +74,7 @@ if mode == 'peek' then return finish(rows) end
 local ids, v = {}, rows[2]
 for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
 if mode == 'remove' then
-  forget_all(q, ids)
+  forget_all(q, ids, true)
   stat(q, 'removed', #ids)
 else
   local lease_end = NOW + tonumber(A[6])
@@ -162,7 +172,7 @@ for _, q in ipairs(order) do
     else
       each('ZREM', K(q, 'leased'), good, 1000)
       if mode == 'ack' then
-        forget_all(q, good)
+        forget_all(q, good, true)
         stat(q, 'removed', #good)
       else
         for _, id in ipairs(good) do ret(q, id, due, NOW) end
@@ -243,7 +253,41 @@ news(q, 2)
 return finish('ok')
 """
 
-SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'msg', 'age'"
+SUFFIXES = "'ready', 'delayed', 'retry', 'leased', 'msg', 'age', 'viewed'"
+
+# ARGV: origin, queue ('' none: no promotion), k, then k pairs of queue and id, then ids
+# this client counted already. For each pair: 1 still in its queue, 2 left undelivered
+# (taken out of this client's gone record), 0 delivered (or never put by a view here);
+# the hint: the queue's next timed change.
+VIEWED = r"""
+local q0, k = A[2], tonumber(A[3])
+if q0 ~= '' then promote(q0) end
+local g, by, order = P .. 'gone:' .. ORIGIN, {}, {}
+for i = 1, k do
+  local q, id = A[2 + 2 * i], A[3 + 2 * i]
+  local t = by[q]
+  if not t then t = {ids = {}, at = {}}; by[q] = t; order[#order + 1] = q end
+  t.ids[#t.ids + 1], t.at[#t.at + 1] = id, i
+end
+local out, back = {}, {}
+for _, q in ipairs(order) do
+  local t = by[q]
+  local here = gather('HMGET', K(q, 'viewed'), t.ids)
+  local rest, at = {}, {}
+  for j, id in ipairs(t.ids) do
+    if here[j] then out[t.at[j]] = 1 else rest[#rest + 1], at[#at + 1] = id, t.at[j] end
+  end
+  if #rest > 0 then
+    local scores = gather('ZMSCORE', g, rest)
+    for j, id in ipairs(rest) do
+      if scores[j] then out[at[j]] = 2; back[#back + 1] = id else out[at[j]] = 0 end
+    end
+  end
+end
+for i = 4 + 2 * k, #A do back[#back + 1] = A[i] end
+if #back > 0 then each('ZREM', g, back, 1000) end
+return finish(out, q0 ~= '' and next_due(q0) or nil)
+"""
 
 # ARGV: origin, queue
 CLEAR = r"""
@@ -252,6 +296,7 @@ if not exists(q) then return finish(0) end
 promote(q)
 local n = 0
 for _, s in ipairs({'ready', 'delayed', 'retry', 'leased'}) do n = n + redis.call('ZCARD', K(q, s)) end
+if cfg(q).viewed then left_undelivered(q, redis.call('HKEYS', K(q, 'viewed'))) end
 for _, s in ipairs({__SUFFIXES__}) do redis.call('UNLINK', K(q, s)) end
 stat(q, 'dropped', n)
 cfg(q).due = nil
@@ -264,6 +309,7 @@ DROP = r"""
 local q = A[2]
 if not exists(q) then return finish(0) end
 local c = cfg(q)
+if c.viewed then left_undelivered(q, redis.call('HKEYS', K(q, 'viewed'))) end
 redis.call('SREM', P .. 'queues', q)
 if c.dead_letter then unfeed(q, c.dead_letter) end
 for _, s in ipairs({__SUFFIXES__, 'cfg', 'stats'}) do redis.call('UNLINK', K(q, s)) end
@@ -274,7 +320,7 @@ return finish(1)
 
 
 BODIES = (("add", ADD), ("take", TAKE), ("restore", RESTORE), ("settle", SETTLE), ("look", LOOK),
-          ("declare", DECLARE), ("clear", CLEAR), ("drop", DROP))
+          ("declare", DECLARE), ("clear", CLEAR), ("drop", DROP), ("viewed", VIEWED))
 VERSION = hashlib.sha1((PRELUDE + "".join(b for _, b in BODIES)).encode("utf-8")).hexdigest()[:12]
 
 

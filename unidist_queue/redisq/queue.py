@@ -63,7 +63,7 @@ class RedisMessageQueue(ViewingMixin):
     next call reconnects. Promotions are lazy and bounded (100 due changes per structure
     per call); counts include what is due beyond that bound, and a take first applies
     every due change that decides its result. Views check ``maxsize`` in this
-    client and count ``join`` by ``task_done`` (see :meth:`view`).
+    client (see :meth:`view`).
 
     Thread-safety: every method may be called from any thread; each is atomic in Redis.
     Cost: one round trip per call (batches included), O(log n) per message in Redis.
@@ -119,13 +119,27 @@ class RedisMessageQueue(ViewingMixin):
         first = self._add(queue, batch, delay, timeout)
         return list(range(first, first + len(batch)))
 
-    def _add(self, queue: str, batch: List[Any], delay: Optional[float], timeout: Optional[float]) -> int:
+    def view_add(self, queue: str, message: Any, counted: List[int]) -> int:
+        """:meth:`add` for a view of this client: the message is marked as put by this
+        client's views, so that its leaving undelivered is recorded for them (see
+        :mod:`._rview`); ``counted``: ids this client counted already, taken out of its
+        record of gone items in the same call. Package use (the view core)."""
+        return self._add(queue, [message], None, None, [b"%016d" % i for i in counted])
+
+    def _undelivered(self, ids: List[int]) -> None:
+        self._views.left_undelivered(ids)
+
+    def _add(self, queue: str, batch: List[Any], delay: Optional[float], timeout: Optional[float],
+             counted: Optional[Iterable[bytes]] = None) -> int:
         check_name(queue)
         if delay is not None:
             delay = check_seconds("delay", delay)
         deadline = deadline_of(timeout)
         dumps = self._codec.dumps
-        args: List[Arg] = [queue, seconds_arg(delay), len(batch), *[dumps(m) for m in batch]]
+        args: List[Arg] = [queue, seconds_arg(delay), len(batch), "" if counted is None else "v",
+                           *[dumps(m) for m in batch]]
+        if counted is not None:
+            args.extend(counted)
         first = [self._call("add", *args)]
         if first[0][0][0] == b"ok":  # the usual case: no wait for room
             return int(first[0][0][1])
@@ -333,10 +347,13 @@ class RedisMessageQueue(ViewingMixin):
         """A :class:`~unidist_queue.QueueView` of ``queue``: ``queue.Queue``'s interface, as
         :meth:`MessageQueue.view <unidist_queue.MessageQueue.view>` (CPython's
         ``queue`` tests run against it). Over Redis, ``maxsize`` is checked by this client
-        before each put (puts of other clients at the same moment may pass it), and
-        ``join`` counts ``task_done`` calls (an item that leaves the queue undelivered in
-        Redis must be marked done by whoever removed it). Each put and get is one round
-        trip. Thread-safe.
+        before each put (puts of other clients at the same moment may pass it).
+        ``join`` returns as in memory once each item put was marked ``task_done`` or left
+        the queue undelivered (evicted, expired, cleared, dropped, dead), whichever
+        client removed it: the scripts record such items for the client whose view put
+        them; one removed by this client is counted at once (``unfinished_tasks``), one
+        removed by another when a view of this client joins (one round trip per look;
+        the record keeps an item a day). Each put and get is one round trip. Thread-safe.
 
         :raises TypeError: ``queue`` is not a str. :raises ShutDown: closed.
         """
