@@ -29,7 +29,16 @@ mq.add("other", "x")  # a connection in use, a script loaded: a client that work
 mq.add("a", "later", delay=600)  # something due, but long after the test
 mq.add("b", "held")
 mq.reserve("b", timeout=0, lease=600)  # a lease running, ending long after the test
-ts = [threading.Thread(target=lambda q=q: print("got", mq.get(q), flush=True)) for q in ("a", "b")]
+printing = threading.Lock()  # two threads print: a line is written whole
+
+
+def take(q):
+    got = mq.get(q)
+    with printing:
+        print("got", got, flush=True)
+
+
+ts = [threading.Thread(target=take, args=(q,)) for q in ("a", "b")]
 for t in ts:
     t.start()
 print("waiting", flush=True)
