@@ -19,10 +19,19 @@ CHILD = r"""
 import asyncio, threading
 url = sys.argv[1]
 mq = RedisMessageQueue(url)
-t = threading.Thread(target=lambda: print("get", mq.get("t"), flush=True))
+printing = threading.Lock()  # two threads print: a line is written whole
+
+
+def say(*words):
+    with printing:
+        print(*words, flush=True)
+
+
+t = threading.Thread(target=lambda: say("get", mq.get("t")))
 t.start()
-print("waiting", flush=True)
-print("aget", asyncio.run(mq.aget("c")), flush=True)
+say("waiting")
+got = asyncio.run(mq.aget("c"))
+say("aget", got)
 t.join(30)
 assert not t.is_alive()
 mq.close()
