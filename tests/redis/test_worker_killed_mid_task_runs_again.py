@@ -3,7 +3,7 @@ and its outcome resolves the submitter's future (DESIGN 12, issue 15 point 5).
 
 The test process submits (``max_workers=0``: it runs nothing); worker-only processes
 (``TaskHandler(max_workers=N, mq=RedisMessageQueue(..., session_lease=LEASE))``) run the
-tasks. Each task (:func:`_crash_tasks.record_then_wait`) records its start with its
+tasks. Each task (:func:`_redis_crash_tasks.record_then_wait`) records its start with its
 process id in a Redis list, then waits for the test's word addressed to that run (its
 task and process), so the test decides which run may finish. Once the first worker
 process runs the tasks, the test kills it; its reservations lapse after its session
@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator, List, Set, Tuple
 
-import _crash_tasks
+import _redis_crash_tasks
 import pytest
 import redis
 from procs_helpers import WAIT, Child, wait_for
@@ -62,13 +62,13 @@ def stop(child: Child) -> None:
 
 def runs(client: redis.Redis, key: str, which: str = "started") -> List[Tuple[int, int]]:
     """``(task, pid)`` of every start (or finish) of the tasks of ``key`` so far, in order."""
-    name = _crash_tasks.started_key(key) if which == "started" else _crash_tasks.done_key(key)
+    name = _redis_crash_tasks.started_key(key) if which == "started" else _redis_crash_tasks.done_key(key)
     return [(int(n), int(pid)) for n, pid in (line.split() for line in
                                                client.lrange(name, 0, -1))]
 
 
 def let_go(client: redis.Redis, key: str, n: int, pid: int) -> None:
-    client.rpush(_crash_tasks.go_key(key, n, pid), "go")
+    client.rpush(_redis_crash_tasks.go_key(key, n, pid), "go")
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_task_whose_worker_process_was_killed_runs_again_in_another(
         submitter: Tuple[RedisMessageQueue, TaskHandler]) -> None:
     mq, th = submitter
     with worker(tmp_path, redis_url, 1) as a:
-        future = th.submit(_crash_tasks.record_then_wait, redis_url, "one", 0)
+        future = th.submit(_redis_crash_tasks.record_then_wait, redis_url, "one", 0)
         wait_for(lambda: runs(client, "one"), "the task started in the first worker process")
         assert runs(client, "one") == [(0, a.pid)]
         a.kill()
@@ -127,7 +127,7 @@ def test_every_task_of_a_killed_worker_process_runs_in_another_none_lost(
     takes them all when the lease lapses; every future resolves with its outcome."""
     mq, th = submitter
     with worker(tmp_path, redis_url, 2) as a:
-        futures = [th.submit(_crash_tasks.record_then_wait, redis_url, "five", n) for n in range(5)]
+        futures = [th.submit(_redis_crash_tasks.record_then_wait, redis_url, "five", n) for n in range(5)]
         wait_for(lambda: len(runs(client, "five")) == 2, "two tasks running in the first process")
         in_a = runs(client, "five")
         assert {pid for _, pid in in_a} == {a.pid}
@@ -160,7 +160,7 @@ def test_a_worker_process_already_running_runs_the_task_of_one_killed_beside_it(
     other, idle meanwhile, runs it once the lease lapses."""
     mq, th = submitter
     with worker(tmp_path, redis_url, 1) as a, worker(tmp_path, redis_url, 1) as b:
-        future = th.submit(_crash_tasks.record_then_wait, redis_url, "beside", 0)
+        future = th.submit(_redis_crash_tasks.record_then_wait, redis_url, "beside", 0)
         first = wait_for(lambda: runs(client, "beside"), "the task started in one of them")
         dead, alive = (a, b) if first == [(0, a.pid)] else (b, a)
         assert first == [(0, dead.pid)]

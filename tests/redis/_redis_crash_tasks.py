@@ -1,5 +1,5 @@
 """Task functions of ``test_worker_killed_mid_task_runs_again.py``, importable by the same
-name (``_crash_tasks``) in the test and in its worker processes (the test puts
+name (``_redis_crash_tasks``) in the test and in its worker processes (the test puts
 tests/redis/ on the children's path).
 
 The tasks talk to the test through plain Redis lists (keys outside any queue
