@@ -77,12 +77,3 @@ class LuaPair:
     def check(self) -> None:
         """Every message was taken and settled."""
         assert self.bodies and not self.r.exists(READY, LEASED, BODY)
-
-
-def push_pop_cycle(r: redis.Redis, payload: bytes, n: int) -> None:
-    """``n`` times ``LPUSH`` then ``RPOP`` on one list: two round trips per message (the
-    loop the client processes run for the multi-process floor)."""
-    lpush, rpop = r.lpush, r.rpop
-    for _ in range(n):
-        lpush("floor:shared", payload)
-        rpop("floor:shared")

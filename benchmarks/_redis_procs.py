@@ -2,12 +2,15 @@
 
 :class:`ClientPool` spawns ``size`` processes once (spawned, not forked: each opens its
 own connections) and keeps them for every repetition. A job runs the same loop in the
-first ``k`` of them at once; each reports when it started and ended
-(``time.monotonic``, one clock for every process of the machine), and the figure is the
-total number of messages over the span from the first start to the last end. So the
-one-process and four-process figures come from the same processes, with the same warm
-connections, measured in turn. Each job names the CPUs its processes (every thread of
-them) may run on: the clients' CPUs only, or every CPU (the server's too).
+first ``k`` of them at once, over one time window: every process is told the same
+start and end (``time.monotonic``, one clock for every process of the machine), sleeps
+until the start, cycles until the end and reports how many cycles it finished; the
+figure is their total over the window. So neither a late start nor a straggler at the
+end counts (with a fixed number of cycles per process, the last one to finish ran
+alone for a while and the figure measured less than the processes together do), and
+the one-process and four-process figures come from the same processes, with the same
+warm connections, measured in turn. Each job names the CPUs its processes (every thread
+of them) may run on: the clients' CPUs only, or every CPU (the server's too).
 
 Jobs: ``"ours"`` (``add`` + ``reserve`` + ``ack`` of one message on a shared queue of a
 :class:`~unidist_queue.RedisMessageQueue`) and ``"floor"`` (``LPUSH`` + ``RPOP`` on a
@@ -30,6 +33,9 @@ from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Tuple
 
 QUEUE = "shared"
 WAKE_QUEUE, WAKE_LIST = "wake", "floor:wake"
+FLOOR_LIST = "floor:shared"
+LEAD = 0.03
+"""Seconds between sending a windowed job and its start: every process is awake by then."""
 JOB_TIMEOUT = 600.0
 
 
@@ -39,11 +45,34 @@ def _ours(url: str, namespace: str) -> Any:
     return RedisMessageQueue(url, namespace=namespace)
 
 
-def _cycle_ours(mq: Any, payload: Any, n: int) -> None:
-    add, reserve, ack = mq.add, mq.reserve, mq.ack
-    for _ in range(n):
+def _sleep_until(start: float) -> None:
+    left = start - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+
+
+def _cycle_ours(mq: Any, payload: Any, start: float, end: float) -> int:
+    """``add`` + ``reserve`` + ``ack`` of one message from ``start`` until ``end``: how many."""
+    add, reserve, ack, now = mq.add, mq.reserve, mq.ack, time.monotonic
+    n = 0
+    _sleep_until(start)
+    while now() < end:
         add(QUEUE, payload)
         ack(reserve(QUEUE, timeout=30.0))
+        n += 1
+    return n
+
+
+def _cycle_floor(r: Any, data: bytes, start: float, end: float) -> int:
+    """``LPUSH`` + ``RPOP`` of one item from ``start`` until ``end``: how many."""
+    lpush, rpop, now = r.lpush, r.rpop, time.monotonic
+    n = 0
+    _sleep_until(start)
+    while now() < end:
+        lpush(FLOOR_LIST, data)
+        rpop(FLOOR_LIST)
+        n += 1
+    return n
 
 
 def _move_to(cpus: FrozenSet[int]) -> None:
@@ -93,13 +122,13 @@ def serve(conn: Connection, url: str, floor_url: str, namespace: str, payload: A
           with_ours: bool) -> None:
     """The body of one client process: run jobs sent on ``conn`` until ``None``.
 
-    A job ``(kind, n, cpus)`` answers ``(start, end)`` for the cycles (``"ours"``,
-    ``"floor"``) and the list of wake-up latencies for ``"wake ours"``/``"wake floor"``.
+    A job ``(kind, arg, cpus)`` answers the number of cycles finished in the window
+    ``arg = (start, end)`` for ``"ours"`` and ``"floor"``, and the list of wake-up
+    latencies of ``arg`` items for ``"wake ours"``/``"wake floor"``.
     """
     import pickle
 
     import redis
-    from _redis_floors import push_pop_cycle
 
     r = redis.Redis.from_url(floor_url)
     data = pickle.dumps(payload)
@@ -107,12 +136,11 @@ def serve(conn: Connection, url: str, floor_url: str, namespace: str, payload: A
     try:
         conn.send("ready")
         while True:
-            job: Optional[Tuple[str, int, FrozenSet[int]]] = conn.recv()
+            job: Optional[Tuple[str, Any, FrozenSet[int]]] = conn.recv()
             if job is None:
                 break
             kind, n, cpus = job
             _move_to(cpus)
-            t0 = time.monotonic()
             if kind == "wake ours":
                 conn.send(_wake_ours(mq, n))
                 continue
@@ -123,10 +151,9 @@ def serve(conn: Connection, url: str, floor_url: str, namespace: str, payload: A
                 _run_tasks(conn, mq, n)
                 continue
             if kind == "ours":
-                _cycle_ours(mq, payload, n)
+                conn.send(_cycle_ours(mq, payload, *n))
             else:
-                push_pop_cycle(r, data, n)
-            conn.send((t0, time.monotonic()))
+                conn.send(_cycle_floor(r, data, *n))
     finally:
         if mq is not None:
             mq.close()
@@ -161,14 +188,14 @@ class ClientPool:
             raise RuntimeError("a benchmark client process did not answer")
         return c.recv()
 
-    def span(self, kind: str, processes: int, per_process: int, cpus: Iterable[int]) -> float:
-        """Seconds from the first start to the last end of ``processes`` clients each
-        running ``per_process`` cycles of ``kind``, on ``cpus``."""
+    def window(self, kind: str, processes: int, seconds: float, cpus: Iterable[int]) -> int:
+        """Cycles of ``kind`` that ``processes`` clients finished together, on ``cpus``,
+        in one window of ``seconds`` (the same start and end for each)."""
         conns = self.conns[:processes]
+        start = time.monotonic() + LEAD
         for c in conns:
-            c.send((kind, per_process, frozenset(cpus)))
-        spans = [self._recv(c) for c in conns]
-        return float(max(e for _, e in spans) - min(s for s, _ in spans))
+            c.send((kind, (start, start + seconds), frozenset(cpus)))
+        return sum(int(self._recv(c)) for c in conns)
 
     def wake_ups(self, n: int, cpus: Iterable[int], pace: float, send_ours: Optional[Callable[[float], Any]],
                  send_floor: Callable[[float], Any]) -> Tuple[List[float], List[float]]:

@@ -15,7 +15,8 @@ interleaved in every repetition, the two sides of each ratio taking turns chunk 
   >= 2x), next to the same ratio for ``LPUSH`` + ``RPOP`` (the floor); measured with the
   client processes free to run on every CPU (the server keeps its own) and, as a
   reference, pinned off the server's CPU (on 2 cores all four share one CPU, which caps
-  even the floor near 1.5x);
+  even the floor near 1.5x); each figure counts the cycles every process finished in
+  the same time windows (``_redis_procs``), so a straggler never runs alone in it;
 * the wake-up of a ``get`` blocked in another client process by an ``add`` from this one,
   vs a ``BLPOP`` woken by an ``LPUSH``, taking turns item by item (median target
   <= 2.5x, goal 1.5x; p99 reported);
@@ -45,7 +46,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,9 +71,10 @@ NAMESPACE = "bench"
 OURS_DB, FLOOR_DB, RQ_DB, HUEY_DB = 0, 1, 2, 3
 
 # calls per repetition (in chunks of BATCH, taking turns with the baseline's)
-FULL = {"single": 2000, "cycle": 1000, "rounds": 50, "per_process": 500, "rq": 200, "huey": 1000,
+FULL = {"single": 2000, "cycle": 1000, "rounds": 50, "windows": 5, "rq": 200, "huey": 1000,
         "wake": 200}
-QUICK = {"single": 100, "cycle": 100, "rounds": 3, "per_process": 30, "rq": 20, "huey": 50, "wake": 20}
+QUICK = {"single": 100, "cycle": 100, "rounds": 3, "windows": 1, "rq": 20, "huey": 50, "wake": 20}
+WINDOW = 0.15  # seconds of one window of the multi-process figures (see _redis_procs)
 PACE = 0.003  # seconds between wake-ups: the woken caller is blocked again long before
 
 
@@ -217,13 +219,16 @@ class Run:
         """1 and ``PROCESSES`` client processes, ours and the floor, in turns, per layout."""
         pool = self.pool
         assert pool is not None
-        per, chunk = self.sizes["per_process"], min(BATCH, self.sizes["per_process"])
         kinds = ["floor", "ours"] if with_ours else ["floor"]
         cases: List[Case] = []
+
+        def window(kind: str, k: int, cpus: Set[int]) -> float:
+            """The seconds of one window, scaled to BATCH cycles (a Side's chunk)."""
+            return WINDOW * BATCH / max(1, pool.window(kind, k, WINDOW, cpus))
+
         for layout, cpus in self.layouts.items():
-            sides = [Side(f"{kind} {k} {layout}",
-                          lambda kind=kind, k=k, cpus=cpus: pool.span(kind, k, chunk, cpus),
-                          k * chunk, per // chunk)
+            sides = [Side(f"{kind} {k} {layout}", partial(window, kind, k, cpus), BATCH,
+                          self.sizes["windows"])
                      for kind in kinds for k in (1, PROCESSES)]
             cases += Turns(*sides).cases()
         cases.append(("wake-up", lambda: self.wake_ups(self.sizes["wake"])))
@@ -326,7 +331,8 @@ def notes_of(server: PinnedServer, aof: bool, sizes: Dict[str, int]) -> List[str
         "come back); RQ at-least-once delivery, at-most-once run (a crashed job goes to failed); "
         "huey at-most-once (popped before it runs).",
         f"Sizes: {sizes['single']:,} single calls, {sizes['cycle']:,} cycles, {sizes['rounds']} rounds "
-        f"of {BATCH}, {sizes['per_process']:,} cycles per client process, {sizes['rq']} RQ jobs, "
+        f"of {BATCH}, {sizes['windows']} windows of {WINDOW * 1e3:g} ms per process figure (all processes "
+        f"cycling from one start to one end), {sizes['rq']} RQ jobs, "
         f"{sizes['huey']:,} huey tasks, {sizes['wake']} wake-ups each side (in turns, {PACE * 1e3:g} ms "
         "apart; the time from just before the add or LPUSH to the return of the get or BLPOP).",
         f"TaskHandler: {sizes['huey']:,} no-op tasks submitted here (untimed) through "
