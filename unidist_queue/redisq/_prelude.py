@@ -11,11 +11,13 @@ origin (the payload of its ``PUBLISH``es); ``A`` holds the call's arguments.
 
 Keys (``P`` = the prefix; ``q`` = a queue name, any characters): ``P seq`` (INCR: ids),
 ``P queues`` (SET of names), ``P fed:<q>`` (SET of the queues whose dead letters go to
-``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> the time it joined:
+``q``), and per queue ``P q:<q>:<suffix>``: ``ready`` (ZSET id -> the time it joined, in
+whole microseconds (see ``US``):
 an append joins now, a delayed message at its due time, so a due message takes its place
 whenever it is promoted; a return gets ``id - 2**52``, so returns sit at the front in id
 order), ``delayed`` (ZSET id -> due: joins the back), ``retry`` (ZSET id -> due: a nack
-with a delay, joins the front), ``leased`` (ZSET id -> lease end), ``msg`` (HASH: field
+with a delay, joins the front), ``leased`` (ZSET id -> lease end, in whole microseconds),
+``msg`` (HASH: field
 ``<id>`` -> ``enqueued_at|body bytes``, so one read gives both, and ``<id>:a`` -> attempts,
 written at the first reservation), ``age`` (ZSET id -> enqueued_at of the *ready*
 messages, only with ``max_age``), ``viewed`` (HASH: id -> the origin of the client whose
@@ -77,6 +79,11 @@ local function begin(keys, args)
   NEWS, ORDER, DEAD, CFG, DONE, GONE = {}, {}, {}, {}, {}, {}
 end
 local function K(q, s) return P .. 'q:' .. q .. ':' .. s end
+-- The scores of `ready` and `leased` (the ZSETs every add, take and settle writes) are
+-- whole microseconds: Redis keeps a small ZSET as a listpack and finds an insert's place
+-- by reading every score before it, which costs a float parse per entry for a float
+-- score and nothing for an integer (a ZADD of 100 into a listpack: ~5x faster).
+local function US(t) return math.floor(t * 1000000) end
 local function F(x) return string.format('%.17g', x) end
 local function Z(id) return string.format('%016d', id) end
 local function news(q, kind)
@@ -194,7 +201,7 @@ local function att_of(q, id) return redis.call('HGET', K(q, 'msg'), id .. ':a') 
 local function aged(q, enq, at) local a = cfg(q).max_age; return a ~= nil and enq + a < at end
 local function push_back(q, id, enq, at)
   local c = cfg(q)
-  redis.call('ZADD', K(q, 'ready'), at or NOW, id)
+  redis.call('ZADD', K(q, 'ready'), US(at or NOW), id)
   if c.max_age then timer(q, 'age', enq, id) end
   news(q, 1)
 end
@@ -247,8 +254,10 @@ local function ret(q, id, due, at)
 end
 local DUE1  -- due1, defined below
 local function collect(ev, q, s, max, kind, shift, limit)
+  local unit = 1
+  if s == 'leased' then unit, max = 1000000, US(max) end  -- (max: a time, never '(' there)
   local r = redis.call('ZRANGEBYSCORE', K(q, s), '-inf', max, 'WITHSCORES', 'LIMIT', 0, limit or LIMIT)
-  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) + shift, kind, r[i]} end
+  for i = 1, #r, 2 do ev[#ev + 1] = {tonumber(r[i + 1]) / unit + shift, kind, r[i]} end
 end
 local function before(a, b)
   if a[1] ~= b[1] then return a[1] < b[1] end
@@ -299,7 +308,7 @@ local function promote(q)
 end
 local function first_score(q, s)
   local r = redis.call('ZRANGE', K(q, s), 0, 0, 'WITHSCORES')
-  if r[2] then return tonumber(r[2]) end
+  if r[2] then return tonumber(r[2]) / (s == 'leased' and 1000000 or 1) end
   return nil
 end
 local function due1(q, best)
@@ -377,7 +386,7 @@ local function pending(q)  -- per structure: what is due beyond what promote1 ap
   local n = {leased = 0, delayed = 0, retry = 0}
   local c = cfg(q)
   if c.due and c.due <= NOW then
-    for s in pairs(n) do n[s] = redis.call('ZCOUNT', K(q, s), '-inf', NOW) end
+    for s in pairs(n) do n[s] = redis.call('ZCOUNT', K(q, s), '-inf', s == 'leased' and US(NOW) or NOW) end
   end
   n.all = n.leased + n.delayed + n.retry
   return n

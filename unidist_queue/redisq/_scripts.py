@@ -33,7 +33,7 @@ local first = redis.call('INCRBY', P .. 'seq', n) - n + 1
 local enq = F(NOW)  -- stored before the body: `enqueued_at|body`
 local msgs, joins = {}, {}
 local due = delay ~= '' and NOW + tonumber(delay) or nil
-local score = due or NOW
+local score = due or US(NOW)  -- (a ready one's: whole microseconds, see US)
 for i = 1, n do
   local id = Z(first + i - 1)
   msgs[2 * i - 1], msgs[2 * i] = id, enq .. '|' .. A[5 + i]
@@ -78,10 +78,11 @@ if mode == 'remove' then
   stat(q, 'removed', #ids)
 else
   local lease_end = NOW + tonumber(A[6])
+  local us = US(lease_end)
   local atts, leases = {}, {}
   for i, id in ipairs(ids) do  -- (the reply keeps the attempts read: the caller adds 1)
     atts[2 * i - 1], atts[2 * i] = id .. ':a', (tonumber(v[2 * i]) or 0) + 1
-    leases[2 * i - 1], leases[2 * i] = lease_end, id
+    leases[2 * i - 1], leases[2 * i] = us, id
   end
   each('HSET', K(q, 'msg'), atts, 1000)
   each('ZADD', K(q, 'leased'), leases, 1000)
@@ -148,7 +149,7 @@ for _, q in ipairs(order) do
   local atts = gather('HMGET', K(q, 'msg'), fields)
   for k, id in ipairs(g.ids) do
     local i, score = g.at[k], tonumber(ends[k])
-    local good = not seen[id] and score ~= nil and score > NOW and atts[k] == items[i]
+    local good = not seen[id] and score ~= nil and score > US(NOW) and atts[k] == items[i]
     seen[id] = true
     if strict and not good and (not bad or i < bad) then bad = i end
     ok[i] = good and 1 or 0
@@ -162,7 +163,8 @@ for _, q in ipairs(order) do
   if #good > 0 then
     if mode == 'extend' or mode == 'renew' then
       local z = {}
-      for k, id in ipairs(good) do z[2 * k - 1], z[2 * k] = due, id end
+      local us = US(due)
+      for k, id in ipairs(good) do z[2 * k - 1], z[2 * k] = us, id end
       each('ZADD', K(q, 'leased'), z, 1000)
       due_at(q, due)
       if mode == 'extend' then  -- (a shorter lease: due sooner)
