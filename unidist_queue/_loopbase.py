@@ -60,6 +60,7 @@ class LoopBase(abc.ABC):
         self._ring = False  # a full pass is pending
         self._busy = False  # the thread is running a pass or a timer wake-up
         self._thread: Optional[threading.Thread] = None  # until it commits to exit
+        self._retired: Optional[threading.Thread] = None  # the last thread that committed to exit
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ class LoopBase(abc.ABC):
         with self._mutex:
             self._running = False
             self._ring = False
-            thread = self._thread
+            thread = self._thread or self._retired  # (a retired one may still be ending)
             self._wake.notify()
         if thread is not None and thread is not threading.current_thread():
             thread.join(remaining(deadline))
@@ -277,7 +278,9 @@ class LoopBase(abc.ABC):
             waited = True
 
     def _retire_locked(self) -> None:
-        """The thread commits to exit: from now on start() makes a new one."""
+        """The thread commits to exit: from now on start() makes a new one (and stop()
+        joins this one: it runs no processor any more, so it ends at once)."""
+        self._retired = self._thread
         self._thread = None
         self._ring = False
         self._busy = False
