@@ -131,6 +131,44 @@ class Child:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @classmethod
+    def ready(cls, tmp: Path, script: str, *args: object, paths: Sequence[str] = ()) -> Child:
+        """A new child, once it printed ``ready`` (killed if it does not)."""
+        child = cls(tmp, script, *args, paths=paths)
+        try:
+            child.expect("ready")
+        except BaseException:
+            child.close()
+            raise
+        return child
+
+    def stop(self) -> None:
+        """Send ``stop``; the child must answer ``stopped`` and exit with status 0."""
+        self.send("stop")
+        self.expect("stopped")
+        self.finish()
+
+
+TASK_WORKER = r"""
+from unidist_queue import TaskHandler
+url, ns, lease, workers = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+with RedisMessageQueue(url, namespace=ns, session_lease=lease) as mq:
+    th = TaskHandler(max_workers=workers, mq=mq)
+    print("ready", flush=True)
+    sys.stdin.readline()  # "stop" (or SIGKILLed while waiting here)
+    th.shutdown(wait=True, timeout=30)
+print("stopped", flush=True)
+"""
+"""A worker-only process: ``TaskHandler(mq=RedisMessageQueue(url, namespace=ns,
+session_lease=lease), max_workers=workers)`` until told ``stop`` (see :func:`task_worker`)."""
+
+
+def task_worker(tmp: Path, url: str, workers: int, *, namespace: str = "uq", lease: float = 60.0,
+                paths: Sequence[str] = ()) -> Child:
+    """A child running :data:`TASK_WORKER`, once ready; :meth:`Child.stop` shuts it down
+    (waiting for its tasks). ``paths``: where the tasks' modules are."""
+    return Child.ready(tmp, TASK_WORKER, url, namespace, lease, workers, paths=paths)
+
 
 def wait_for(predicate: Callable[[], Any], what: str, wait: float = WAIT) -> Any:
     """Poll ``predicate`` (every 20 ms) until it returns a true value; return that value.

@@ -74,19 +74,7 @@ say("stopped")
 
 def pusher(tmp: Path, url: str, mode: str) -> Child:
     """A child process running a Pusher on :data:`QUEUE`, once ready."""
-    child = Child(tmp, PUSHER, url, NS, LEASE, QUEUE, BATCHES, mode)
-    try:
-        child.expect("ready")
-    except BaseException:
-        child.close()
-        raise
-    return child
-
-
-def stop(child: Child) -> None:
-    child.send("stop")
-    child.expect("stopped")
-    child.finish()
+    return Child.ready(tmp, PUSHER, url, NS, LEASE, QUEUE, BATCHES, mode)
 
 
 def push_until_stuck(child: Child) -> Tuple[List[int], List[int]]:
@@ -133,8 +121,8 @@ def test_pushers_in_two_processes_send_every_event_once(
             child.send("flush")
             assert child.expect("flushed") == ["True"]
         wait_for(lambda: len(received(client)) >= len(ids), "every event sent")
-        stop(one)
-        stop(two)
+        one.stop()
+        two.stop()
     assert Counter(received(client)) == Counter(ids)  # each once, none missing
     assert {pid for pid, _ in batches(client)} == {one.pid, two.pid}  # both sent
     assert all(1 <= len(b) <= 10 for _, b in batches(client))
@@ -157,7 +145,7 @@ def test_a_batch_in_flight_when_its_pusher_process_dies_is_sent_by_the_other(
         wait_for(lambda: set(received(client)) >= set(ids), "every event sent")
         wait_for(lambda: all(Counter(received(client))[i] == 2 for i in in_flight),
                  "the batch in flight sent again")
-        stop(other)
+        other.stop()
     counts = Counter(received(client))
     assert set(counts) == set(ids)
     assert sorted(i for i, c in counts.items() if c > 1) == sorted(in_flight)
@@ -178,7 +166,7 @@ def test_a_pusher_process_started_after_the_crash_sends_the_batch_in_flight(
     with pusher(tmp_path, redis_url, "normal") as other:
         wait_for(lambda: Counter(received(client)) == Counter(ids + in_flight),
                  "the batch in flight sent again, and the rest")
-        stop(other)
+        other.stop()
     assert batches(client)[0] == (dying.pid, in_flight)
     assert {pid for pid, _ in batches(client)[1:]} == {other.pid}
     stats = mq.stats(QUEUE)

@@ -6,31 +6,18 @@ the outcomes of many tasks run by a worker process all reach the submitter."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import _prefetch_tasks as tasks
 import pytest
-from conftest import child_env
-from helpers import WAIT
+from procs_helpers import WAIT, task_worker
 
 from unidist_queue import RedisMessageQueue, TaskHandler
 
 QUEUE = "task:default"
 
-WORKER = """
-import os, sys, time
-from unidist_queue import RedisMessageQueue, TaskHandler
-url, stop = sys.argv[1], sys.argv[2]
-with RedisMessageQueue(url) as mq:
-    th = TaskHandler(max_workers=4, mq=mq)
-    print("ready", flush=True)
-    while not os.path.exists(stop):
-        time.sleep(0.05)
-    th.shutdown(wait=True, timeout=30)
-"""
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(autouse=True)
@@ -100,15 +87,11 @@ def test_a_cancelled_future_of_a_prefetched_task_does_not_run(rmq: RedisMessageQ
 def test_outcomes_of_many_tasks_run_by_a_worker_process_all_reach_the_submitter(
     tmp_path: Path, redis_url: str
 ) -> None:
-    stop = tmp_path / "stop"
     with RedisMessageQueue(redis_url) as mq:
         th = TaskHandler(max_workers=0, mq=mq)  # submits only: every task runs in the worker
         n = 300
         futures = [th.submit(tasks.boom if i % 7 == 0 else tasks.square, i) for i in range(n)]
-        worker = subprocess.Popen([sys.executable, "-c", WORKER, redis_url, str(stop)],
-                                  env=child_env(os.path.dirname(__file__)), stdout=subprocess.PIPE, text=True)
-        try:
-            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        with task_worker(tmp_path, redis_url, 4, paths=[HERE]) as worker:
             for i, f in enumerate(futures):
                 if i % 7 == 0:
                     with pytest.raises(ValueError, match=f"boom {i}$"):
@@ -116,16 +99,6 @@ def test_outcomes_of_many_tasks_run_by_a_worker_process_all_reach_the_submitter(
                 else:
                     assert f.result(timeout=WAIT) == (i * i, worker.pid)
             th.shutdown(timeout=WAIT)
-        finally:
-            stop.touch()
-            try:
-                worker.wait(timeout=WAIT)
-            finally:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait(timeout=WAIT)
-                if worker.stdout is not None:
-                    worker.stdout.close()
-        assert worker.returncode == 0
+            worker.stop()
         stats = mq.stats(QUEUE)
         assert (stats.reserved, stats.ready) == (0, 0)

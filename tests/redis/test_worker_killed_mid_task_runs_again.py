@@ -20,7 +20,7 @@ from typing import Iterator, List, Set, Tuple
 import _redis_crash_tasks
 import pytest
 import redis
-from procs_helpers import WAIT, Child, wait_for
+from procs_helpers import WAIT, Child, task_worker, wait_for
 
 from unidist_queue import RedisMessageQueue, TaskHandler
 
@@ -29,35 +29,9 @@ LEASE = 1.0  # the worker processes' session lease, seconds
 QUEUE = "task:default"  # where the tasks of series "default" wait
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-WORKER = r"""
-import os
-from unidist_queue import TaskHandler
-url, ns, lease, workers = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-with RedisMessageQueue(url, namespace=ns, session_lease=lease) as mq:
-    th = TaskHandler(max_workers=workers, mq=mq)
-    print("ready", flush=True)
-    sys.stdin.readline()  # "stop" (or SIGKILLed while waiting here)
-    th.shutdown(wait=True, timeout=30)
-print("stopped", flush=True)
-"""
-
-
 def worker(tmp: Path, url: str, workers: int) -> Child:
     """A worker-only process serving the series of namespace :data:`NS`, once ready."""
-    child = Child(tmp, WORKER, url, NS, LEASE, workers, paths=[HERE])
-    try:
-        child.expect("ready")
-    except BaseException:
-        child.close()
-        raise
-    return child
-
-
-def stop(child: Child) -> None:
-    """Shut the worker process down cleanly."""
-    child.send("stop")
-    child.expect("stopped")
-    child.finish()
+    return task_worker(tmp, url, workers, namespace=NS, lease=LEASE, paths=[HERE])
 
 
 def runs(client: redis.Redis, key: str, which: str = "started") -> List[Tuple[int, int]]:
@@ -115,7 +89,7 @@ def test_a_task_whose_worker_process_was_killed_runs_again_in_another(
         assert runs(client, "one", "done") == [(0, b.pid)]
         wait_for(lambda: settled(mq), "the task acked")
         assert mq.stats(QUEUE).removed == 1
-        stop(b)
+        b.stop()
     assert runs(client, "one") == [(0, a.pid), (0, b.pid)]
 
 
@@ -144,7 +118,7 @@ def test_every_task_of_a_killed_worker_process_runs_in_another_none_lost(
                 released.add(n)
         assert [f.result(timeout=WAIT) for f in futures] == [(n, b.pid) for n in range(5)]
         wait_for(lambda: settled(mq), "every task acked")
-        stop(b)
+        b.stop()
     started = runs(client, "five")
     assert started[:2] == in_a and {pid for _, pid in started[2:]} == {b.pid}
     # each task ran to its end once, in the second process; those cut short ran twice
@@ -170,4 +144,4 @@ def test_a_worker_process_already_running_runs_the_task_of_one_killed_beside_it(
         let_go(client, "beside", 0, alive.pid)
         assert future.result(timeout=WAIT) == (0, alive.pid)
         wait_for(lambda: settled(mq), "the task acked")
-        stop(alive)
+        alive.stop()
