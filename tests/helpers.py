@@ -8,7 +8,7 @@ import pickle
 import threading
 from typing import Any, Callable, Dict, List, Tuple
 
-from unidist_queue import MessageQueue
+from unidist_queue import MessageQueue, QueueView
 from unidist_queue.store.base import State, Store
 from unidist_queue.store.file import FileStore
 
@@ -268,3 +268,16 @@ def _copy(body: Any) -> Any:
     except Exception as exc:
         raise SerializationError(f"cannot pickle {type(body).__name__}: {exc}") from exc
     return pickle.loads(data)
+
+
+def joins(view: QueueView[Any]) -> threading.Event:
+    """Start ``view.join()`` in a daemon thread; the event is set when it returns (wait for
+    it with a timeout)."""
+    returned = threading.Event()
+
+    def run() -> None:
+        view.join()
+        returned.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return returned

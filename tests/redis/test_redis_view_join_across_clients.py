@@ -13,21 +13,9 @@ import threading
 from typing import Any, Callable, Iterator, List
 
 import pytest
-from helpers import WAIT
+from helpers import WAIT, joins
 
-from unidist_queue import QueueView, RedisMessageQueue
-
-
-def joins(view: QueueView[Any]) -> threading.Event:
-    """Start ``view.join()`` in a daemon thread; the event is set when it returns."""
-    returned = threading.Event()
-
-    def run() -> None:
-        view.join()
-        returned.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    return returned
+from unidist_queue import RedisMessageQueue
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ dead-letter queue). Every ``join`` runs in a thread; the test waits for it with 
 
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 import pytest
 from conftest import ManualClock
-from helpers import WAIT
+from helpers import WAIT, joins
 
 from unidist_queue import FileStore, MessageQueue, QueueAPI, QueueView
 
@@ -22,18 +21,6 @@ from unidist_queue import FileStore, MessageQueue, QueueAPI, QueueView
 def mq(either_mq: QueueAPI) -> QueueAPI:
     """The contract runs on both backends (DESIGN 12): see ``either_mq`` in conftest.py."""
     return either_mq
-
-
-def joins(view: QueueView) -> threading.Event:
-    """Start ``view.join()`` in a daemon thread; the event is set when it returns."""
-    returned = threading.Event()
-
-    def run() -> None:
-        view.join()
-        returned.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    return returned
 
 
 def assert_joins(view: QueueView) -> None:
