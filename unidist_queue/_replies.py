@@ -179,14 +179,7 @@ def send(mq: QueueAPI, reply_to: str, key: int, value: Any, failed: bool, packed
         if not mq.exists(reply_to):
             logger.debug("the submitter of task %d is gone (%r dropped): no reply sent", key, reply_to)
             return False
-        why: Optional[BaseException] = None
-        for body in _bodies(key, value, failed, packed):
-            try:
-                mq.add(reply_to, body)
-                return True
-            except SerializationError as exc:
-                why = exc
-        mq.add(reply_to, _unserializable(key, value, failed, why))
+        _add_outcome(mq, reply_to, key, value, failed, packed)
         return True
     except ShutDown:
         logger.debug("the task queues are closed: the outcome of task %d was not sent", key)
@@ -200,7 +193,7 @@ def send_many(mq: QueueAPI, reply_to: str, outcomes: List[Outcome], packed: bool
     batched :func:`send`); whether each was sent, in order.
 
     Each body is the one :func:`send` tries first; if the backend refuses one
-    (``SerializationError``), each outcome is sent alone by :func:`send`. Never raises
+    (``SerializationError``), each outcome is added alone as :func:`send` adds it. Never raises
     (failures are logged, as :func:`send` does). Cost: two queue calls (``exists``,
     ``add_many``) for the whole batch.
     """
@@ -213,14 +206,28 @@ def send_many(mq: QueueAPI, reply_to: str, outcomes: List[Outcome], packed: bool
             return [False] * len(outcomes)
         try:
             mq.add_many(reply_to, [next(_bodies(key, v, failed, packed)) for key, v, failed in outcomes])
-            return [True] * len(outcomes)
-        except SerializationError:
-            return [send(mq, reply_to, key, value, failed, packed) for key, value, failed in outcomes]
+        except SerializationError:  # one at a time, each in the first form the backend takes
+            for key, value, failed in outcomes:
+                _add_outcome(mq, reply_to, key, value, failed, packed)
+        return [True] * len(outcomes)
     except ShutDown:
         logger.debug("the task queues are closed: the outcomes of %d tasks were not sent", len(outcomes))
     except Exception:
         logger.exception("could not send the outcomes of %d tasks to %r", len(outcomes), reply_to)
     return [False] * len(outcomes)
+
+
+def _add_outcome(mq: QueueAPI, reply_to: str, key: int, value: Any, failed: bool, packed: bool) -> None:
+    """Add the first body of the outcome (see :func:`_bodies`) that the backend can
+    serialize, else one saying it could not be; raises what ``add`` raises otherwise."""
+    why: Optional[BaseException] = None
+    for body in _bodies(key, value, failed, packed):
+        try:
+            mq.add(reply_to, body)
+            return
+        except SerializationError as exc:
+            why = exc
+    mq.add(reply_to, _unserializable(key, value, failed, why))
 
 
 def _bodies(key: int, value: Any, failed: bool, packed: bool) -> Iterator[Dict[str, Any]]:
