@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
+from ._util import DueOnce
 from .api import QueueAPI
 from .errors import Empty, ShutDown
 from .message import Message
@@ -74,7 +75,7 @@ class Sending:
         self._durable_seen = durable  # whether the queue was durable, as last seen (for close)
         self._unsettled: List[Tuple[_Settle, Message]] = []  # acks/nacks the store refused
         self._thread_id: Optional[int] = None  # the loop's thread, once it has run a pass
-        self._looked: Optional[float] = None  # a next_due looked at once it passed (loop's thread)
+        self._due_once = DueOnce()  # the queue's next_due, looked at once passed (loop's thread)
         # Messages this Pusher holds reserved (the batch being reserved or sent, and the
         # settles the store refused), and how often that number went down: a flush counts
         # the queue's ready events plus these, never another Pusher's batch in flight.
@@ -155,15 +156,14 @@ class Sending:
         due time again once it passed (the queue's clock is not :func:`time.time`): wait
         for a push. Called by the loop's thread only, without the mutex.
         """
-        due = self._mq.next_due(self._queue)
+        once = self._due_once
+        due = once.due(self._mq.next_due(self._queue))
         if due is None:
             return None
         wait = due - time.time()
         if wait > 0:
             return wait
-        if due == self._looked:
-            return None
-        self._looked = due
+        once.looked(due)  # (passed: looked at now, by the pass this wake-up starts)
         return 0.0
 
     def _hold_locked(self, n: int) -> None:

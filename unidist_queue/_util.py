@@ -47,3 +47,28 @@ def remaining(deadline: Optional[float]) -> Optional[float]:
     if deadline is None:
         return None
     return deadline - time.monotonic()
+
+
+class DueOnce:
+    """A queue's next timed change (``next_due``) as an idle thread waits for it.
+
+    ``next_due`` is in the queue's clock, taken to be wall-clock :func:`time.time`
+    (MessageQueue's default). Once a due time passed and was looked at, the same time
+    reported again (a queue whose clock is behind ``time.time``) is not waited for
+    again: :meth:`due` then says ``None`` (wait for a ring), never a wait that ends at
+    once for ever. Not thread-safe: one per waiting thread.
+    """
+
+    __slots__ = ("_looked",)
+
+    def __init__(self) -> None:
+        self._looked: Optional[float] = None  # a due time looked at once it passed
+
+    def due(self, due: Optional[float]) -> Optional[float]:
+        """``due``, unless it is the time already looked at once passed: then ``None``."""
+        return None if due is not None and due == self._looked else due
+
+    def looked(self, due: Optional[float]) -> None:
+        """The thread looked at the queue for ``due``; remembered if that time passed."""
+        if due is not None and time.time() >= due:
+            self._looked = due

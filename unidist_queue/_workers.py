@@ -39,6 +39,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequenc
 
 from ._routing import Series, Tally
 from ._task import Job
+from ._util import DueOnce
 
 
 class Handler(Protocol):
@@ -329,11 +330,9 @@ def _wait_for_task(handler: Handler, worker: Worker, box: List[Optional[Job]]) -
     it passed (a clock behind ``time.time``) is not waited for again, the thread then
     waits for a ring.
     """
-    looked: Optional[float] = None  # a due time looked at once it passed
+    once = DueOnce()
     while True:
-        due = handler.next_due(worker) if worker.timed else None
-        if due is not None and due == looked:
-            due = None  # the queue's clock is not time.time: wait for a ring
+        due = once.due(handler.next_due(worker) if worker.timed else None)
         item = worker.next_item(due)
         if type(item) is Job:
             box[0] = item
@@ -347,8 +346,7 @@ def _wait_for_task(handler: Handler, worker: Worker, box: List[Optional[Job]]) -
             if box[0] is not None:
                 return True
         elif item is DUE:
-            if due is not None and _wall() >= due:
-                looked = due
+            once.looked(due)
             box[0] = handler.look_due(worker)
             if box[0] is not None:
                 return True
