@@ -7,7 +7,6 @@ before memory changes.
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Any, Iterable, List, Optional, Tuple
 
 from ._corebase import ID_BLOCK, not_a_name
@@ -46,7 +45,9 @@ class AddMixin(TimedMixin):
                         raise not_a_name(queue) from None
                     if q is not None and q.bare:  # not bare once closed
                         self._last_id = msg_id = self._last_id + 1
-                        q.ready.append((msg_id, self._clock(), message))
+                        q.ready.append(msg_id)
+                        q.ready_at.append(self._clock())
+                        q.ready_bodies.append(message)
                         q.added += 1
                         if q.getters:
                             q.wake()
@@ -88,7 +89,9 @@ class AddMixin(TimedMixin):
                     now = self._clock()
                     seq = store.append_add(queue, msg_id, now, data)
                     self._last_id = msg_id
-                    q.ready.append((msg_id, now, message))
+                    q.ready.append(msg_id)
+                    q.ready_at.append(now)
+                    q.ready_bodies.append(message)
                     q.added += 1
                     if q.getters:
                         q.wake()
@@ -200,7 +203,7 @@ class AddMixin(TimedMixin):
             self._drop_oldest(q)
         ids = list(range(first, first + k))  # one int object per id, shared with the queue
         if due is None:
-            q.push_back_many(zip(ids, repeat(now), batch), k)
+            q.push_back_many(ids, now, batch)
         else:
             for msg_id, message in zip(ids, batch, strict=True):
                 q.enqueue((msg_id, now, message), due, False)
@@ -221,7 +224,7 @@ class AddMixin(TimedMixin):
             records.append((("ids", first + k - 1 + ID_BLOCK), None))
         if q.durable:
             old = min(over, len(q.ready))
-            records.extend((("remove", q.name, q.ready[i][0]), None) for i in range(old))
+            records.extend((("remove", q.name, q.ready[i]), None) for i in range(old))
             assert datas is not None
             records.extend((("add", q.name, first + i, now, due), datas[i]) for i in range(k))
             records.extend((("remove", q.name, first + i), None) for i in range(over - old))

@@ -47,11 +47,12 @@ class AwaitMixin(TakeMixin):
                 except TypeError:  # unhashable: not a str (the try is free otherwise)
                     raise not_a_name(queue) from None
                 if q is not None and q.bare and q.ready:  # not bare once closed
-                    item = q.ready.popleft()
+                    q.ready.popleft()
+                    q.ready_at.popleft()
                     q.removed += 1
                     if q.putters:
                         q.wake_putters()
-                    return item[2]
+                    return q.ready_bodies.popleft()
         return (await self.await_take(queue, timeout, None, 0, None))[0][0][2]
 
     async def areserve(
@@ -108,7 +109,9 @@ class AwaitMixin(TakeMixin):
             taken, seq2 = self._reserve_front(q, min(n, len(q.ready)), lease)
             return taken, seq2 or seq
         if not n and q.plain and not q.timed:
-            return [(self._pop_plain(q), 0)], seq
+            item = q.ready[0], q.ready_at[0], q.ready_bodies[0]
+            self._pop_plain(q)
+            return [(item, 0)], seq
         item, attempts, seq2 = self._pop_for(q, lease, n == 1)
         return [(item, attempts)], seq2 or seq
 
@@ -183,7 +186,9 @@ class AwaitMixin(TakeMixin):
                     or 0 < limit <= len(q.ready) or stopped()):
                 return False
             self._last_id = msg_id = self._last_id + 1
-            q.ready.append((msg_id, self._clock(), item))
+            q.ready.append(msg_id)
+            q.ready_at.append(self._clock())
+            q.ready_bodies.append(item)
             q.added += 1
             counted()
             if q.watch is None:
@@ -207,23 +212,24 @@ class AwaitMixin(TakeMixin):
             q = self._queues.get(name)
             if q is None or not q.ready or q.timed or not q.plain or self._closed:
                 return MISSING
-            return self._pop_plain(q)[2]
+            return self._pop_plain(q)
 
     @staticmethod
-    def _pop_plain(q: QueueState) -> Item:
+    def _pop_plain(q: QueueState) -> Any:
         """Take the oldest ready message of a plain queue with nothing timed for good (what
-        :meth:`_pop_for` does, with nothing to record). O(1)."""
-        item = q.ready.popleft()
+        :meth:`_pop_for` does, with nothing to record); return its body. O(1)."""
+        msg_id = q.ready.popleft()
+        q.ready_at.popleft()
         q.removed += 1
         if q.attempts:
-            q.attempts.pop(item[0], None)
+            q.attempts.pop(msg_id, None)
         watch = q.watch
-        if watch is not None and watch.pop(item[0], None) is not None and not watch:
+        if watch is not None and watch.pop(msg_id, None) is not None and not watch:
             q.watch = None  # as _delivered, without retime: plain, nothing timed
             q.bare = q.exists
         if q.putters:
             q.wake_putters()
-        return item
+        return q.ready_bodies.popleft()
 
     async def view_aput(
         self, name: str, item: Any, room: Callable[[], int], stopped: Callable[[], bool],

@@ -107,7 +107,7 @@ class QueueCore(AddMixin, AwaitMixin, SettleMixin):
         """See :meth:`MessageQueue.all`."""
         with self.mutex:
             q, seq = self._look(queue)
-            bodies = [] if q is None else [item[2] for item in q.ready]
+            bodies = [] if q is None else list(q.ready_bodies)
         self._commit(seq)
         return bodies
 
@@ -115,7 +115,7 @@ class QueueCore(AddMixin, AwaitMixin, SettleMixin):
         """See :meth:`MessageQueue.messages`."""
         with self.mutex:
             q, seq = self._look(queue)
-            items = [] if q is None else list(q.ready)
+            items = [] if q is None else q.items()
             attempts = {} if q is None else dict(q.attempts)
         self._commit(seq)
         return [Message(i, queue, body, t, attempts.get(i, 0)) for i, t, body in items]
@@ -319,7 +319,7 @@ class QueueCore(AddMixin, AwaitMixin, SettleMixin):
             q = self._waiting_room(name)
             if immediate:
                 while q.ready and not self._closed and not self._read_only:
-                    left = None if q.watch is None else q.watch.get(q.ready[0][0])
+                    left = None if q.watch is None else q.watch.get(q.ready[0])
                     seq = self._pop_for(q, None, False)[2] or seq
                     (removed if left is None else left)()  # the putting view's count, if a view put it
             q.wake_all()

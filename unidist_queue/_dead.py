@@ -108,7 +108,7 @@ class DeadLetterMixin(CoreBase):
         if q.durable:
             to = d if d is not None and evict >= 0 and d.durable else None
             if to is not None:
-                records.extend((("remove", to.name, to.ready[i][0]), None) for i in range(evict))
+                records.extend((("remove", to.name, to.ready[i]), None) for i in range(evict))
             where = (None, None) if to is None else (to.name, new_id)
             records.append((("dead", q.name, msg_id, *where, when), None))
         if not records:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
+from operator import itemgetter
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
 from ._state import QueueState
@@ -79,7 +80,9 @@ def replay(queues: Queues, mutex: threading.Lock, state: Optional[State], record
             if msg_id > last_id:
                 last_id = msg_id
             if record[4] is None and current.ages is None:
-                current.ready.append((msg_id, record[3], record[5]))
+                current.ready.append(msg_id)
+                current.ready_at.append(record[3])
+                current.ready_bodies.append(record[5])
                 current.added += 1
             else:
                 _add(current, record)
@@ -218,7 +221,7 @@ def export(q: QueueState) -> Dict[str, Any]:
         "overflow": q.overflow,
         "max_attempts": q.max_attempts,
         "dead_letter": q.dead_letter,
-        "ready": list(q.ready),
+        "ready": q.items(),
         "delayed": list(q.delayed),
         "reserved": reserved,
         "leases": list(q.leases),
@@ -229,17 +232,17 @@ def export(q: QueueState) -> Dict[str, Any]:
 def restore(q: QueueState, data: Dict[str, Any]) -> None:
     """Load into ``q`` what :func:`export` produced (lists may come back for tuples).
 
-    Cost: O(n), in bulk: the ready items (tuples, as pickle gives them back) join the
-    deque without per-item Python code; lists (from JSON) are turned into tuples.
+    Cost: O(n), in bulk: the ready items (tuples as pickle gives them back, or lists)
+    join the three ready deques without per-item Python code.
     """
     q.configure(data["maxlen"], data["max_age"], data["overflow"])
     q.max_attempts, q.dead_letter = data.get("max_attempts"), data.get("dead_letter")  # not in 0.1.0's
     ready = data["ready"]
-    if ready and ready[0].__class__ is not tuple:
-        ready = [tuple(item) for item in ready]
-    q.ready.extend(ready)
+    q.ready.extend(map(itemgetter(0), ready))
+    q.ready_at.extend(map(itemgetter(1), ready))
+    q.ready_bodies.extend(map(itemgetter(2), ready))
     if q.ages is not None:
-        q.ages.update((t, i) for i, t, _ in ready)
+        q.ages.update(zip(q.ready_at, q.ready, strict=True))
     q.delayed.update(tuple(entry) for entry in data["delayed"])
     for item in data["reserved"]:
         q.reserved[item[0]] = (item[0], item[1], item[2], None)

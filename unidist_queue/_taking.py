@@ -33,12 +33,13 @@ class TakeMixin(TimedMixin):
                 raise not_a_name(queue) from None
             if q is not None and q.bare and q.ready:  # not bare once closed
                 if not remove:
-                    return q.ready[0][2]
-                item = q.ready.popleft()
+                    return q.ready_bodies[0]
+                q.ready.popleft()
+                q.ready_at.popleft()
                 q.removed += 1
                 if q.putters:
                     q.wake_putters()
-                return item[2]
+                return q.ready_bodies.popleft()
         return self._take(queue, remove, default, True)
 
     def newest(self, queue: str, *, remove: bool = True, default: Any = MISSING) -> Any:
@@ -56,7 +57,7 @@ class TakeMixin(TimedMixin):
                     if q.timed:
                         seq = self._refresh(q) or seq
                     if q.ready:
-                        item = q.ready[0] if front else q.ready[-1]
+                        item = q.item(0 if front else -1)
                         if remove:
                             seq = self._rec(q, ("remove", queue, item[0])) or seq
                             q.pop_front() if front else q.pop_back()
@@ -83,11 +84,12 @@ class TakeMixin(TimedMixin):
                 except TypeError:  # unhashable: not a str (the try is free otherwise)
                     raise not_a_name(queue) from None
                 if q is not None and q.bare and q.ready:  # not bare once closed
-                    item = q.ready.popleft()
+                    q.ready.popleft()
+                    q.ready_at.popleft()
                     q.removed += 1
                     if q.putters:
                         q.wake_putters()
-                    return item[2]
+                    return q.ready_bodies.popleft()
         return self._wait_take(queue, timeout, None, False)[2]
 
     def reserve(
@@ -192,10 +194,10 @@ class TakeMixin(TimedMixin):
     ) -> Tuple[List[Tuple[Item, int]], int]:
         """With the mutex held: reserve the ``k`` oldest ready messages as one recorded change."""
         lease_due = None if lease is None else self._clock() + lease
-        items = [q.ready[i] for i in range(k)]
         seq = 0
         if q.durable and self._writable:
-            records = [(("reserve", q.name, item[0], lease_due), None) for item in items]
+            ready = q.ready
+            records = [(("reserve", q.name, ready[i], lease_due), None) for i in range(k)]
             seq = self._store.append_batch(records)
         taken = q.reserve_first(k, lease_due)
         if lease_due is not None:
@@ -205,7 +207,7 @@ class TakeMixin(TimedMixin):
         return taken, seq
 
     def _pop_for(self, q: QueueState, lease: Optional[float], reserve: bool) -> Tuple[Item, int, int]:
-        item = q.ready[0]
+        item = q.item(0)
         if reserve:
             lease_due = None if lease is None else self._clock() + lease
             seq = self._rec(q, ("reserve", q.name, item[0], lease_due))

@@ -158,6 +158,6 @@ class TimedMixin(DeadLetterMixin):
 
     def _evict_oldest(self, q: QueueState) -> int:
         """Drop the oldest ready message for overflow; return the record's seq."""
-        seq = self._rec(q, ("remove", q.name, q.ready[0][0]))
+        seq = self._rec(q, ("remove", q.name, q.ready[0]))
         self._drop_oldest(q)
         return seq
