@@ -104,7 +104,10 @@ class AddMixin(TimedMixin):
                 store.leave()
         if not msg_id:
             return self._add_many(queue, [message], None, None, [data])[0]
-        self._commit(seq)
+        # _commit, called only when it has something to do: a call fewer is ~4% of a
+        # durable add ('add, fsync="never"' in bench_store.py, 0.50x -> 0.52x its floor)
+        if store.needs_commit or store.compaction_due or self._news or self._deaths:
+            self._commit(seq)
         return msg_id
 
     def add_many(

@@ -170,6 +170,8 @@ class CoreBase:
 
         Every call that may have changed a queue ends here, so no news is left behind:
         the thread that made a change tells of it (or a thread that came just after).
+        ``AddMixin._add_durable`` skips the call when none of its four conditions holds
+        (``needs_commit``, ``compaction_due``, ``_news``, ``_deaths``): keep the two in step.
         """
         if seq:
             store = self._store

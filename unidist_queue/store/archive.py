@@ -59,14 +59,14 @@ _HEADER_BODY = 32  # the bytes the header CRC covers
 FRAME = struct.Struct("<IIQ")
 _ADD = struct.Struct("<BBIQdd")
 _SEQ = struct.Struct("<Q")
-_LEN_CRC = struct.Struct("<II")
-_SEQ_ADD = struct.Struct("<QBBIQdd")  # seq then an add payload's head: the CRC covers them in a row
+LEN_CRC = struct.Struct("<II")  # a frame's length and CRC, packed apart from the rest (see Framer.frame_add)
+SEQ_ADD = struct.Struct("<QBBIQdd")  # seq then an add payload's head: the CRC covers them in a row
 _FRAME_ADD = struct.Struct("<IIQBBIQdd")  # a whole add record's fixed part, read in one call
 TAG_SIZE = 32
 MAX_RECORD = 1 << 30
 """No record is longer than this (1 GiB); a longer length field is damage, never an allocation."""
 
-_OP_ADD = 0x41  # "A"
+OP_ADD = 0x41  # "A"
 _OP_JSON = 0x4A  # "J"
 
 # Injection points for the failure tests: every write and fsync of the store goes through these.
@@ -114,7 +114,9 @@ class Framer:
         self.header = header
         self.crc0 = zlib.crc32(_SEQ.pack(header.epoch))
         self.tag_size = TAG_SIZE if key is not None else 0
-        self._names: Dict[str, bytes] = {}
+        #: queue name -> its encoded bytes, filled by :meth:`name_bytes` (read directly by
+        #: ``ArchiveWriter.append_add``, the durable add's fast path)
+        self.names: Dict[str, bytes] = {}
         self._mac: Optional[Any] = None
         if key is not None:
             prefix = b"UQREC" + struct.pack("<BBQ", header.serializer, header.flags, header.epoch)
@@ -154,16 +156,20 @@ class Framer:
         """The bytes of an unsigned ``add`` record (no HMAC key): seq and the add head
         packed in one call, seq, head, queue name and body checksummed in one pass.
         Cost: O(len(body))."""
-        qb = self._names.get(q)
-        if qb is None:
-            if len(self._names) > 4096:
-                self._names.clear()
-            qb = self._names[q] = q.encode("utf-8", "surrogatepass")
+        qb = self.names.get(q) or self.name_bytes(q)
         if due is None:
-            rec = _SEQ_ADD.pack(seq, _OP_ADD, 0, len(qb), msg_id, enqueued_at, 0.0) + qb + body
+            rec = SEQ_ADD.pack(seq, OP_ADD, 0, len(qb), msg_id, enqueued_at, 0.0) + qb + body
         else:
-            rec = _SEQ_ADD.pack(seq, _OP_ADD, 1, len(qb), msg_id, enqueued_at, due) + qb + body
-        return _LEN_CRC.pack(len(rec) - 8, zlib.crc32(rec, self.crc0)) + rec
+            rec = SEQ_ADD.pack(seq, OP_ADD, 1, len(qb), msg_id, enqueued_at, due) + qb + body
+        return LEN_CRC.pack(len(rec) - 8, zlib.crc32(rec, self.crc0)) + rec
+
+    def name_bytes(self, q: str) -> bytes:
+        """The bytes of queue name ``q`` in an add record, cached in :attr:`names` (at most
+        4,096 names are kept). O(len(q))."""
+        if len(self.names) > 4096:
+            self.names.clear()
+        qb = self.names[q] = q.encode("utf-8", "surrogatepass")
+        return qb
 
     def crc_ok(self, data: Any, off: int, end: int, crc: int) -> bool:
         """Whether the record at ``off`` (ending at ``end``) has checksum ``crc``.
@@ -287,7 +293,7 @@ class ArchiveScan:
                 if seq > after:
                     try:
                         qs = off + full
-                        if op == _OP_ADD and qs + qlen <= end - tag:
+                        if op == OP_ADD and qs + qlen <= end - tag:
                             qb = data[qs : qs + qlen]
                             q = names.get(qb)
                             if q is None:
@@ -364,7 +370,7 @@ def encode_record(record: Tuple[Any, ...], body: Optional[bytes]) -> bytes:
         _, q, msg_id, enqueued_at, due = record
         qb: bytes = q.encode("utf-8", "surrogatepass")
         has_due = due is not None
-        head = _ADD.pack(_OP_ADD, has_due, len(qb), msg_id, enqueued_at, due if has_due else 0.0)
+        head = _ADD.pack(OP_ADD, has_due, len(qb), msg_id, enqueued_at, due if has_due else 0.0)
         return head + qb + body
     try:
         text = json.dumps(list(record), separators=(",", ":"), ensure_ascii=False)
@@ -383,7 +389,7 @@ def decode_payload(
     :raises Exception: whatever ``loads`` or the JSON decoder raise on bad data.
     """
     op = payload[0]
-    if op == _OP_ADD:
+    if op == OP_ADD:
         _, has_due, qlen, msg_id, enqueued_at, due = _ADD.unpack_from(payload, 0)
         start = _ADD.size + qlen
         qb = payload[_ADD.size : start]
