@@ -20,6 +20,7 @@ from ._corebase import not_a_name
 from ._state import INF, Item, QueueState
 from ._taking import TakeMixin
 from ._util import check_count, check_seconds, deadline_of
+from ._viewcore import Tally
 from .errors import Full
 from .message import MISSING, Message
 
@@ -108,10 +109,6 @@ class AwaitMixin(TakeMixin):
         if n > 1:
             taken, seq2 = self._reserve_front(q, min(n, len(q.ready)), lease)
             return taken, seq2 or seq
-        if not n and q.plain and not q.timed:
-            item = q.ready[0], q.ready_at[0], q.ready_bodies[0]
-            self._pop_plain(q)
-            return [(item, 0)], seq
         item, attempts, seq2 = self._pop_for(q, lease, n == 1)
         return [(item, attempts)], seq2 or seq
 
@@ -170,31 +167,30 @@ class AwaitMixin(TakeMixin):
 
     # -- for an AsyncQueueView (another object: public names) ---------------------------------
 
-    def view_put_fast(
-        self, name: str, item: Any, limit: int, stopped: Callable[[], bool], counted: Callable[[], None],
-        left: Callable[[], None],
-    ) -> bool:
+    def view_put_fast(self, name: str, item: Any, limit: int, tally: Tally, left: Callable[[], None]) -> bool:
         """The in-memory fast path of :meth:`view_put` (not blocking): add ``item`` to the
         existing queue ``name`` if it is plain (in memory, no ``maxlen``/``max_age``),
         nothing is timed, it has room (fewer than ``limit`` ready, 0: no bound) and the
-        view and the MessageQueue are open; whether it did (if not, nothing changed and
-        :meth:`view_put` decides). O(1). Thread-safe (takes the mutex).
+        view (``tally.shut_down``) and the MessageQueue are open, counting it in
+        ``tally.unfinished``; whether it did (if not, nothing changed and :meth:`view_put`
+        decides). O(1). Thread-safe (takes the mutex).
         """
         with self.mutex:
             q = self._queues.get(name)
-            if (q is None or q.timed or not q.plain or not q.exists or self._persistent or self._closed
-                    or 0 < limit <= len(q.ready) or stopped()):
+            if (q is None or not q.simple or self._persistent or 0 < limit <= len(q.ready)
+                    or tally.shut_down):  # not simple once closed
                 return False
             self._last_id = msg_id = self._last_id + 1
             q.ready.append(msg_id)
             q.ready_at.append(self._clock())
             q.ready_bodies.append(item)
             q.added += 1
-            counted()
-            if q.watch is None:
-                q.watch = {}
+            tally.unfinished += 1
+            watch = q.watch
+            if watch is None:
+                watch = q.watch = {}
                 q.bare = False
-            q.watch[msg_id] = left
+            watch[msg_id] = left
             if q.getters:
                 q.wake()
             if not self._subscribers:
@@ -205,31 +201,26 @@ class AwaitMixin(TakeMixin):
 
     def view_get_fast(self, name: str) -> Any:
         """The in-memory fast path of a view's get: the oldest ready body of ``name``, taken
-        for good, if the queue is plain and nothing is timed; else :data:`MISSING` (nothing
-        changed). O(1). Thread-safe (takes the mutex).
+        for good (what :meth:`_pop_for` does, with nothing to record), if the queue is
+        plain and nothing is timed; else :data:`MISSING` (nothing changed). O(1).
+        Thread-safe (takes the mutex).
         """
         with self.mutex:
             q = self._queues.get(name)
-            if q is None or not q.ready or q.timed or not q.plain or self._closed:
+            if q is None or not q.simple or not q.ready:  # not simple once closed
                 return MISSING
-            return self._pop_plain(q)
-
-    @staticmethod
-    def _pop_plain(q: QueueState) -> Any:
-        """Take the oldest ready message of a plain queue with nothing timed for good (what
-        :meth:`_pop_for` does, with nothing to record); return its body. O(1)."""
-        msg_id = q.ready.popleft()
-        q.ready_at.popleft()
-        q.removed += 1
-        if q.attempts:
-            q.attempts.pop(msg_id, None)
-        watch = q.watch
-        if watch is not None and watch.pop(msg_id, None) is not None and not watch:
-            q.watch = None  # as _delivered, without retime: plain, nothing timed
-            q.bare = q.exists
-        if q.putters:
-            q.wake_putters()
-        return q.ready_bodies.popleft()
+            msg_id = q.ready.popleft()
+            q.ready_at.popleft()
+            q.removed += 1
+            if q.attempts:
+                q.attempts.pop(msg_id, None)
+            watch = q.watch
+            if watch is not None and watch.pop(msg_id, None) is not None and not watch:
+                q.watch = None  # as _delivered, without retime: simple stays
+                q.bare = True
+            if q.putters:
+                q.wake_putters()
+            return q.ready_bodies.popleft()
 
     async def view_aput(
         self, name: str, item: Any, room: Callable[[], int], stopped: Callable[[], bool],

@@ -296,7 +296,7 @@ class CoreBase:
                 except StoreError as exc:
                     error = exc
             for q in self._queues.values():
-                q.bare = q.lean = False  # the fast paths check no _closed: they see these
+                q.bare = q.lean = q.simple = False  # the fast paths check no _closed: they see these
                 q.wake_all()
         if error is not None:
             logger.warning("could not record the last id at close (%s); the next ids skip a block", error)

@@ -49,7 +49,7 @@ class QueueState:
         "dead_letter", "delayed", "dropped", "durable", "exists", "expired", "fed", "getters",
         "lean", "leases", "max_age", "max_attempts", "maxlen", "name", "not_empty", "not_full",
         "overflow", "plain", "putters", "ready", "ready_at", "ready_bodies", "removed", "reserved",
-        "timed", "watch",
+        "simple", "timed", "watch",
     )
 
     def __init__(self, name: str, mutex: threading.Lock, durable: bool) -> None:
@@ -89,6 +89,7 @@ class QueueState:
         self.plain = not durable  # no maxlen, no max_age, not durable: fast paths apply
         self.lean = durable  # durable, existing, no maxlen: the durable fast path applies
         self.bare = not durable  # plain, existing, nothing timed: the in-memory fast paths apply
+        self.simple = self.bare  # bare but for ``watch``: the views' fast paths apply
         self.added = self.removed = self.expired = self.dropped = self.dead = 0
 
     # -- options -----------------------------------------------------------------
@@ -110,7 +111,8 @@ class QueueState:
         self.timed = bool(self.delayed) or bool(self.leases) or self.max_age is not None or self.fed
         self.plain = self.maxlen is None and self.max_age is None and not self.durable
         self.lean = self.durable and self.exists and self.maxlen is None
-        self.bare = self.plain and self.exists and not self.timed and self.watch is None
+        self.simple = self.plain and self.exists and not self.timed
+        self.bare = self.simple and self.watch is None
 
     # -- ready messages ------------------------------------------------------------
 
@@ -224,7 +226,7 @@ class QueueState:
 
     def delay(self, due: float, item: Item, front: bool) -> None:
         self.delayed.add((due, item[0], item[1], item[2], front))
-        self.timed, self.bare = True, False
+        self.timed, self.bare, self.simple = True, False, False
 
     def reserve(self, item: Item, lease_due: Optional[float]) -> int:
         """Move ``item`` (already taken from ready) to reserved; return its attempts."""
@@ -234,7 +236,7 @@ class QueueState:
         self.reserved[msg_id] = (msg_id, item[1], item[2], lease_due)
         if lease_due is not None:
             self.leases.add((lease_due, msg_id))
-            self.timed, self.bare = True, False
+            self.timed, self.bare, self.simple = True, False, False
             if self.getters:
                 self.wake()  # a getter may sleep past the lease's end
         return attempts
@@ -255,7 +257,7 @@ class QueueState:
             taken.append((item, n))
         if lease_due is not None:
             self.leases.update((lease_due, item[0]) for item, _ in taken)
-            self.timed, self.bare = True, False
+            self.timed, self.bare, self.simple = True, False, False
             if self.getters:
                 self.wake()  # a getter may sleep past the leases' end
         return taken

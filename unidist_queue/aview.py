@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Generic, NoReturn
 
 from ._atake import joiners
 from ._awaiting import wake_every
-from ._viewcore import Sizes, ViewCore
+from ._viewcore import Sizes, Tally, ViewCore
 from .errors import Empty, Full, QueueEmpty, QueueFull, QueueShutDown, ShutDown
 from .message import MISSING, T
 
@@ -61,16 +61,16 @@ class AsyncQueueView(Sizes, Generic[T]):
         self.name = name
         self.maxsize: int = maxsize  # settable, as asyncio.Queue's (a float works too)
         self._mutex = core.mutex
-        self._unfinished = 0  # items put here and not yet done (under the mutex)
+        # items put here and not yet done, and the shut-down flag (under the mutex; shared
+        # with the core's put fast path)
+        self._tally = Tally()
         self._joiners = joiners()  # coroutines in join(): woken by task_done, _left, shutdown
-        self._shut_down = False
-        # the callbacks the core calls under the mutex, bound once (put's hot path)
-        self._stopped, self._count, self._leave = self._is_shut_down, self._counted, self._left
+        self._leave = self._left  # bound once (put's hot path)
 
     @property
     def is_shutdown(self) -> bool:
         """Whether :meth:`shutdown` was called."""
-        return self._shut_down
+        return self._tally.shut_down
 
     # -- putting ---------------------------------------------------------------------------
 
@@ -80,7 +80,7 @@ class AsyncQueueView(Sizes, Generic[T]):
 
         :raises QueueShutDown: the view was shut down or the MessageQueue closed.
         """
-        if self._core.view_put_fast(self.name, item, self.maxsize, self._stopped, self._count, self._leave):
+        if self._core.view_put_fast(self.name, item, self.maxsize, self._tally, self._leave):
             return
         try:
             await self._core.view_aput(self.name, item, self._room, self._is_shut_down, self._counted,
@@ -94,7 +94,7 @@ class AsyncQueueView(Sizes, Generic[T]):
         :raises QueueFull: ``full()``.
         :raises QueueShutDown: the view was shut down or the MessageQueue closed.
         """
-        if self._core.view_put_fast(self.name, item, self.maxsize, self._stopped, self._count, self._leave):
+        if self._core.view_put_fast(self.name, item, self.maxsize, self._tally, self._leave):
             return
         try:
             self._core.view_put(self.name, item, False, None, self._room, self._is_shut_down, self._counted,
@@ -106,17 +106,18 @@ class AsyncQueueView(Sizes, Generic[T]):
         return self.maxsize
 
     def _counted(self) -> None:
-        self._unfinished += 1
+        self._tally.unfinished += 1
 
     def _left(self) -> None:
         """Under the mutex (called by the core): an item put here left undelivered."""
-        if self._unfinished > 0:
-            self._unfinished -= 1
-            if not self._unfinished:
+        tally = self._tally
+        if tally.unfinished > 0:
+            tally.unfinished -= 1
+            if not tally.unfinished:
                 wake_every(self._joiners)
 
     def _is_shut_down(self) -> bool:
-        return self._shut_down
+        return self._tally.shut_down
 
     # -- getting ---------------------------------------------------------------------------
 
@@ -160,11 +161,12 @@ class AsyncQueueView(Sizes, Generic[T]):
 
         :raises ValueError: no item put through the view is pending.
         """
+        tally = self._tally
         with self._mutex:
-            if self._unfinished <= 0:
+            if tally.unfinished <= 0:
                 raise ValueError("task_done() called too many times")
-            self._unfinished -= 1
-            if not self._unfinished:
+            tally.unfinished -= 1
+            if not tally.unfinished:
                 wake_every(self._joiners)
 
     async def join(self) -> None:
@@ -175,7 +177,7 @@ class AsyncQueueView(Sizes, Generic[T]):
         await self._core.view_ajoin(self.name, self._unfinished_tasks, self._joiners)
 
     def _unfinished_tasks(self) -> int:
-        return self._unfinished
+        return self._tally.unfinished
 
     # -- shutting down -----------------------------------------------------------------------
 
@@ -187,18 +189,19 @@ class AsyncQueueView(Sizes, Generic[T]):
         done for :meth:`join`. Blocked callers wake. The MessageQueue stays open.
         """
         with self._mutex:
-            self._shut_down = True
+            self._tally.shut_down = True
         self._core.view_shutdown(self.name, immediate, self._removed)
         if immediate:
             with self._mutex:
-                if not self._unfinished:
+                if not self._tally.unfinished:
                     wake_every(self._joiners)
 
     def _removed(self) -> None:
-        if self._unfinished > 0:
-            self._unfinished -= 1
+        if self._tally.unfinished > 0:
+            self._tally.unfinished -= 1
 
     def __repr__(self) -> str:
-        tasks = f" tasks={self._unfinished}" if self._unfinished else ""
-        shut = " shutdown" if self._shut_down else ""
+        unfinished = self._tally.unfinished
+        tasks = f" tasks={unfinished}" if unfinished else ""
+        shut = " shutdown" if self._tally.shut_down else ""
         return f"<AsyncQueueView {self.name!r} maxsize={self.maxsize!r}{tasks}{shut}>"

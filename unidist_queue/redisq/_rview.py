@@ -44,6 +44,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from .._awaiting import Waiter, sleep_on, unpark, wake_every
+from .._viewcore import Tally
 from ..errors import Full, ShutDown, StoreError
 from ..message import MISSING, Message
 
@@ -204,10 +205,7 @@ class RedisViewCore:
                 raise Full(f"queue {name!r} is full for this view")
             self._mq.wait_change(name, generation, remaining)
 
-    def view_put_fast(
-        self, name: str, item: Any, limit: int, stopped: Callable[[], bool], counted: Callable[[], None],
-        left: Callable[[], None],
-    ) -> bool:
+    def view_put_fast(self, name: str, item: Any, limit: int, tally: Tally, left: Callable[[], None]) -> bool:
         """No fast path over Redis: always ``False`` (the caller takes the general path)."""
         return False
 
