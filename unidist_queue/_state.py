@@ -324,7 +324,7 @@ class QueueState:
         return found
 
     def promote_id(self, msg_id: int) -> None:
-        """Move the delayed message ``msg_id`` to the ready deque (replay of ``promote``)."""
+        """Move the delayed message ``msg_id`` to the ready deques (replay of ``promote``)."""
         for entry in self.delayed:
             if entry[1] == msg_id:
                 self.delayed.remove(entry)
