@@ -21,6 +21,7 @@ from ._state import INF, Item, QueueState
 from ._taking import TakeMixin
 from ._util import check_count, check_seconds, deadline_of
 from ._viewcore import Tally
+from ._watched import Watched
 from .errors import Full
 from .message import MISSING, Message
 
@@ -188,9 +189,12 @@ class AwaitMixin(TakeMixin):
             tally.unfinished += 1
             watch = q.watch
             if watch is None:
-                watch = q.watch = {}
+                watch = q.watch = Watched()
                 q.bare = False
-            watch[msg_id] = left
+            if watch.hi == msg_id - 1 and watch.left is left:  # the run grows (Watched.__setitem__)
+                watch.hi = msg_id
+            else:
+                watch[msg_id] = left
             if q.getters:
                 q.wake()
             if not self._subscribers:
@@ -215,9 +219,15 @@ class AwaitMixin(TakeMixin):
             if q.attempts:
                 q.attempts.pop(msg_id, None)
             watch = q.watch
-            if watch is not None and watch.pop(msg_id, None) is not None and not watch:
-                q.watch = None  # as _delivered, without retime: simple stays
-                q.bare = True
+            if watch is not None:
+                if msg_id == watch.lo <= watch.hi:  # the run's first (Watched.pop)
+                    watch.lo = msg_id + 1
+                    if msg_id == watch.hi and not watch.rest:
+                        q.watch = None  # as _delivered, without retime: simple stays
+                        q.bare = True
+                elif watch.pop(msg_id) is not None and not watch:
+                    q.watch = None
+                    q.bare = True
             if q.putters:
                 q.wake_putters()
             return q.ready_bodies.popleft()

@@ -17,6 +17,7 @@ from ._corebase import Subscriber, logger, not_a_name
 from ._settling import SettleMixin
 from ._state import INF, QueueState
 from ._util import remaining
+from ._watched import Watched
 from .errors import Full, SerializationError, ShutDown
 from .message import Message, QueueStats
 from .store.base import Store
@@ -250,7 +251,7 @@ class QueueCore(AddMixin, AwaitMixin, SettleMixin):
                     self._heard(q)
                     counted()
                     if q.watch is None:
-                        q.watch = {}
+                        q.watch = Watched()
                         q.retime()
                     q.watch[msg_id] = left
                     break

@@ -22,11 +22,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from itertools import repeat
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from sortedcontainers import SortedList
 
 from ._awaiting import Waiter, wake_every, wake_first
+from ._watched import Watched
 
 Item = Tuple[int, float, Any]
 """A ready message: ``(id, enqueued_at, body)``."""
@@ -64,7 +65,7 @@ class QueueState:
         self.fed = False  # another queue moves messages here past its max_attempts (core sets it)
         # ids of messages put through a QueueView and not yet delivered -> the view's
         # callback for one that leaves undelivered (None when there is none: fast paths)
-        self.watch: Optional[Dict[int, Callable[[], None]]] = None
+        self.watch: Optional[Watched] = None
         # the ready messages, oldest first: ids, enqueued_at and bodies, always of one length
         self.ready: Deque[int] = deque()
         self.ready_at: Deque[float] = deque()

@@ -84,7 +84,7 @@ class AsyncQueueView(Sizes, Generic[T]):
             return
         try:
             await self._core.view_aput(self.name, item, self._room, self._is_shut_down, self._counted,
-                                       self._left)
+                                       self._leave)
         except (ShutDown, Full) as exc:
             _reraise(exc)
 
@@ -98,7 +98,7 @@ class AsyncQueueView(Sizes, Generic[T]):
             return
         try:
             self._core.view_put(self.name, item, False, None, self._room, self._is_shut_down, self._counted,
-                                self._left)
+                                self._leave)
         except (ShutDown, Full) as exc:
             _reraise(exc)
 
