@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Optional, Tuple
 
+from ._convoy import acquire_contended
 from ._corebase import ID_BLOCK, not_a_name
 from ._state import INF, QueueState
 from ._timed import TimedMixin
@@ -38,7 +39,10 @@ class AddMixin(TimedMixin):
         """
         if delay is None and timeout is None:
             if not self._persistent:
-                with self.mutex:
+                mutex = self.mutex
+                if not mutex.acquire(False):  # see _convoy: no lock convoy between threads
+                    acquire_contended(mutex)
+                try:
                     try:
                         q = self._queues.get(queue)
                     except TypeError:  # unhashable: not a str (the try is free otherwise)
@@ -56,6 +60,8 @@ class AddMixin(TimedMixin):
                         self._news.append(queue)
                     else:
                         msg_id = 0
+                finally:
+                    mutex.release()
                 if msg_id:
                     self._commit(0)  # tells the subscribers
                     return msg_id

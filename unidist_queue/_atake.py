@@ -16,6 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
 
 from ._awaiting import Waiter, sleep_on, unpark
+from ._convoy import acquire_contended
 from ._corebase import not_a_name
 from ._state import INF, Item, QueueState
 from ._taking import TakeMixin
@@ -43,7 +44,10 @@ class AwaitMixin(TakeMixin):
     async def aget(self, queue: str, *, timeout: Optional[float] = None) -> Any:
         """See :meth:`MessageQueue.aget`."""
         if timeout is None or (timeout.__class__ in (int, float) and timeout >= 0):
-            with self.mutex:
+            mutex = self.mutex
+            if not mutex.acquire(False):  # see _convoy: no lock convoy between threads
+                acquire_contended(mutex)
+            try:
                 try:
                     q = self._queues.get(queue)
                 except TypeError:  # unhashable: not a str (the try is free otherwise)
@@ -55,6 +59,8 @@ class AwaitMixin(TakeMixin):
                     if q.putters:
                         q.wake_putters()
                     return q.ready_bodies.popleft()
+            finally:
+                mutex.release()
         return (await self.await_take(queue, timeout, None, 0, None))[0][0][2]
 
     async def areserve(
@@ -176,7 +182,10 @@ class AwaitMixin(TakeMixin):
         ``tally.unfinished``; whether it did (if not, nothing changed and :meth:`view_put`
         decides). O(1). Thread-safe (takes the mutex).
         """
-        with self.mutex:
+        mutex = self.mutex
+        if not mutex.acquire(False):  # see _convoy: no lock convoy with a producer thread
+            acquire_contended(mutex)
+        try:
             q = self._queues.get(name)
             if (q is None or not q.simple or self._persistent or 0 < limit <= len(q.ready)
                     or tally.shut_down):  # not simple once closed
@@ -200,6 +209,8 @@ class AwaitMixin(TakeMixin):
             if not self._subscribers:
                 return True
             self._heard(q)
+        finally:
+            mutex.release()
         self._commit(0)  # tells the subscribers
         return True
 
@@ -209,7 +220,10 @@ class AwaitMixin(TakeMixin):
         plain and nothing is timed; else :data:`MISSING` (nothing changed). O(1).
         Thread-safe (takes the mutex).
         """
-        with self.mutex:
+        mutex = self.mutex
+        if not mutex.acquire(False):  # see _convoy: no lock convoy with a producer thread
+            acquire_contended(mutex)
+        try:
             q = self._queues.get(name)
             if q is None or not q.simple or not q.ready:  # not simple once closed
                 return MISSING
@@ -231,6 +245,8 @@ class AwaitMixin(TakeMixin):
             if q.putters:
                 q.wake_putters()
             return q.ready_bodies.popleft()
+        finally:
+            mutex.release()
 
     async def view_aput(
         self, name: str, item: Any, room: Callable[[], int], stopped: Callable[[], bool],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Tuple
 
+from ._convoy import acquire_contended
 from ._corebase import not_a_name
 from ._state import INF, Item, QueueState
 from ._timed import TimedMixin
@@ -26,7 +27,10 @@ class TakeMixin(TimedMixin):
 
     def oldest(self, queue: str, *, remove: bool = True, default: Any = MISSING) -> Any:
         """See :meth:`MessageQueue.oldest`."""
-        with self.mutex:
+        mutex = self.mutex
+        if not mutex.acquire(False):  # see _convoy: no lock convoy between threads
+            acquire_contended(mutex)
+        try:
             try:
                 q = self._queues.get(queue)
             except TypeError:  # unhashable: not a str (the try is free otherwise)
@@ -40,6 +44,8 @@ class TakeMixin(TimedMixin):
                 if q.putters:
                     q.wake_putters()
                 return q.ready_bodies.popleft()
+        finally:
+            mutex.release()
         return self._take(queue, remove, default, True)
 
     def newest(self, queue: str, *, remove: bool = True, default: Any = MISSING) -> Any:
@@ -78,7 +84,10 @@ class TakeMixin(TimedMixin):
     def get(self, queue: str, *, timeout: Optional[float] = None) -> Any:
         """See :meth:`MessageQueue.get`."""
         if timeout is None or (timeout.__class__ in (int, float) and timeout >= 0):
-            with self.mutex:
+            mutex = self.mutex
+            if not mutex.acquire(False):  # see _convoy: no lock convoy between threads
+                acquire_contended(mutex)
+            try:
                 try:
                     q = self._queues.get(queue)
                 except TypeError:  # unhashable: not a str (the try is free otherwise)
@@ -90,6 +99,8 @@ class TakeMixin(TimedMixin):
                     if q.putters:
                         q.wake_putters()
                     return q.ready_bodies.popleft()
+            finally:
+                mutex.release()
         return self._wait_take(queue, timeout, None, False)[2]
 
     def reserve(
