@@ -244,13 +244,12 @@ class AwaitMixin(TakeMixin):
             q.attempts.pop(msg_id, None)
         watch = q.watch
         if watch is not None:
-            if msg_id == watch.lo <= watch.hi:  # the run's first (Watched.pop)
+            if msg_id == watch.lo <= watch.hi:  # the run's first: Watched.pop, inlined
                 watch.lo = msg_id + 1
-                if msg_id == watch.hi and not watch.rest:
-                    q.watch = None  # as _delivered, without retime: simple stays
-                    q.bare = True
-            elif watch.pop(msg_id) is not None and not watch:
-                q.watch = None
+            else:
+                watch.pop(msg_id)
+            if watch.lo > watch.hi and not watch.rest:  # nothing watched any more
+                q.watch = None  # as _delivered, without retime: simple stays
                 q.bare = True
         if q.putters:
             q.wake_putters()
