@@ -38,6 +38,7 @@ def meanwhile(mq: MessageQueue, monkeypatch: pytest.MonkeyPatch, change: Callabl
         return real(body)
 
     monkeypatch.setattr(store, "encode", encode)
+    monkeypatch.setattr(store, "pickle_protocol", None)  # or the add pickles without encode
     return encoded
 
 

@@ -248,3 +248,18 @@ def test_a_new_archive_that_cannot_be_made_leaves_nothing_behind(
     monkeypatch.undo()
     fill(path, 1)
     assert reopened(path) == [0]
+
+
+@pytest.mark.parametrize("policy", ["never", "always"])
+def test_a_store_closed_under_its_queue_refuses_adds_and_writes_nothing(path: str, policy: str) -> None:
+    store = FileStore(path, fsync=policy)
+    mq = MessageQueue(store=store)
+    mq.add("q", 1)
+    size = file_size(path)
+    store.close()
+    for add in (lambda: mq.add("q", 2), lambda: mq.add_many("q", [3, 4])):
+        with pytest.raises(StoreError, match="the store is closed"):
+            add()
+    assert mq.all("q") == [1] and file_size(path) == size
+    mq.close()
+    assert reopened(path) == [1]

@@ -90,6 +90,12 @@ class Store(abc.ABC):
     #: (a store that batches commits of concurrent writers uses it; see :meth:`enter`).
     group_commit: bool = False
 
+    #: Not ``None`` when :meth:`encode` is exactly ``pickle.dumps(body, pickle_protocol)``
+    #: but for the exception it raises: the durable add then calls ``pickle.dumps``
+    #: itself, and :meth:`encode` only when that raised, for the error to raise (a call
+    #: fewer per add: ~2%, 'add, fsync="never"' in ``benchmarks/bench_store.py``).
+    pickle_protocol: Optional[int] = None
+
     def enter(self) -> None:  # noqa: B027 (an optional hook: a no-op unless overridden)
         """A thread is about to append: called once the body is encoded, before the queue lock.
 

@@ -51,6 +51,7 @@ class Closing(ArchiveWriter):
         """
         if self._forked:
             self._closed = True
+            self._relive()
             return
         commit = self._commit
         commit.stop()
@@ -63,6 +64,7 @@ class Closing(ArchiveWriter):
             if self._fd >= 0 and self._failed is None:
                 commit.sync_now()  # covers every waiter: each has appended already
             self._closed = True
+            self._relive()
             commit.release_all()  # appended during the last fsync: they raise "closed"
             with forksafe.guard():  # no fork between forgetting a descriptor and closing it
                 fds = [*self._retired, self._fd, self._lock_fd]
@@ -87,7 +89,7 @@ class Closing(ArchiveWriter):
         fds = {self._lock_fd, self._fd, *self._retired, -1 if prepared is None else prepared[1]}
         self._forked = True
         self._commit.disown()
-        self._framer = None
+        self._framer = self._live = None
         self.compaction_due = False
         self._retired, self._prepared, self._fd, self._lock_fd = [], None, -1, -1
         for fd in fds:

@@ -179,8 +179,11 @@ class FileStore(Closing, Store):
         if found.serializer is not None:
             self._adopt(found.serializer)
         self._seq = found.last_seq
+        self._compact_seq = self._seq + self._compact_at
+        self._serializer_known()
         if not self.read_only:
             self._open_tail(found.tail, found.base)
+            self._relive()
         interval = self.fsync_interval if self.fsync == "interval" and not self.read_only else None
         self._commit.start(found.last_seq, interval)
         return found.state, found.records
@@ -271,6 +274,7 @@ class FileStore(Closing, Store):
     def _fail(self, reason: str) -> None:
         """With the mutex held: refuse writes from now on (an fsync failed)."""
         self._failed = reason
+        self._relive()
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -302,7 +306,7 @@ class FileStore(Closing, Store):
         if self._prepared is None and not self._reuse_gen:
             raise StoreError("FileStore.prepare_snapshot() must be called before begin_snapshot()")
         with self._mutex:
-            self._since = 0
+            self._compact_seq = self._seq + self._compact_at
             self.compaction_due = False
             if self._prepared is None:
                 return self._gen, self._seq
@@ -310,6 +314,7 @@ class FileStore(Closing, Store):
             self._retired.append(self._fd)  # each descriptor stays named, for _disown
             self._fd, self._framer, self._end, self._gen = fd, framer, HEADER.size, gen
             self._prepared = None
+            self._relive()
             return gen, self._seq
 
     def write_snapshot(self, state: State, token: Any) -> None:

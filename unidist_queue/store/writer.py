@@ -42,9 +42,11 @@ class ArchiveWriter:
     State (set by the store, see :class:`~unidist_queue.FileStore`): ``_fd`` and
     ``_framer``, the archive appends go to (``-1``/``None`` until it is opened);
     ``_end``, the offset after its last record; ``_seq``, the seq of the last record
-    written; ``_since``, records since the last snapshot began; ``_failed`` (why writes
-    are refused, or ``None``), ``_closed`` and ``_forked`` (inherited through
-    ``os.fork()``).
+    written; ``_compact_seq``, the seq from which a snapshot is due; ``_failed`` (why
+    writes are refused, or ``None``), ``_closed`` and ``_forked`` (inherited through
+    ``os.fork()``). ``_live`` is ``_framer`` while appends are allowed (open, neither
+    read-only, failed nor closed), else ``None``: the appends' one test, kept by
+    :meth:`_relive`, which the store calls after changing any of those.
 
     Thread-safety: :meth:`append` and :meth:`append_batch` are called with the queue's
     lock held (never concurrently); :meth:`encode` from any thread.
@@ -54,6 +56,9 @@ class ArchiveWriter:
     #: (an attribute, set by :meth:`append`, cleared by ``begin_snapshot``).
     compaction_due: bool = False
 
+    #: See :attr:`.Store.pickle_protocol`; set by :meth:`_serializer_known`.
+    pickle_protocol: Optional[int] = None
+
     def __init__(self, path: str, serializer: Optional[Serializer], compact_every: Optional[int],
                  read_only: bool) -> None:
         self.path: str = path
@@ -62,9 +67,11 @@ class ArchiveWriter:
         self._compact_at = compact_every if compact_every is not None else sys.maxsize
         self._fd = -1
         self._framer: Optional[Framer] = None
+        self._live: Optional[Framer] = None
+        self.compaction_due = False  # an instance attribute: a class one is slower to read
         self._end = 0
         self._seq = 0
-        self._since = 0
+        self._compact_seq = self._compact_at
         self._failed: Optional[str] = None
         self._closed = False
         self._forked = False  # set in a child made by os.fork(): see FileStore._disown
@@ -93,8 +100,8 @@ class ArchiveWriter:
 
         :raises StoreError: as :meth:`append`.
         """
-        framer = self._framer
-        if framer is None or framer.tag_size or self._failed is not None or self._closed or self.read_only:
+        framer = self._live
+        if framer is None or framer.tag_size:
             return self.append(("add", queue, msg_id, enqueued_at, None), body)
         seq = self._seq + 1
         qb = framer.names.get(queue) or framer.name_bytes(queue)
@@ -108,8 +115,7 @@ class ArchiveWriter:
             self._short_write(written, len(data))
         self._end += written
         self._seq = seq
-        self._since = since = self._since + 1
-        if since >= self._compact_at:
+        if seq >= self._compact_seq:
             self.compaction_due = True
         return seq
 
@@ -122,8 +128,8 @@ class ArchiveWriter:
 
         :raises StoreError: the write failed, or the store is read-only, failed or closed.
         """
-        framer = self._framer
-        if framer is None or self._failed is not None or self._closed or self.read_only:
+        framer = self._live
+        if framer is None:
             framer = self._check_writable()  # raises
         seq = self._seq + 1
         data = framer.frame_record(seq, record, body)
@@ -135,8 +141,7 @@ class ArchiveWriter:
             self._short_write(written, len(data))
         self._end += written
         self._seq = seq
-        self._since = since = self._since + 1
-        if since >= self._compact_at:
+        if seq >= self._compact_seq:
             self.compaction_due = True
         return seq
 
@@ -153,8 +158,8 @@ class ArchiveWriter:
 
         :raises StoreError: the write failed, or the store is read-only, failed or closed.
         """
-        framer = self._framer
-        if framer is None or self._failed is not None or self._closed or self.read_only:
+        framer = self._live
+        if framer is None:
             framer = self._check_writable()  # raises
         n = len(records)
         seq = self._seq
@@ -163,8 +168,7 @@ class ArchiveWriter:
         frame = framer.frame_record
         self._write(b"".join([frame(seq + i, record, body) for i, (record, body) in enumerate(records, 1)]))
         self._seq = seq = seq + n
-        self._since = since = self._since + n
-        if since >= self._compact_at:
+        if seq >= self._compact_seq:
             self.compaction_due = True
         return seq
 
@@ -191,8 +195,19 @@ class ArchiveWriter:
             os.lseek(self._fd, self._end, os.SEEK_SET)
         except OSError as cut:
             self._failed = f"cannot cut back a failed write: {cut}"
+            self._relive()
             logger.error("%s: %s", self.path, self._failed)
         raise StoreError(f"{self.path}: cannot write to the archive: {exc}") from exc
+
+    def _serializer_known(self) -> None:
+        """Once the serializer is settled (at load): set :attr:`pickle_protocol` if it is pickle."""
+        if (self._serializer or _PICKLE) is _PICKLE:
+            self.pickle_protocol = PICKLE_PROTOCOL
+
+    def _relive(self) -> None:
+        """Refresh ``_live`` after ``_framer``, ``_failed`` or ``_closed`` changed. O(1)."""
+        ok = self._failed is None and not self._closed and not self.read_only and self._fd >= 0
+        self._live = self._framer if ok else None
 
     def _check_writable(self) -> Framer:
         """The framer of the archive appends go to; ``StoreError`` if nothing may be written."""
