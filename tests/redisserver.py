@@ -165,13 +165,17 @@ class Cluster:
         subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
                         "--cluster-yes"], check=True, capture_output=True, timeout=60)
         deadline = time.monotonic() + START_TIMEOUT
+        waiting = list(self.servers)  # each node decides on its own that the cluster is up
         while time.monotonic() < deadline:
-            out = subprocess.run([cli, "-p", str(self.servers[0].port), "cluster", "info"],
+            out = subprocess.run([cli, "-p", str(waiting[0].port), "cluster", "info"],
                                  capture_output=True, timeout=10).stdout
             if b"cluster_state:ok" in out:
-                return
+                del waiting[0]
+                if not waiting:
+                    return
+                continue
             time.sleep(0.1)
-        raise RuntimeError("the cluster did not reach cluster_state:ok")
+        raise RuntimeError("the cluster did not reach cluster_state:ok on every node")
 
     @property
     def ports(self) -> List[int]:
