@@ -15,7 +15,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
 
-from ._awaiting import Waiter, sleep_on, unpark
+from ._awaiting import WOKEN, Waiter, sleep_on, unpark
 from ._convoy import acquire_contended
 from ._corebase import not_a_name
 from ._state import INF, Item, QueueState
@@ -96,22 +96,35 @@ class AwaitMixin(TakeMixin):
         deadline = deadline_of(timeout)
         waiter: Optional[Waiter] = None
         q: Optional[QueueState] = None
+        mutex = self.mutex
         while True:
             seq = 0
             try:
-                with self.mutex:
+                mutex.acquire()  # not "with", and _commit only if due: the wake-up's latency
+                try:
                     if waiter is not None and q is not None:
-                        self._unpark(q, waiter, False)
-                        if not n and q.simple and q.ready:  # woken: the short way back (latency)
+                        if not n and q.simple and q.ready and waiter.state == WOKEN:
+                            # woken: the short way back (the wake-up's latency, bench_async.py);
+                            # _unpark inlined: the waker removed the entry, the queue exists
+                            q.getters -= 1
+                            q.aget_n -= 1
                             return [((0, 0.0, self._pop_simple(q)), 0)]
+                        self._unpark(q, waiter, False)
                     q, seq, wait = self._ready_or_wait(queue, deadline, True, stop)
                     if q.ready:
                         taken, seq = self._take_now(q, n, lease, seq)
                         return taken
                     waiter = self._park(q, False)
+                finally:
+                    mutex.release()
             finally:
-                self._commit(seq)
-            await self._sleep(q, waiter, wait, False)
+                if seq or self._news or self._deaths:  # as _commit's own tests
+                    self._commit(seq)
+            try:
+                await sleep_on(waiter, wait)
+            except BaseException as exc:
+                self._give_up(q, waiter, False, exc)
+                raise
 
     def _take_now(self, q: QueueState, n: int, lease: Optional[float], seq: int) -> Tuple[Taken, int]:
         """Take the oldest ready message (``n`` = 0) or reserve up to ``n`` of them."""
@@ -147,22 +160,20 @@ class AwaitMixin(TakeMixin):
         self._left_room(q)
         return woken
 
-    async def _sleep(self, q: QueueState, waiter: Waiter, wait: Optional[float], putter: bool) -> None:
-        """Sleep on ``waiter``; if cancelled, leave the room, passing on a wake-up received."""
+    def _give_up(self, q: QueueState, waiter: Waiter, putter: bool, exc: BaseException) -> None:
+        """A wait on ``waiter`` ended by ``exc`` (cancelled, say): leave the room, passing
+        on a wake-up received; the caller re-raises. (Not a coroutine around the await: a
+        frame fewer to resume at every wake-up, ``bench_async.py``'s latency.)"""
+        if not self._hold(exc):
+            return
         try:
-            await sleep_on(waiter, wait)
-        except BaseException as exc:
-            if not self._hold(exc):
-                raise
-            try:
-                if self._unpark(q, waiter, putter):
-                    if putter and q.putters:
-                        q.wake_putters()
-                    elif not putter and q.getters and q.ready:
-                        q.wake()
-            finally:
-                self.mutex.release()
-            raise
+            if self._unpark(q, waiter, putter):
+                if putter and q.putters:
+                    q.wake_putters()
+                elif not putter and q.getters and q.ready:
+                    q.wake()
+        finally:
+            self.mutex.release()
 
     def _hold(self, exc: BaseException) -> bool:
         """Take the mutex to clean up after ``exc`` interrupted a wait; whether it did.
@@ -194,16 +205,20 @@ class AwaitMixin(TakeMixin):
                 return False
             self._last_id = msg_id = self._last_id + 1
             q.ready.append(msg_id)
-            q.ready_at.append(self._clock())
+            clock = self._clock  # a call through a local: LOAD_METHOD does not specialize here
+            q.ready_at.append(clock())
             q.ready_bodies.append(item)
             q.added += 1
             tally.unfinished += 1
             watch = q.watch
             if watch is None:
                 watch = q.watch = Watched()
-                q.bare = False
+            q.bare = False  # something is watched
             if watch.hi == msg_id - 1 and watch.left is left:  # the run grows (Watched.__setitem__)
                 watch.hi = msg_id
+            elif watch.lo > watch.hi:  # the run is empty: it starts here (Watched.__setitem__)
+                watch.lo = watch.hi = msg_id
+                watch.left = left
             else:
                 watch[msg_id] = left
             if q.getters:
@@ -249,8 +264,11 @@ class AwaitMixin(TakeMixin):
             else:
                 watch.pop(msg_id)
             if watch.lo > watch.hi and not watch.rest:  # nothing watched any more
-                q.watch = None  # as _delivered, without retime: simple stays
+                # bare again, the empty Watched kept (see QueueState.retime) but not its
+                # callback (no view kept alive): the next put through a view restarts
+                # the run instead of making a Watched (a paced put's wake-up latency)
                 q.bare = True
+                watch.left = None
         if q.putters:
             q.wake_putters()
         return q.ready_bodies.popleft()
@@ -286,7 +304,11 @@ class AwaitMixin(TakeMixin):
                 with self.mutex:
                     self._unpark(q, waiter, True)
                 return
-            await self._sleep(q, waiter, None, True)
+            try:
+                await sleep_on(waiter, None)
+            except BaseException as exc:
+                self._give_up(q, waiter, True, exc)
+                raise
             with self.mutex:
                 self._unpark(q, waiter, True)
 

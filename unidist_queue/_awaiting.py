@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from threading import get_ident
-from typing import Any, Deque, List, Optional, Tuple
+from typing import Any, Awaitable, Deque, List, Optional, Tuple
 
 __all__ = [
     "DROPPED", "WAITING", "WOKEN", "Waiter", "resolve", "ring_every", "sleep_on", "unpark", "wake_every",
@@ -149,15 +149,20 @@ def unpark(room: Optional[Deque[Waiter]], waiter: Waiter) -> bool:
     return waiter.state == WOKEN
 
 
-async def sleep_on(waiter: Waiter, wait: Optional[float]) -> None:
+def sleep_on(waiter: Waiter, wait: Optional[float]) -> Awaitable[None]:
     """Wait until ``waiter`` is woken or ``wait`` seconds passed (``None``: no bound).
 
-    The bound is a ``loop.call_later`` that resolves the future (no task, no wait_for).
+    Returns what to await: with no bound, the future itself (no coroutine frame between
+    the waker and the woken: a wake-up's latency, ``bench_async.py``); else a coroutine
+    whose bound is a ``loop.call_later`` that resolves the future (no task, no wait_for).
     :raises asyncio.CancelledError: the calling task was cancelled (the caller unparks).
     """
     if wait is None:
-        await waiter.fut
-        return
+        return waiter.fut
+    return _sleep_bounded(waiter, wait)
+
+
+async def _sleep_bounded(waiter: Waiter, wait: float) -> None:
     timer = waiter.loop.call_later(wait, resolve, waiter.fut)
     try:
         await waiter.fut

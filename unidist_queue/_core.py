@@ -252,8 +252,8 @@ class QueueCore(AddMixin, AwaitMixin, SettleMixin):
                     counted()
                     if q.watch is None:
                         q.watch = Watched()
-                        q.retime()
                     q.watch[msg_id] = left
+                    q.bare = False  # something is watched
                     break
             # Durable now (dropped and made again since the body was looked at, perhaps
             # while this put waited for room): encode it, outside the mutex, and retry.

@@ -171,7 +171,8 @@ class CoreBase:
         Every call that may have changed a queue ends here, so no news is left behind:
         the thread that made a change tells of it (or a thread that came just after).
         ``AddMixin._add_durable`` skips the call when none of its four conditions holds
-        (``needs_commit``, ``compaction_due``, ``_news``, ``_deaths``): keep the two in step.
+        (``needs_commit``, ``compaction_due``, ``_news``, ``_deaths``), and
+        ``await_take`` when ``seq`` is 0 and neither of the last two holds: keep them in step.
         """
         if seq:
             store = self._store

@@ -113,7 +113,7 @@ class QueueState:
         self.plain = self.maxlen is None and self.max_age is None and not self.durable
         self.lean = self.durable and self.exists and self.maxlen is None
         self.simple = self.plain and self.exists and not self.timed
-        self.bare = self.simple and self.watch is None
+        self.bare = self.simple and not self.watch  # watch: None or empty (kept by _pop_simple)
 
     # -- ready messages ------------------------------------------------------------
 
